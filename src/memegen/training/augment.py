@@ -1,0 +1,89 @@
+"""Face-friendly augmentation on whole batches of grey tensors in [0, 1].
+
+Working on the batch with tensor ops keeps the two CPU cores busy with the
+network instead of a per-image Python loop. Only changes a face can undergo
+in a real photo: mirror, small tilt, zoom and shift, lighting, blur, sensor
+noise, an occluding patch. Never a vertical flip or a large rotation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: float = 0.5
+    max_rotation_deg: float = 12.0
+    scale: tuple[float, float] = (0.9, 1.12)
+    max_shift: float = 0.08
+    brightness: float = 0.2
+    contrast: float = 0.25
+    blur: float = 0.1
+    noise_std: float = 0.03
+    erase: float = 0.3
+    erase_area: tuple[float, float] = (0.02, 0.15)
+
+
+def augment(batch: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """A randomly altered copy of ``batch`` (N×1×H×W, values in [0, 1])."""
+    n = batch.shape[0]
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(n, generator=generator) * (high - low) + low
+
+    angle = uniform(-config.max_rotation_deg, config.max_rotation_deg) * math.pi / 180
+    scale = uniform(*config.scale)
+    mirror = torch.where(torch.rand(n, generator=generator) < config.flip, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = cos * mirror
+    theta[:, 0, 1] = -sin
+    theta[:, 1, 0] = sin * mirror
+    theta[:, 1, 1] = cos
+    theta[:, 0, 2] = uniform(-config.max_shift, config.max_shift) * 2
+    theta[:, 1, 2] = uniform(-config.max_shift, config.max_shift) * 2
+    grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+    out = F.grid_sample(batch, grid, padding_mode="border", align_corners=False)
+
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = uniform(1 - config.contrast, 1 + config.contrast).view(n, 1, 1, 1)
+    brightness = uniform(-config.brightness, config.brightness).view(n, 1, 1, 1) / 2
+    out = (out - mean) * contrast + mean + brightness
+
+    if config.blur > 0:
+        blurred = F.avg_pool2d(F.pad(out, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        chosen = (torch.rand(n, generator=generator) < config.blur).view(n, 1, 1, 1)
+        out = torch.where(chosen, blurred, out)
+    if config.noise_std > 0:
+        out = out + torch.randn(out.shape, generator=generator) * config.noise_std
+    if config.erase > 0:
+        out = _random_erase(out, config, generator)
+    return out.clamp_(0.0, 1.0)
+
+
+def _random_erase(batch: torch.Tensor, config: AugmentConfig, generator: torch.Generator):
+    n, _, height, width = batch.shape
+    chosen = torch.rand(n, generator=generator) < config.erase
+    area = torch.rand(n, generator=generator) * (config.erase_area[1] - config.erase_area[0])
+    area = area + config.erase_area[0]
+    aspect = torch.exp(torch.rand(n, generator=generator) * 2 * math.log(2) - math.log(2))
+    patch_h = (torch.sqrt(area * aspect) * height).clamp(1, height - 1).long()
+    patch_w = (torch.sqrt(area / aspect) * width).clamp(1, width - 1).long()
+    top = (torch.rand(n, generator=generator) * (height - patch_h)).long()
+    left = (torch.rand(n, generator=generator) * (width - patch_w)).long()
+    rows = torch.arange(height).view(1, height, 1)
+    cols = torch.arange(width).view(1, 1, width)
+    mask = (
+        (rows >= top.view(n, 1, 1))
+        & (rows < (top + patch_h).view(n, 1, 1))
+        & (cols >= left.view(n, 1, 1))
+        & (cols < (left + patch_w).view(n, 1, 1))
+        & chosen.view(n, 1, 1)
+    ).unsqueeze(1)
+    fill = torch.rand(n, 1, 1, 1, generator=generator).expand_as(batch)
+    return torch.where(mask, fill, batch)

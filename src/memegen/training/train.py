@@ -1,0 +1,199 @@
+"""Train one expression CNN, with checkpoints to resume from and a JSON-lines log.
+
+A run lives in one folder: ``config.json`` (what was asked), ``log.jsonl`` (one
+line per epoch), ``last.pt`` (resume point, written every epoch) and
+``best.pt`` (the weights with the best held-out accuracy). Running the same
+command again resumes from ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from memegen import LABELS
+from memegen.training.architectures import build
+from memegen.training.augment import AugmentConfig, augment
+from memegen.training.datasets import FaceDataset
+
+
+@dataclass
+class TrainConfig:
+    family: str = "vgg"
+    width: int = 24
+    depth: int = 2
+    dropout: float = 0.3
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    seed: int = 0
+    threads: int = 2
+    mean: float = 0.5
+    std: float = 0.25
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        values = dict(values)
+        augment_values = values.pop("augment", {})
+        if "scale" in augment_values:
+            augment_values["scale"] = tuple(augment_values["scale"])
+        if "erase_area" in augment_values:
+            augment_values["erase_area"] = tuple(augment_values["erase_area"])
+        return cls(**values, augment=AugmentConfig(**augment_values))
+
+
+@dataclass
+class TrainResult:
+    best_accuracy: float
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+
+
+def build_model(config: TrainConfig) -> torch.nn.Module:
+    return build(config.family, len(LABELS), config.width, config.depth, config.dropout)
+
+
+def _to_tensor(images: np.ndarray, config: TrainConfig) -> torch.Tensor:
+    return torch.from_numpy(images).float().div_(255.0).unsqueeze(1)
+
+
+def _normalise(batch: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    return ((batch - config.mean) / config.std).contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def predict_probabilities(
+    model: torch.nn.Module, images: np.ndarray, config: TrainConfig, batch_size: int = 512
+) -> np.ndarray:
+    """Class probabilities for grey uint8 crops, averaged over the crop and its mirror."""
+    model.eval()
+    outputs = []
+    pixels = _to_tensor(images, config)
+    for start in range(0, len(pixels), batch_size):
+        batch = _normalise(pixels[start : start + batch_size], config)
+        probabilities = F.softmax(model(batch), dim=1) + F.softmax(model(batch.flip(3)), dim=1)
+        outputs.append((probabilities / 2).numpy())
+    return np.concatenate(outputs)
+
+
+def train(
+    config: TrainConfig,
+    train_set: FaceDataset,
+    val_set: FaceDataset,
+    run_dir: Path,
+    sample_weights: np.ndarray | None = None,
+    class_weights: np.ndarray | None = None,
+    on_epoch=None,
+) -> TrainResult:
+    """Train (or resume) the run in ``run_dir``; ``on_epoch(epoch, accuracy)`` may raise to stop.
+
+    ``sample_weights`` draws each epoch's examples with replacement in proportion
+    to the weights (over-sampling); ``class_weights`` weights the loss.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+
+    model = build_model(config).to(memory_format=torch.channels_last)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    steps_per_epoch = max(1, len(train_set) // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser,
+        max_lr=config.learning_rate,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        pct_start=0.15,
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": -1, "seconds": 0.0}
+    last_path = run_dir / "last.pt"
+    if last_path.exists():
+        checkpoint = torch.load(last_path, weights_only=False)
+        model.load_state_dict(checkpoint["model"])
+        optimiser.load_state_dict(checkpoint["optimiser"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        generator.set_state(checkpoint["generator"])
+        state = checkpoint["state"]
+
+    pixels = _to_tensor(train_set.images, config)
+    labels = torch.from_numpy(train_set.labels)
+    loss_weights = None if class_weights is None else torch.as_tensor(class_weights).float()
+    draw_weights = None if sample_weights is None else torch.as_tensor(sample_weights).double()
+
+    while state["epoch"] < config.epochs:
+        started = time.perf_counter()
+        model.train()
+        if draw_weights is None:
+            order = torch.randperm(len(labels), generator=generator)
+        else:
+            order = torch.multinomial(draw_weights, len(labels), True, generator=generator)
+        total_loss = 0.0
+        for step in range(steps_per_epoch):
+            index = order[step * config.batch_size : (step + 1) * config.batch_size]
+            batch = _normalise(augment(pixels[index], config.augment, generator), config)
+            loss = F.cross_entropy(
+                model(batch),
+                labels[index],
+                weight=loss_weights,
+                label_smoothing=config.label_smoothing,
+            )
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            total_loss += loss.item()
+
+        probabilities = predict_probabilities(model, val_set.images, config)
+        accuracy = float((probabilities.argmax(1) == val_set.labels).mean())
+        state["epoch"] += 1
+        state["seconds"] += time.perf_counter() - started
+        if accuracy > state["best_accuracy"]:
+            state["best_accuracy"], state["best_epoch"] = accuracy, state["epoch"]
+            torch.save({"model": model.state_dict(), "config": asdict(config)}, run_dir / "best.pt")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "generator": generator.get_state(),
+                "state": state,
+            },
+            last_path,
+        )
+        line = {
+            "epoch": state["epoch"],
+            "loss": round(total_loss / steps_per_epoch, 4),
+            "val_accuracy": round(accuracy, 4),
+            "seconds": round(state["seconds"], 1),
+        }
+        with open(run_dir / "log.jsonl", "a") as log:
+            log.write(json.dumps(line) + "\n")
+        print(json.dumps(line), flush=True)
+        if on_epoch is not None:
+            on_epoch(state["epoch"], accuracy)
+
+    return TrainResult(
+        state["best_accuracy"], state["best_epoch"], state["epoch"], state["seconds"]
+    )
+
+
+def load_trained(run_dir: Path) -> tuple[torch.nn.Module, TrainConfig]:
+    """The best weights of a finished run and the config that built them."""
+    checkpoint = torch.load(run_dir / "best.pt", weights_only=False)
+    config = TrainConfig.from_dict(checkpoint["config"])
+    model = build_model(config)
+    model.load_state_dict(checkpoint["model"])
+    return model.eval(), config
