@@ -8,10 +8,6 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
-from memegen.training.datasets import load_class_folders, stratified_split
-from memegen.training.train import TrainConfig, train
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +37,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from memegen.training.datasets import load_class_folders, stratified_split
+    from memegen.training.train import TrainConfig, train
+
     config = TrainConfig(
         family=args.family,
         width=args.width,
@@ -69,12 +70,3 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="memegen")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

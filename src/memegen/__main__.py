@@ -1,0 +1,5 @@
+import sys
+
+from memegen.cli import main
+
+sys.exit(main())

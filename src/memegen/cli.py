@@ -1,0 +1,140 @@
+"""``memegen serve | make | analyze | train``: a thin shell around ``Pipeline``.
+
+Machine-readable output goes to stdout (JSON Lines for ``analyze``); progress
+and errors go to stderr, so ``memegen analyze DIR > out.jsonl`` stays clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from memegen import __version__
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memegen", description="Expression-aware meme generator."
+    )
+    parser.add_argument("--version", action="version", version=f"memegen {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the web page and the JSON API")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.set_defaults(handler=_serve)
+
+    make = commands.add_parser("make", help="turn one photo into a meme")
+    make.add_argument("image", type=Path)
+    make.add_argument("-o", "--output", type=Path,
+                      help="output file; .jpg, .png or .webp (default IMAGE-meme.jpg)")
+    make.add_argument("--top", help="top text (default: a caption for the mood)")
+    make.add_argument("--bottom", help="bottom text (default: a caption for the mood)")
+    make.add_argument("--style", default="classic")
+    make.add_argument("--seed", type=int, help="seed for a reproducible caption")
+    make.set_defaults(handler=_make)
+
+    analyze = commands.add_parser(
+        "analyze", help="print faces and expressions as JSON Lines, one line per image"
+    )
+    analyze.add_argument("paths", type=Path, nargs="+", help="images or folders (walked)")
+    analyze.add_argument("--whole-image", action="store_true",
+                         help="skip detection: the whole image is one face")
+    analyze.set_defaults(handler=_analyze)
+
+    try:
+        from memegen.training.commands import add_parser as add_training_parser
+    except ImportError:
+        pass
+    else:
+        add_training_parser(commands)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from memegen.config import Settings
+    from memegen.web import create_app
+    from memegen.web.server import serve
+
+    settings = Settings.from_env(host=args.host, port=args.port)
+    serve(create_app(settings), settings.host, settings.port, settings.threads)
+    return 0
+
+
+def _make(args: argparse.Namespace) -> int:
+    from memegen.imaging import ImageError, encode
+    from memegen.pipeline import Pipeline
+
+    output = args.output or Path(f"{args.image.stem}-meme.jpg")
+    fmt = OUTPUT_FORMATS.get(output.suffix.lower())
+    if fmt is None:
+        print(f"memegen: cannot write {output}: use .jpg, .png or .webp", file=sys.stderr)
+        return 2
+    try:
+        data = args.image.read_bytes()
+        meme = Pipeline().make_meme(
+            data, top=args.top, bottom=args.bottom, seed=args.seed, style=args.style
+        )
+    except (OSError, ImageError, ValueError) as error:
+        print(f"memegen: {args.image}: {_describe(error)}", file=sys.stderr)
+        return 2
+    output.write_bytes(encode(meme.image, fmt))
+    faces = len(meme.analysis.faces)
+    print(f"{output}  ({faces} face{'s' * (faces != 1)}, mood: {meme.mood})", file=sys.stderr)
+    print(output)
+    return 0
+
+
+def _walk(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(
+                child
+                for child in path.rglob("*")
+                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES
+            )
+        else:
+            yield path
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from memegen.imaging import ImageError
+    from memegen.pipeline import Pipeline
+
+    pipeline = Pipeline()
+    paths = list(_walk(args.paths))
+    failures = 0
+    for number, path in enumerate(paths, 1):
+        try:
+            analysis = pipeline.analyze(path.read_bytes(), whole_image=args.whole_image)
+            record = {"path": str(path), **analysis.to_dict()}
+        except (OSError, ImageError) as error:
+            failures += 1
+            record = {"path": str(path), "error": _describe(error)}
+        print(json.dumps(record), flush=True)
+        if number % 100 == 0 or number == len(paths):
+            print(f"analyzed {number}/{len(paths)}", file=sys.stderr, flush=True)
+    if failures:
+        print(f"{failures} of {len(paths)} could not be read", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _describe(error: Exception) -> str:
+    from memegen.imaging import ImageError
+
+    if isinstance(error, ImageError):
+        return error.message
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return str(error)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return args.handler(args)

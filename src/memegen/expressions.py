@@ -1,0 +1,96 @@
+"""Read each face's expression with the exported ensemble (ONNX Runtime only).
+
+The manifest beside the ONNX files says everything inference must know: the
+label order, each model's input size, normalisation and crop margin, and the
+per-class weight each model gets in the vote. Sessions are created once per
+process and shared by every thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from memegen import LABELS
+from memegen.facecrop import Box, crop_face
+
+
+@dataclass(frozen=True)
+class ExpressionModel:
+    name: str
+    session: ort.InferenceSession
+    input_size: int
+    mean: float
+    std: float
+    crop_margin: float
+    class_weights: np.ndarray
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class ExpressionClassifier:
+    """A per-class weighted soft vote of the manifest's models."""
+
+    def __init__(self, manifest_path: Path) -> None:
+        manifest = json.loads(Path(manifest_path).read_text())
+        if tuple(manifest["labels"]) != LABELS:
+            raise ValueError(f"{manifest_path}: labels {manifest['labels']} are not {LABELS}")
+        if not manifest["models"]:
+            raise ValueError(f"{manifest_path}: lists no models")
+        self.models = [
+            ExpressionModel(
+                name=entry["name"],
+                session=_session(Path(manifest_path).parent / entry["file"]),
+                input_size=entry["input"]["size"],
+                mean=entry["input"]["mean"],
+                std=entry["input"]["std"],
+                crop_margin=entry["input"]["crop_margin"],
+                class_weights=np.array(
+                    [entry["class_weights"][label] for label in LABELS], dtype=np.float32
+                ),
+            )
+            for entry in manifest["models"]
+        ]
+        self.weights = np.stack([model.class_weights for model in self.models])
+
+    def classify(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+        """Probabilities (faces × labels) for the faces at ``boxes`` in an RGB or grey image."""
+        if not boxes:
+            return np.zeros((0, len(LABELS)), dtype=np.float32)
+        crops: dict[tuple[int, float], np.ndarray] = {}
+        votes = []
+        for model in self.models:
+            key = (model.input_size, model.crop_margin)
+            if key not in crops:
+                crops[key] = np.stack(
+                    [crop_face(image, box, model.input_size, model.crop_margin) for box in boxes]
+                )
+            faces = (crops[key][:, None].astype(np.float32) / 255.0 - model.mean) / model.std
+            votes.append(model.session.run(None, {model.session.get_inputs()[0].name: faces})[0])
+        return weighted_vote(np.stack(votes), self.weights)
+
+
+def weighted_vote(probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Combine models × faces × labels probabilities with models × labels weights.
+
+    Each class's score is the weighted mean of the models' probabilities for it;
+    the scores are then renormalised so that each face's sum to one.
+    """
+    weighted = (probabilities * weights[:, None, :]).sum(axis=0) / weights.sum(axis=0)
+    return (weighted / weighted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def load_classifier(manifest_path: Path) -> ExpressionClassifier:
+    return ExpressionClassifier(manifest_path)

@@ -1,0 +1,155 @@
+"""The one path every front end takes: bytes → photo → faces → expressions → caption → meme.
+
+The web app, the API and the CLI only call ``Pipeline``; each step is a public
+method so that the benchmark can time the stages one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from memegen import LABELS
+from memegen.captions import Caption, CaptionBank
+from memegen.config import Settings
+from memegen.expressions import load_classifier
+from memegen.faces import Face, default_detector
+from memegen.imaging import Photo, load_photo
+from memegen.render import render_meme
+
+NO_FACE = "noface"
+
+
+@dataclass(frozen=True)
+class FaceReading:
+    """One face: its box in the original picture's pixels and what it seems to feel."""
+
+    box: tuple[int, int, int, int]
+    score: float
+    expression: str
+    scores: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {
+            "box": list(self.box),
+            "score": round(self.score, 4),
+            "expression": self.expression,
+            "scores": {label: round(p, 4) for label, p in self.scores.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Analysis:
+    width: int
+    height: int
+    faces: list[FaceReading] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "width": self.width,
+            "height": self.height,
+            "faces": [face.to_dict() for face in self.faces],
+        }
+
+
+@dataclass(frozen=True)
+class Meme:
+    image: Image.Image
+    analysis: Analysis
+    caption: Caption
+    mood: str
+
+
+class Pipeline:
+    """Holds the models (loaded once) and runs the stages; safe to share between threads."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.detector = default_detector()
+        self.classifier = load_classifier(self.settings.manifest)
+        self.captions = CaptionBank.load(self.settings.captions_dir)
+
+    def load(self, data: bytes) -> Photo:
+        settings = self.settings
+        return load_photo(
+            data,
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_pixels,
+            max_side=settings.decode_max_side,
+            min_side=settings.min_side,
+        )
+
+    def detect(self, photo: Photo, *, whole_image: bool = False) -> list[Face]:
+        """Every face, largest first; ``whole_image`` treats the picture as one face."""
+        if whole_image:
+            height, width = photo.pixels.shape[:2]
+            return [Face(box=(0.0, 0.0, float(width), float(height)), score=1.0, landmarks=())]
+        return self.detector.detect(photo.pixels)
+
+    def classify(self, photo: Photo, faces: list[Face]) -> list[FaceReading]:
+        probabilities = self.classifier.classify(photo.pixels, [face.box for face in faces])
+        return [
+            FaceReading(
+                box=_to_original(face.box, photo),
+                score=float(face.score),
+                expression=LABELS[int(np.argmax(row))],
+                scores={label: float(p) for label, p in zip(LABELS, row, strict=True)},
+            )
+            for face, row in zip(faces, probabilities, strict=True)
+        ]
+
+    def analyze(self, data: bytes, *, whole_image: bool = False) -> Analysis:
+        photo = self.load(data)
+        readings = self.classify(photo, self.detect(photo, whole_image=whole_image))
+        return Analysis(photo.width, photo.height, readings)
+
+    def pick_caption(
+        self,
+        analysis: Analysis,
+        *,
+        top: str | None = None,
+        bottom: str | None = None,
+        seed: int | None = None,
+    ) -> tuple[Caption, str]:
+        """The caption for the main (largest) face's mood; ``top``/``bottom`` replace its lines."""
+        mood = analysis.faces[0].expression if analysis.faces else NO_FACE
+        picked = self.captions.pick(mood, seed=seed)
+        caption = Caption(
+            top=picked.top if top is None else top,
+            bottom=picked.bottom if bottom is None else bottom,
+        )
+        return caption, mood
+
+    def make_meme(
+        self,
+        data: bytes,
+        *,
+        top: str | None = None,
+        bottom: str | None = None,
+        seed: int | None = None,
+        style: str = "classic",
+    ) -> Meme:
+        photo = self.load(data)
+        readings = self.classify(photo, self.detect(photo))
+        analysis = Analysis(photo.width, photo.height, readings)
+        caption, mood = self.pick_caption(analysis, top=top, bottom=bottom, seed=seed)
+        image = render_meme(
+            Image.fromarray(photo.pixels),
+            caption,
+            style=style,
+            max_side=self.settings.output_max_side,
+        )
+        return Meme(image, analysis, caption, mood)
+
+
+def _to_original(box: tuple[float, float, float, float], photo: Photo) -> tuple[int, int, int, int]:
+    scale = photo.scale
+    x1, y1, x2, y2 = (value / scale for value in box)
+    return (
+        max(0, round(x1)),
+        max(0, round(y1)),
+        min(photo.width, round(x2)),
+        min(photo.height, round(y2)),
+    )

@@ -1,0 +1,103 @@
+"""Write trained runs as ONNX files plus the manifest that inference reads.
+
+The exported graph takes normalised N×1×S×S crops and returns class
+probabilities averaged over the crop and its mirror image, so inference needs
+no knowledge of how a model was trained beyond what the manifest states.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from memegen import LABELS
+from memegen.training.train import TrainConfig, load_trained
+
+INPUT_NAME, OUTPUT_NAME = "faces", "probabilities"
+
+
+class MirrorAveraged(torch.nn.Module):
+    """Softmax of the network, averaged with the softmax on the mirrored crop."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        direct = F.softmax(self.network(faces), dim=1)
+        mirrored = F.softmax(self.network(torch.flip(faces, dims=[3])), dim=1)
+        return (direct + mirrored) / 2
+
+
+def export_onnx(network: torch.nn.Module, input_size: int, path: Path) -> None:
+    """Write ``network`` (wrapped in ``MirrorAveraged``) to ``path`` with a dynamic batch axis."""
+    wrapped = MirrorAveraged(network.eval()).eval()
+    example = torch.zeros(2, 1, input_size, input_size)
+    torch.onnx.export(
+        wrapped,
+        (example,),
+        str(path),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def model_entry(
+    name: str,
+    file_name: str,
+    config: TrainConfig,
+    crop_margin: float,
+    class_weights: Sequence[float] | None = None,
+    metrics: dict | None = None,
+) -> dict:
+    """One model's record in the manifest: file, preprocessing, vote weights, evidence."""
+    weights = np.ones(len(LABELS)) if class_weights is None else np.asarray(class_weights)
+    return {
+        "name": name,
+        "file": file_name,
+        "input": {
+            "size": 48,
+            "channels": 1,
+            "mean": config.mean,
+            "std": config.std,
+            "crop_margin": crop_margin,
+        },
+        "class_weights": {
+            label: round(float(w), 6) for label, w in zip(LABELS, weights, strict=True)
+        },
+        "architecture": {"family": config.family, "width": config.width, "depth": config.depth},
+        "metrics": metrics or {},
+    }
+
+
+def write_manifest(out_dir: Path, models: list[dict], voting_evidence: dict | None = None) -> Path:
+    manifest = {
+        "format_version": 1,
+        "labels": list(LABELS),
+        "voting": "per-class weighted soft vote",
+        "models": models,
+        "voting_evidence": voting_evidence or {},
+    }
+    path = out_dir / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def export_runs(run_dirs: Sequence[Path], out_dir: Path, crop_margin: float) -> Path:
+    """Export each run with equal vote weights; the ensemble step replaces them later."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for run_dir in run_dirs:
+        network, config = load_trained(run_dir)
+        file_name = f"{run_dir.name}.onnx"
+        export_onnx(network, 48, out_dir / file_name)
+        entries.append(model_entry(run_dir.name, file_name, config, crop_margin))
+    return write_manifest(out_dir, entries)

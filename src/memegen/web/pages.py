@@ -1,0 +1,31 @@
+"""The one HTML page (the app itself runs in ``static/app.js``) and the health check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, render_template
+
+from memegen import LABELS, __version__
+from memegen.web.state import state
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index() -> str:
+    """The page; limits are passed in so it can refuse a too-big file before uploading it."""
+    settings = state().settings
+    return render_template(
+        "index.html",
+        labels=LABELS,
+        max_upload_bytes=settings.max_upload_bytes,
+        ttl_minutes=max(1, settings.meme_ttl_seconds // 60),
+        version=__version__,
+    )
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Liveness for load balancers and for tests waiting on a fresh server."""
+    response = jsonify({"status": "ok", "version": __version__})
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,57 @@
+"""A small in-memory, per-client sliding-window rate limit.
+
+Making a meme costs real CPU, so one client must not be able to starve the others. The
+state lives in this process only: enough for one waitress process; several processes or
+hosts would need a shared store. It is keyed by the socket's peer address; behind a
+reverse proxy, configure the proxy (or waitress's ``trusted_proxy``) so that address is
+the real client's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+
+class RateLimiter:
+    """At most ``limit`` hits per ``window`` seconds for each key; ``limit <= 0`` disables it."""
+
+    def __init__(
+        self,
+        limit: int,
+        window: float = 60.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+        self._next_prune = 0.0
+
+    def hit(self, key: str) -> float | None:
+        """Count one request for ``key``; None if allowed, else seconds until it would be."""
+        if self.limit <= 0:
+            return None
+        now = self._clock()
+        start = now - self.window
+        with self._lock:
+            if now >= self._next_prune:
+                self._prune(start)
+                self._next_prune = now + self.window
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= start:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                return max(hits[0] - start, 0.0)
+            hits.append(now)
+            return None
+
+    def _prune(self, start: float) -> None:
+        """Forget clients idle for a whole window, so memory follows active clients only."""
+        idle = [key for key, hits in self._hits.items() if not hits or hits[-1] <= start]
+        for key in idle:
+            del self._hits[key]

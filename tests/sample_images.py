@@ -1,0 +1,121 @@
+"""Small images made on the fly for tests: odd-but-valid uploads and bad ones.
+
+Each bad input carries the HTTP status and error code that the API must answer
+with, so the API tests and the CLI tests check the same list.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+DATA = Path(__file__).parent / "data"
+
+
+def astronaut_jpeg() -> bytes:
+    """A public-domain portrait of a smiling astronaut (scikit-image's ``astronaut``)."""
+    return (DATA / "astronaut.jpg").read_bytes()
+
+
+def _save(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _astronaut() -> Image.Image:
+    return Image.open(io.BytesIO(astronaut_jpeg())).convert("RGB")
+
+
+def cmyk_jpeg() -> bytes:
+    return _save(_astronaut().convert("CMYK"), "JPEG")
+
+
+def grey16_png() -> bytes:
+    grey = np.asarray(_astronaut().convert("L"), dtype=np.uint16) * 257
+    return _save(Image.fromarray(grey, mode="I;16"), "PNG")
+
+
+def alpha_png() -> bytes:
+    image = _astronaut().convert("RGBA")
+    image.putalpha(200)
+    return _save(image, "PNG")
+
+
+def palette_png() -> bytes:
+    return _save(_astronaut().convert("P", palette=Image.Palette.ADAPTIVE), "PNG")
+
+
+def animated_gif() -> bytes:
+    frames = [_astronaut().resize((128, 128)).rotate(angle) for angle in (0, 10, 20)]
+    return _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def exif_rotated_jpeg() -> bytes:
+    """The astronaut stored lying on her side, with EXIF orientation 6 to stand her up."""
+    image = _astronaut().transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _save(image, "JPEG", exif=exif.tobytes())
+
+
+def truncated_jpeg() -> bytes:
+    data = astronaut_jpeg()
+    return data[: len(data) // 2]
+
+
+def not_an_image() -> bytes:
+    return b"%PDF-1.4\nthis is not a picture at all\n" * 20
+
+
+def tiny_png() -> bytes:
+    return _save(Image.new("RGB", (8, 8), "white"), "PNG")
+
+
+def decompression_bomb_png() -> bytes:
+    """A valid 10000×10000 PNG of zeros: about 100 KB on the wire, 100 MP decoded."""
+    width = height = 10000
+    row = b"\x00" + b"\x00" * width
+    compressor = zlib.compressobj(9)
+    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def huge_dimensions_png() -> bytes:
+    """9000×5000 = 45 MP: over the 40 MP default, under Pillow's own bomb guard."""
+    return _save(Image.new("L", (9000, 5000)), "PNG", optimize=False, compress_level=9)
+
+
+def empty() -> bytes:
+    return b""
+
+
+ODD_IMAGES: dict[str, Callable[[], bytes]] = {
+    "cmyk_jpeg": cmyk_jpeg,
+    "grey16_png": grey16_png,
+    "alpha_png": alpha_png,
+    "palette_png": palette_png,
+    "animated_gif": animated_gif,
+    "exif_rotated_jpeg": exif_rotated_jpeg,
+}
+
+BAD_INPUTS: dict[str, tuple[Callable[[], bytes], int, str]] = {
+    "empty": (empty, 400, "empty_upload"),
+    "not_an_image": (not_an_image, 415, "unsupported_image"),
+    "truncated_jpeg": (truncated_jpeg, 422, "corrupt_image"),
+    "tiny": (tiny_png, 422, "image_too_small"),
+    "decompression_bomb": (decompression_bomb_png, 413, "image_too_large"),
+    "too_many_pixels": (huge_dimensions_png, 413, "image_too_large"),
+}

@@ -1,0 +1,78 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from memegen.imaging import FORMATS, ImageError, encode, load_photo
+from sample_images import BAD_INPUTS, ODD_IMAGES, astronaut_jpeg
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_raises_its_typed_error(name):
+    make, status, code = BAD_INPUTS[name]
+    with pytest.raises(ImageError) as raised:
+        load_photo(make())
+    assert (raised.value.status, raised.value.code) == (status, code)
+    assert raised.value.message
+
+
+@pytest.mark.parametrize("name", sorted(ODD_IMAGES))
+def test_odd_but_valid_image_becomes_rgb_uint8(name):
+    photo = load_photo(ODD_IMAGES[name]())
+    assert photo.pixels.dtype == np.uint8
+    assert photo.pixels.ndim == 3 and photo.pixels.shape[2] == 3
+    assert photo.pixels.std() > 10, "the picture must not come out blank"
+
+
+def test_sixteen_bit_grey_keeps_its_tones():
+    photo = load_photo(ODD_IMAGES["grey16_png"]())
+    reference = load_photo(astronaut_jpeg()).pixels.mean()
+    assert abs(photo.pixels.mean() - reference) < 10
+
+
+def test_exif_orientation_is_applied():
+    upright = load_photo(astronaut_jpeg())
+    rotated = load_photo(ODD_IMAGES["exif_rotated_jpeg"]())
+    assert rotated.pixels.shape == upright.pixels.shape
+    assert (rotated.width, rotated.height) == (upright.width, upright.height)
+    difference = np.abs(rotated.pixels.astype(int) - upright.pixels.astype(int)).mean()
+    assert difference < 8
+
+
+def test_transparent_pixels_become_white():
+    image = Image.new("RGBA", (64, 64), (255, 0, 0, 0))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    assert load_photo(buffer.getvalue()).pixels.min() == 255
+
+
+def test_big_jpeg_is_decoded_at_reduced_scale_but_reports_its_true_size():
+    image = Image.new("RGB", (6000, 4000), (120, 60, 30))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=80)
+    photo = load_photo(buffer.getvalue(), max_side=2048)
+    assert (photo.width, photo.height) == (6000, 4000)
+    assert max(photo.pixels.shape[:2]) == 2048
+    assert photo.scale == pytest.approx(2048 / 6000, rel=1e-3)
+
+
+def test_byte_limit_is_enforced_before_decoding():
+    with pytest.raises(ImageError) as raised:
+        load_photo(astronaut_jpeg(), max_bytes=1000)
+    assert raised.value.status == 413
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_encode_round_trips_each_format_without_metadata(fmt):
+    image = Image.fromarray(load_photo(ODD_IMAGES["exif_rotated_jpeg"]()).pixels)
+    data = encode(image, fmt)
+    with Image.open(io.BytesIO(data)) as decoded:
+        assert decoded.format.lower() == fmt
+        assert decoded.size == image.size
+        assert not decoded.getexif()
+
+
+def test_encode_rejects_unknown_format():
+    with pytest.raises(ValueError, match="unknown format"):
+        encode(Image.new("RGB", (4, 4)), "bmp")
