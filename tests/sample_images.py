@@ -39,7 +39,7 @@ def cmyk_jpeg() -> bytes:
 
 def grey16_png() -> bytes:
     grey = np.asarray(_astronaut().convert("L"), dtype=np.uint16) * 257
-    return _save(Image.fromarray(grey, mode="I;16"), "PNG")
+    return _save(Image.fromarray(grey), "PNG")
 
 
 def alpha_png() -> bytes:
@@ -90,7 +90,8 @@ def decompression_bomb_png() -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    signature = b"\x89PNG\r\n\x1a\n"
+    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
 def huge_dimensions_png() -> bytes:

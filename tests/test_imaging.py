@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from memegen.imaging import FORMATS, ImageError, encode, load_photo
+
 from sample_images import BAD_INPUTS, ODD_IMAGES, astronaut_jpeg
 
 

@@ -64,17 +64,24 @@ class ExpressionClassifier:
         ]
         self.weights = np.stack([model.class_weights for model in self.models])
 
-    def classify(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
-        """Probabilities (faces × labels) for the faces at ``boxes`` in an RGB or grey image."""
+    def classify(
+        self, image: np.ndarray, boxes: Sequence[Box], *, precropped: bool = False
+    ) -> np.ndarray:
+        """Probabilities (faces × labels) for the faces at ``boxes`` in an RGB or grey image.
+
+        ``precropped`` says the boxes are already face crops (the whole image of a
+        FER-style dataset), so no margin is added around them.
+        """
         if not boxes:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
         crops: dict[tuple[int, float], np.ndarray] = {}
         votes = []
         for model in self.models:
-            key = (model.input_size, model.crop_margin)
+            margin = 0.0 if precropped else model.crop_margin
+            key = (model.input_size, margin)
             if key not in crops:
                 crops[key] = np.stack(
-                    [crop_face(image, box, model.input_size, model.crop_margin) for box in boxes]
+                    [crop_face(image, box, model.input_size, margin) for box in boxes]
                 )
             faces = (crops[key][:, None].astype(np.float32) / 255.0 - model.mean) / model.std
             votes.append(model.session.run(None, {model.session.get_inputs()[0].name: faces})[0])

@@ -22,9 +22,9 @@ def square_box(box: Box, margin: float) -> tuple[int, int, int, int]:
     side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * margin)
     side = max(side, 1.0)
     cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-    left = int(round(cx - side / 2.0))
-    top = int(round(cy - side / 2.0))
-    size = int(round(side))
+    left = round(cx - side / 2.0)
+    top = round(cy - side / 2.0)
+    size = round(side)
     return left, top, left + size, top + size
 
 

@@ -88,8 +88,12 @@ class Pipeline:
             return [Face(box=(0.0, 0.0, float(width), float(height)), score=1.0, landmarks=())]
         return self.detector.detect(photo.pixels)
 
-    def classify(self, photo: Photo, faces: list[Face]) -> list[FaceReading]:
-        probabilities = self.classifier.classify(photo.pixels, [face.box for face in faces])
+    def classify(
+        self, photo: Photo, faces: list[Face], *, precropped: bool = False
+    ) -> list[FaceReading]:
+        probabilities = self.classifier.classify(
+            photo.pixels, [face.box for face in faces], precropped=precropped
+        )
         return [
             FaceReading(
                 box=_to_original(face.box, photo),
@@ -102,7 +106,8 @@ class Pipeline:
 
     def analyze(self, data: bytes, *, whole_image: bool = False) -> Analysis:
         photo = self.load(data)
-        readings = self.classify(photo, self.detect(photo, whole_image=whole_image))
+        faces = self.detect(photo, whole_image=whole_image)
+        readings = self.classify(photo, faces, precropped=whole_image)
         return Analysis(photo.width, photo.height, readings)
 
     def pick_caption(

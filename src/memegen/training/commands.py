@@ -9,7 +9,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train, export and report expression models")
     commands = parser.add_subparsers(dest="train_command", required=True)

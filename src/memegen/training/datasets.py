@@ -65,7 +65,7 @@ def stratified_split(
     kept, held_out = [], []
     for label in np.unique(labels):
         indices = rng.permutation(np.flatnonzero(labels == label))
-        cut = int(round(len(indices) * fraction))
+        cut = round(len(indices) * fraction)
         held_out.append(indices[:cut])
         kept.append(indices[cut:])
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held_out))

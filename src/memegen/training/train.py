@@ -91,14 +91,12 @@ def train(
     train_set: FaceDataset,
     val_set: FaceDataset,
     run_dir: Path,
-    sample_weights: np.ndarray | None = None,
     class_weights: np.ndarray | None = None,
     on_epoch=None,
 ) -> TrainResult:
     """Train (or resume) the run in ``run_dir``; ``on_epoch(epoch, accuracy)`` may raise to stop.
 
-    ``sample_weights`` draws each epoch's examples with replacement in proportion
-    to the weights (over-sampling); ``class_weights`` weights the loss.
+    ``class_weights`` weights the loss per class (see ``balance``).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
@@ -131,15 +129,11 @@ def train(
     pixels = _to_tensor(train_set.images, config)
     labels = torch.from_numpy(train_set.labels)
     loss_weights = None if class_weights is None else torch.as_tensor(class_weights).float()
-    draw_weights = None if sample_weights is None else torch.as_tensor(sample_weights).double()
 
     while state["epoch"] < config.epochs:
         started = time.perf_counter()
         model.train()
-        if draw_weights is None:
-            order = torch.randperm(len(labels), generator=generator)
-        else:
-            order = torch.multinomial(draw_weights, len(labels), True, generator=generator)
+        order = torch.randperm(len(labels), generator=generator)
         total_loss = 0.0
         for step in range(steps_per_epoch):
             index = order[step * config.batch_size : (step + 1) * config.batch_size]

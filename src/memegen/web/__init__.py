@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import IO
 
-from flask import Flask, Response, Request
+from flask import Flask, Request, Response
 
 from memegen.config import Settings
 from memegen.pipeline import Pipeline

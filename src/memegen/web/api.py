@@ -1,22 +1,22 @@
 """The JSON API, ``/api/v1``: make a meme, fetch it, analyse a photo, describe itself.
 
-A thin shell around :class:`memegen.pipeline.Pipeline`: it checks the form, hands the
-upload's bytes (never written to disk) to the pipeline, stores the finished meme and
-answers JSON. Anything that goes wrong becomes an error from :mod:`memegen.web.errors`.
+A thin shell around :class:`memegen.pipeline.Pipeline`: :mod:`memegen.web.forms` checks
+the form, the upload's bytes (never written to disk) go to the pipeline, the finished
+meme goes to the store. Anything that goes wrong becomes an error from
+:mod:`memegen.web.errors`.
 """
 
 from __future__ import annotations
 
 import io
-import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from PIL import Image
-from werkzeug.datastructures import MultiDict
 
 from memegen.imaging import EXTENSIONS, FORMATS, encode
+from memegen.web import forms
 from memegen.web.errors import ApiError
 from memegen.web.openapi import build_openapi
 from memegen.web.state import state
@@ -25,16 +25,6 @@ if TYPE_CHECKING:
     from memegen.pipeline import Meme
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-FORMAT_BY_EXTENSION = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
-"""Extensions a meme URL may end in (and ``format`` values a form may send)."""
-DEFAULT_FORMAT = "jpeg"
-MAX_TEXT_LENGTH = 200
-"""Longer lines cannot be set legibly on a photo; refusing them beats shrinking to dust."""
-SEED_LIMIT = 2**63
-STYLE_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"", "0", "false", "no", "off"}
 
 
 @bp.before_request
@@ -45,33 +35,30 @@ def _rate_limit() -> None:
     limiter = state().limiter
     retry_after = limiter.hit(request.remote_addr or "unknown")
     if retry_after is not None:
+        seconds = int(retry_after) + 1
         raise ApiError(
             429,
             "rate_limited",
-            f"Too many requests: the limit is {limiter.limit} a minute. "
-            f"Try again in {int(retry_after) + 1} s.",
-            {"Retry-After": str(int(retry_after) + 1)},
+            f"Too many requests (the limit is {limiter.limit} a minute); try again in {seconds} s.",
+            {"Retry-After": str(seconds)},
         )
 
 
 @bp.post("/memes")
 def create_meme() -> tuple[Response, int, dict[str, str]]:
     """Make a meme from the uploaded photo, store it, and describe it (201 + Location)."""
-    data, form = _read_upload()
-    top = _text(form, "top")
-    bottom = _text(form, "bottom")
-    seed = _seed(form)
-    style = _style(form)
-    fmt = _format(form)
     app_state = state()
-    meme = app_state.pipeline.make_meme(data, top=top, bottom=bottom, seed=seed, style=style)
-    stored = app_state.store.save(encode(meme.image, fmt), EXTENSIONS[fmt])
+    form = forms.meme_form(app_state.settings.max_upload_bytes)
+    meme = app_state.pipeline.make_meme(
+        form.data, top=form.top, bottom=form.bottom, seed=form.seed, style=form.style
+    )
+    stored = app_state.store.save(encode(meme.image, form.format), EXTENSIONS[form.format])
     image_url = url_for("api.get_meme", meme_id=stored.id, ext=stored.suffix)
     width, height = meme.image.size
     body = {
         "id": stored.id,
         "image_url": image_url,
-        "format": fmt,
+        "format": form.format,
         "width": width,
         "height": height,
         "source": {"width": meme.analysis.width, "height": meme.analysis.height},
@@ -85,26 +72,27 @@ def create_meme() -> tuple[Response, int, dict[str, str]]:
 
 @bp.get("/memes/<meme_id>.<ext>")
 def get_meme(meme_id: str, ext: str) -> Response:
-    """The meme's image; another extension than the stored one converts it on the fly."""
-    fmt = FORMAT_BY_EXTENSION.get(ext.lower())
+    """The meme's image; an extension other than the stored one converts it on the fly,
+    so one meme can be downloaded as PNG and as JPEG."""
     store = state().store
+    fmt = forms.FORMAT_BY_EXTENSION.get(ext.lower())
     stored = store.get(meme_id) if fmt else None
     data = store.read(stored) if stored else None
-    if stored is None or data is None or fmt is None:
-        minutes = max(1, store.ttl_seconds // 60)
+    if fmt is None or stored is None or data is None:
         raise ApiError(
             404,
             "meme_not_found",
-            f"There is no such meme, or it has expired (memes are kept {minutes} min).",
+            "There is no such meme, or it has expired "
+            f"(memes are kept {max(1, store.ttl_seconds // 60)} min).",
         )
-    if FORMAT_BY_EXTENSION[stored.suffix] != fmt:
+    if forms.FORMAT_BY_EXTENSION.get(stored.suffix) != fmt:
         with Image.open(io.BytesIO(data)) as image:
             data = encode(image, fmt)
     response = Response(data, mimetype=FORMATS[fmt])
-    # The bytes behind an id never change, and the id is the secret: cache privately, for
+    # The bytes behind an id never change and the id is the secret: cache privately, for
     # exactly as long as the meme lives.
     response.headers["Cache-Control"] = f"private, max-age={store.seconds_left(stored)}, immutable"
-    if request.args.get("download", "").lower() in TRUE_WORDS:
+    if forms.is_true(request.args.get("download", "")):
         response.headers["Content-Disposition"] = (
             f'attachment; filename="meme-{stored.id}.{EXTENSIONS[fmt]}"'
         )
@@ -115,9 +103,9 @@ def get_meme(meme_id: str, ext: str) -> Response:
 @bp.post("/analyze")
 def analyze() -> Response:
     """Faces and expression scores of the uploaded photo, without making a meme."""
-    data, form = _read_upload()
-    whole_image = _flag(form, "whole_image")
-    analysis = state().pipeline.analyze(data, whole_image=whole_image)
+    app_state = state()
+    form = forms.analyze_form(app_state.settings.max_upload_bytes)
+    analysis = app_state.pipeline.analyze(form.data, whole_image=form.whole_image)
     response = jsonify(analysis.to_dict())
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -129,78 +117,9 @@ def openapi() -> Response:
     return jsonify(build_openapi(state().settings))
 
 
-def _read_upload() -> tuple[bytes, MultiDict[str, str]]:
-    """The bytes of the ``image`` part and the other form fields, checked for shape."""
-    if request.mimetype != "multipart/form-data":
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "Send the photo as multipart/form-data, the file in the field 'image'.",
-        )
-    upload = request.files.get("image")
-    if upload is None:
-        raise ApiError(400, "missing_field", "The form has no file in the field 'image'.")
-    data = upload.read()
-    limit = state().settings.max_upload_bytes
-    if len(data) > limit:
-        raise ApiError(
-            413,
-            "upload_too_large",
-            f"The file is {len(data) / 2**20:.1f} MB; the limit is {limit / 2**20:.0f} MB.",
-        )
-    return data, request.form
-
-
-def _text(form: MultiDict[str, str], name: str) -> str | None:
-    """A caption line: absent means "let MemeGen choose"; an empty string means "none"."""
-    value = form.get(name)
-    if value is not None and len(value) > MAX_TEXT_LENGTH:
-        raise ApiError(
-            400, "invalid_field", f"'{name}' is longer than {MAX_TEXT_LENGTH} characters."
-        )
-    return value
-
-
-def _seed(form: MultiDict[str, str]) -> int | None:
-    raw = form.get("seed", "").strip()
-    if not raw:
-        return None
-    try:
-        seed = int(raw)
-    except ValueError:
-        seed = -1
-    if not 0 <= seed < SEED_LIMIT:
-        raise ApiError(400, "invalid_field", "'seed' must be a whole number from 0 to 2^63-1.")
-    return seed
-
-
-def _style(form: MultiDict[str, str]) -> str:
-    style = form.get("style", "").strip().lower() or "classic"
-    if STYLE_PATTERN.fullmatch(style) is None:
-        raise ApiError(400, "invalid_field", f"'style' {style[:40]!r} is not a style name.")
-    return style
-
-
-def _format(form: MultiDict[str, str]) -> str:
-    raw = form.get("format", "").strip().lower() or DEFAULT_FORMAT
-    fmt = FORMAT_BY_EXTENSION.get(raw)
-    if fmt is None:
-        raise ApiError(400, "invalid_field", "'format' must be one of: jpeg, png, webp.")
-    return fmt
-
-
-def _flag(form: MultiDict[str, str], name: str) -> bool:
-    raw = form.get(name, "").strip().lower()
-    if raw in TRUE_WORDS:
-        return True
-    if raw in FALSE_WORDS:
-        return False
-    raise ApiError(400, "invalid_field", f"'{name}' must be true or false.")
-
-
-def _faces_on_meme(meme: Meme) -> list[dict]:
+def _faces_on_meme(meme: Meme) -> list[dict[str, Any]]:
     """The faces with boxes in the meme's pixels, which are fewer than the photo's when the
-    output size is capped; clients draw the boxes over the meme, not over the upload."""
+    output size is capped: clients draw the boxes over the meme, not over the upload."""
     faces = meme.analysis.to_dict()["faces"]
     width, height = meme.image.size
     scale_x = width / meme.analysis.width
@@ -217,6 +136,5 @@ def _faces_on_meme(meme: Meme) -> list[dict]:
 
 
 def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace(
-        "+00:00", "Z"
-    )
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -21,7 +21,9 @@ def serve(app: Flask, host: str, port: int, threads: int) -> None:
     photos must never touch the disk.
     """
     max_body = app.config["MAX_CONTENT_LENGTH"] * BODY_HEADROOM
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     waitress.serve(
         app,
         host=host,

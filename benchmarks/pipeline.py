@@ -1,0 +1,170 @@
+"""Per-stage medians of the pipeline on a 1 MP and a 12 MP photo, one thread, and the
+whole request through the real HTTP server (with its start-up time and memory).
+
+    python benchmarks/pipeline.py [--repeat 30] [--skip-server]
+
+Timings are medians over repeats after one warm-up; the machine is shared, so
+compare ratios between runs on the same machine rather than absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import cv2
+from memegen.render import render_meme
+from PIL import Image
+
+from memegen.config import Settings
+from memegen.imaging import encode
+from memegen.pipeline import Analysis, Pipeline
+
+PHOTO = Path(__file__).resolve().parent.parent / "tests" / "data" / "astronaut.jpg"
+SIZES = {"1 MP": (1155, 866), "12 MP": (4000, 3000)}
+
+
+def photo_of_size(size: tuple[int, int]) -> bytes:
+    """The astronaut photo resized to ``size`` and saved as an ordinary camera JPEG."""
+    with Image.open(PHOTO) as image:
+        resized = image.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    resized.save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def time_stages(pipeline: Pipeline, data: bytes, repeat: int) -> dict[str, float]:
+    samples: dict[str, list[float]] = {}
+
+    def timed(stage: str, action):
+        started = time.perf_counter()
+        result = action()
+        samples.setdefault(stage, []).append((time.perf_counter() - started) * 1000)
+        return result
+
+    for _ in range(repeat + 1):
+        photo = timed("decode", lambda: pipeline.load(data))
+        faces = timed("detect", lambda photo=photo: pipeline.detect(photo))
+        readings = timed("classify", lambda p=photo, f=faces: pipeline.classify(p, f))
+        analysis = Analysis(photo.width, photo.height, readings)
+        caption, _ = pipeline.pick_caption(analysis, seed=1)
+        meme = timed(
+            "render",
+            lambda p=photo, c=caption: render_meme(
+                Image.fromarray(p.pixels), c, max_side=pipeline.settings.output_max_side
+            ),
+        )
+        timed("encode", lambda m=meme: encode(m, "jpeg"))
+    medians = {stage: statistics.median(values[1:]) for stage, values in samples.items()}
+    totals = [sum(values[i] for values in samples.values()) for i in range(1, repeat + 1)]
+    medians["total"] = statistics.median(totals)
+    return medians
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _multipart(data: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; "
+        f"filename=\"photo.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def time_server(photos: dict[str, bytes], repeat: int) -> dict[str, float]:
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as storage:
+        env = {
+            **os.environ,
+            "MEMEGEN_STORAGE_DIR": storage,
+            "MEMEGEN_RATE_LIMIT_PER_MINUTE": "100000",
+        }
+        started = time.perf_counter()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "memegen", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except OSError:
+                    if server.poll() is not None:
+                        raise RuntimeError("the server exited during start-up") from None
+                    time.sleep(0.02)
+            results = {"start-up to first answer (ms)": (time.perf_counter() - started) * 1000}
+            for name, data in photos.items():
+                body, content_type = _multipart(data)
+                samples = []
+                for _ in range(repeat + 1):
+                    request = urllib.request.Request(
+                        f"http://127.0.0.1:{port}/api/v1/memes",
+                        data=body,
+                        headers={"Content-Type": content_type},
+                    )
+                    began = time.perf_counter()
+                    with urllib.request.urlopen(request) as response:
+                        meme = json.load(response)
+                    samples.append((time.perf_counter() - began) * 1000)
+                results[f"POST /api/v1/memes {name} (ms)"] = statistics.median(samples[1:])
+                assert meme["faces"], "the benchmark photo should have a face"
+            results["server resident memory (MB)"] = _rss_mb(server.pid)
+            return results
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--skip-server", action="store_true")
+    args = parser.parse_args()
+
+    cv2.setNumThreads(1)
+    started = time.perf_counter()
+    pipeline = Pipeline(Settings.from_env())
+    print(f"pipeline start-up (models loaded): {(time.perf_counter() - started) * 1000:.0f} ms")
+    photos = {name: photo_of_size(size) for name, size in SIZES.items()}
+
+    stages = ["decode", "detect", "classify", "render", "encode", "total"]
+    print(f"\n{'stage (median ms)':<20}" + "".join(f"{name:>10}" for name in photos))
+    results = {name: time_stages(pipeline, data, args.repeat) for name, data in photos.items()}
+    for stage in stages:
+        print(f"{stage:<20}" + "".join(f"{results[name][stage]:>10.1f}" for name in photos))
+
+    if not args.skip_server:
+        print()
+        for label, value in time_server(photos, args.repeat).items():
+            print(f"{label:<40}{value:>10.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Reading and checking the multipart forms of the API, so handlers get clean values.
+
+Every refusal here is an :class:`ApiError` with a stable code (``unsupported_media_type``,
+``missing_field``, ``invalid_field``, ``upload_too_large``); the image itself is judged
+later, by :mod:`memegen.imaging`, inside the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import request
+from werkzeug.datastructures import MultiDict
+
+from memegen.render import STYLES
+from memegen.web.errors import ApiError
+
+FORMAT_BY_EXTENSION = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
+"""Extensions a meme URL may end in, and the ``format`` values a form may send."""
+DEFAULT_FORMAT = "jpeg"
+DEFAULT_STYLE = "classic"
+MAX_TEXT_LENGTH = 200
+"""Longer lines cannot be set legibly on a photo; refusing them beats shrinking to dust."""
+SEED_LIMIT = 2**63
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class MemeForm:
+    """A checked ``POST /api/v1/memes`` form; ``None`` lines mean "let MemeGen choose"."""
+
+    data: bytes
+    top: str | None
+    bottom: str | None
+    seed: int | None
+    style: str
+    format: str
+
+
+@dataclass(frozen=True)
+class AnalyzeForm:
+    """A checked ``POST /api/v1/analyze`` form."""
+
+    data: bytes
+    whole_image: bool
+
+
+def meme_form(max_upload_bytes: int) -> MemeForm:
+    """The current request's meme form, or the ApiError that says what is wrong with it."""
+    data, form = _upload(max_upload_bytes)
+    return MemeForm(
+        data=data,
+        top=_text(form, "top"),
+        bottom=_text(form, "bottom"),
+        seed=_seed(form),
+        style=_style(form),
+        format=_format(form),
+    )
+
+
+def analyze_form(max_upload_bytes: int) -> AnalyzeForm:
+    """The current request's analyze form, or the ApiError that says what is wrong with it."""
+    data, form = _upload(max_upload_bytes)
+    return AnalyzeForm(data=data, whole_image=_flag(form, "whole_image"))
+
+
+def is_true(raw: str) -> bool:
+    """Whether a query or form value means yes (``1``, ``true``, ``yes``, ``on``)."""
+    return raw.strip().lower() in TRUE_WORDS
+
+
+def _upload(max_upload_bytes: int) -> tuple[bytes, MultiDict[str, str]]:
+    """The bytes of the ``image`` part (kept in memory) and the other fields."""
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the photo as multipart/form-data, the file in the field 'image'.",
+        )
+    upload = request.files.get("image")
+    if upload is None:
+        raise ApiError(400, "missing_field", "The form has no file in the field 'image'.")
+    data = upload.read()
+    if len(data) > max_upload_bytes:
+        raise ApiError(
+            413,
+            "upload_too_large",
+            f"The file is {len(data) / 2**20:.1f} MB; "
+            f"the limit is {max_upload_bytes / 2**20:.0f} MB.",
+        )
+    return data, request.form
+
+
+def _text(form: MultiDict[str, str], name: str) -> str | None:
+    """A caption line: absent means "let MemeGen choose"; an empty string means "none"."""
+    value = form.get(name)
+    if value is not None and len(value) > MAX_TEXT_LENGTH:
+        raise ApiError(
+            400, "invalid_field", f"'{name}' is longer than {MAX_TEXT_LENGTH} characters."
+        )
+    return value
+
+
+def _seed(form: MultiDict[str, str]) -> int | None:
+    raw = form.get("seed", "").strip()
+    if not raw:
+        return None
+    try:
+        seed = int(raw)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < SEED_LIMIT:
+        raise ApiError(400, "invalid_field", "'seed' must be a whole number from 0 to 2^63-1.")
+    return seed
+
+
+def _style(form: MultiDict[str, str]) -> str:
+    style = form.get("style", "").strip().lower() or DEFAULT_STYLE
+    if style not in STYLES:
+        raise ApiError(400, "invalid_field", f"'style' must be one of: {', '.join(STYLES)}.")
+    return style
+
+
+def _format(form: MultiDict[str, str]) -> str:
+    fmt = FORMAT_BY_EXTENSION.get(form.get("format", "").strip().lower() or DEFAULT_FORMAT)
+    if fmt is None:
+        raise ApiError(400, "invalid_field", "'format' must be one of: jpeg, png, webp.")
+    return fmt
+
+
+def _flag(form: MultiDict[str, str], name: str) -> bool:
+    raw = form.get(name, "").strip().lower()
+    if raw in TRUE_WORDS:
+        return True
+    if raw in FALSE_WORDS:
+        return False
+    raise ApiError(400, "invalid_field", f"'{name}' must be true or false.")

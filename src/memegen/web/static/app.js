@@ -1,0 +1,373 @@
+// MemeGen page: pick a photo, POST it to the API, show the meme, its faces and scores.
+// The server keeps no upload, so every redraw re-sends the File object held here.
+"use strict";
+
+(() => {
+  const EDIT_DELAY_MS = 600;
+  const FORMAT = "png"; // lossless, so the PNG download is exact and the JPEG one is one step
+
+  const byId = (id) => document.getElementById(id);
+  const app = byId("app");
+  const ui = {
+    error: byId("error"),
+    status: byId("status"),
+    dropzone: byId("dropzone"),
+    dropzoneTitle: byId("dropzone-title"),
+    dropzoneHint: byId("dropzone-hint"),
+    thumb: byId("thumb"),
+    chooseButton: byId("choose-button"),
+    cameraButton: byId("camera-button"),
+    fileInput: byId("file-input"),
+    cameraInput: byId("camera-input"),
+    stage: byId("stage"),
+    placeholder: byId("placeholder"),
+    memeWrap: byId("meme-wrap"),
+    memeImage: byId("meme-image"),
+    faceBoxes: byId("face-boxes"),
+    busy: byId("busy"),
+    busyText: byId("busy-text"),
+    mood: byId("mood"),
+    showBoxes: byId("show-boxes"),
+    downloadPng: byId("download-png"),
+    downloadJpeg: byId("download-jpeg"),
+    captionForm: byId("caption-form"),
+    top: byId("top-input"),
+    bottom: byId("bottom-input"),
+    reroll: byId("reroll-button"),
+    facesSummary: byId("faces-summary"),
+    faceList: byId("face-list"),
+  };
+  const CREATE_URL = app.dataset.createUrl;
+  const MAX_BYTES = Number(app.dataset.maxUploadBytes);
+  const LABELS = app.dataset.labels.split(",");
+
+  const state = {
+    file: null, // the chosen photo, kept to re-send on every redraw
+    seed: 0,
+    thumbUrl: null,
+    request: 0, // number of the newest request; older answers are dropped
+    controller: null,
+    editTimer: 0,
+  };
+
+  // ---- messages -------------------------------------------------------------
+
+  function showError(message) {
+    ui.error.textContent = message;
+  }
+
+  function clearError() {
+    ui.error.textContent = "";
+  }
+
+  function announce(message) {
+    ui.status.textContent = message;
+  }
+
+  function megabytes(bytes) {
+    return (bytes / 1048576).toFixed(1);
+  }
+
+  // ---- choosing a photo -----------------------------------------------------
+
+  function randomSeed() {
+    const words = new Uint32Array(1);
+    crypto.getRandomValues(words);
+    return words[0];
+  }
+
+  function pickFile(file) {
+    if (!file) return;
+    if (file.type && !file.type.startsWith("image/")) {
+      showError(`"${file.name}" is not an image. Pick a photo (JPEG, PNG, WebP…).`);
+      return;
+    }
+    if (file.size > MAX_BYTES) {
+      showError(
+        `This photo is ${megabytes(file.size)} MB; the limit is ${megabytes(MAX_BYTES)} MB.`,
+      );
+      return;
+    }
+    state.file = file;
+    state.seed = randomSeed();
+    if (state.thumbUrl) URL.revokeObjectURL(state.thumbUrl);
+    state.thumbUrl = URL.createObjectURL(file);
+    ui.thumb.src = state.thumbUrl;
+    ui.thumb.hidden = false;
+    ui.dropzone.classList.add("has-photo");
+    ui.dropzoneTitle.textContent = file.name || "Pasted photo";
+    ui.dropzoneHint.textContent = `${megabytes(file.size)} MB · drop or paste another to swap`;
+    ui.chooseButton.textContent = "Choose another";
+    if (ui.memeWrap.hidden) {
+      // First photo: show it at once, dimmed under the spinner, while the meme is made.
+      ui.placeholder.hidden = true;
+      ui.memeWrap.hidden = false;
+      ui.memeImage.src = state.thumbUrl;
+      ui.memeImage.alt = "Your photo, being turned into a meme";
+    }
+    generate({ busyText: "Reading faces…" });
+  }
+
+  ui.chooseButton.addEventListener("click", () => ui.fileInput.click());
+  ui.cameraButton.addEventListener("click", () => ui.cameraInput.click());
+  for (const input of [ui.fileInput, ui.cameraInput]) {
+    input.addEventListener("change", () => {
+      pickFile(input.files[0]);
+      input.value = ""; // choosing the same file again must fire "change" again
+    });
+  }
+
+  // Dropping anywhere on the page works; the drop zone lights up to show it.
+  let dragDepth = 0;
+  document.addEventListener("dragenter", (event) => {
+    if (!event.dataTransfer || !event.dataTransfer.types.includes("Files")) return;
+    dragDepth += 1;
+    ui.dropzone.classList.add("dragging");
+  });
+  document.addEventListener("dragleave", () => {
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (dragDepth === 0) ui.dropzone.classList.remove("dragging");
+  });
+  document.addEventListener("dragover", (event) => event.preventDefault());
+  document.addEventListener("drop", (event) => {
+    event.preventDefault(); // never let the browser navigate away to the dropped file
+    dragDepth = 0;
+    ui.dropzone.classList.remove("dragging");
+    const file = event.dataTransfer && event.dataTransfer.files[0];
+    if (file) pickFile(file);
+  });
+
+  document.addEventListener("paste", (event) => {
+    const items = event.clipboardData ? Array.from(event.clipboardData.items) : [];
+    const item = items.find((entry) => entry.kind === "file" && entry.type.startsWith("image/"));
+    if (!item) return; // plain text pastes into the caption fields as usual
+    event.preventDefault();
+    pickFile(item.getAsFile());
+  });
+
+  // ---- talking to the API ---------------------------------------------------
+
+  function setBusy(busy, text) {
+    ui.busy.hidden = !busy;
+    ui.stage.setAttribute("aria-busy", String(busy));
+    ui.stage.classList.toggle("is-busy", busy);
+    if (text) ui.busyText.textContent = text;
+  }
+
+  // POST the kept photo. Without top/bottom the server picks a caption for the mood.
+  async function generate({ top, bottom, busyText, fromEdit = false }) {
+    if (!state.file) return;
+    clearTimeout(state.editTimer);
+    const number = ++state.request;
+    if (state.controller) state.controller.abort();
+    const controller = new AbortController();
+    state.controller = controller;
+
+    const body = new FormData();
+    body.append("image", state.file, state.file.name || "photo");
+    if (top !== undefined) body.append("top", top);
+    if (bottom !== undefined) body.append("bottom", bottom);
+    body.append("seed", String(state.seed));
+    body.append("format", FORMAT);
+
+    clearError();
+    setBusy(true, busyText || "Redrawing…");
+    try {
+      const response = await fetch(CREATE_URL, {
+        method: "POST",
+        body,
+        signal: controller.signal,
+      });
+      const payload = await response.json().catch(() => null);
+      if (!response.ok) {
+        const message = payload && payload.error && payload.error.message;
+        throw new Error(message || `The server answered ${response.status}; please try again.`);
+      }
+      await preload(payload.image_url);
+      if (number !== state.request) return;
+      showMeme(payload, { keepCaption: fromEdit });
+    } catch (error) {
+      if (error.name === "AbortError" || number !== state.request) return;
+      showError(
+        error instanceof TypeError
+          ? "Could not reach MemeGen. Check your connection and try again."
+          : error.message,
+      );
+      announce("");
+    } finally {
+      if (number === state.request) setBusy(false);
+    }
+  }
+
+  // Decode the new meme before swapping it in, so the old one never flashes blank.
+  async function preload(url) {
+    const image = new Image();
+    image.src = url;
+    try {
+      await image.decode();
+    } catch {
+      // The <img> will report its own failure; nothing to add here.
+    }
+  }
+
+  // ---- showing the result ---------------------------------------------------
+
+  function downloadUrl(imageUrl, extension) {
+    return `${imageUrl.replace(/\.[a-z]+$/, `.${extension}`)}?download=1`;
+  }
+
+  function enableLink(link, href) {
+    link.href = href;
+    link.removeAttribute("aria-disabled");
+  }
+
+  function showMeme(meme, { keepCaption }) {
+    ui.placeholder.hidden = true;
+    ui.memeWrap.hidden = false;
+    ui.memeImage.src = meme.image_url;
+    ui.memeImage.width = meme.width;
+    ui.memeImage.height = meme.height;
+    ui.memeImage.alt = `Meme: ${meme.caption.top} / ${meme.caption.bottom}`;
+    drawBoxes(meme);
+    showFaces(meme.faces);
+
+    enableLink(ui.downloadPng, downloadUrl(meme.image_url, "png"));
+    enableLink(ui.downloadJpeg, downloadUrl(meme.image_url, "jpg"));
+
+    if (!keepCaption) {
+      // After an edit the fields already hold what was sent, and may hold newer typing.
+      ui.top.value = meme.caption.top;
+      ui.bottom.value = meme.caption.bottom;
+    }
+    ui.top.disabled = false;
+    ui.bottom.disabled = false;
+    ui.reroll.disabled = false;
+
+    ui.mood.hidden = false;
+    ui.mood.textContent = meme.mood === "noface" ? "No face found" : `Mood: ${meme.mood}`;
+    ui.mood.dataset.expression = meme.mood;
+    const count = meme.faces.length;
+    announce(`Meme ready: ${count} face${count === 1 ? "" : "s"}, mood ${meme.mood}.`);
+  }
+
+  function percent(value, total) {
+    return `${((value / total) * 100).toFixed(3)}%`;
+  }
+
+  function drawBoxes(meme) {
+    ui.faceBoxes.replaceChildren();
+    meme.faces.forEach((face, index) => {
+      const [x1, y1, x2, y2] = face.box;
+      const box = document.createElement("div");
+      box.className = "face-box";
+      box.dataset.expression = face.expression;
+      box.dataset.testid = "face-box";
+      box.style.left = percent(x1, meme.width);
+      box.style.top = percent(y1, meme.height);
+      box.style.width = percent(x2 - x1, meme.width);
+      box.style.height = percent(y2 - y1, meme.height);
+      const tag = document.createElement("span");
+      tag.className = "face-tag";
+      tag.textContent = `${index + 1} · ${face.expression}`;
+      box.append(tag);
+      ui.faceBoxes.append(box);
+    });
+  }
+
+  function showFaces(faces) {
+    ui.faceList.replaceChildren();
+    if (faces.length === 0) {
+      ui.facesSummary.textContent =
+        "No face found, so the caption is one for a face-less photo.";
+      return;
+    }
+    ui.facesSummary.textContent =
+      faces.length === 1
+        ? "One face. The bars show how sure MemeGen is of each expression."
+        : `${faces.length} faces, largest first; the caption follows face 1.`;
+    faces.forEach((face, index) => ui.faceList.append(faceCard(face, index)));
+  }
+
+  function faceCard(face, index) {
+    const item = document.createElement("li");
+    item.className = "face-card";
+    item.dataset.testid = "face-card";
+
+    const head = document.createElement("div");
+    head.className = "face-head";
+    const title = document.createElement("span");
+    title.className = "face-number";
+    title.textContent = `Face ${index + 1}`;
+    const top = document.createElement("strong");
+    top.className = "face-expression";
+    top.dataset.expression = face.expression;
+    top.dataset.testid = "face-expression";
+    top.textContent = face.expression;
+    const share = document.createElement("span");
+    share.className = "face-share";
+    share.textContent = `${Math.round((face.scores[face.expression] || 0) * 100)}%`;
+    head.append(title, top, share);
+
+    const bars = document.createElement("ul");
+    bars.className = "bars";
+    bars.setAttribute("aria-label", `Expression scores of face ${index + 1}`);
+    for (const label of LABELS) {
+      const value = face.scores[label] || 0;
+      const row = document.createElement("li");
+      row.className = "bar-row";
+      row.dataset.expression = label;
+      if (label === face.expression) row.classList.add("is-top");
+      const name = document.createElement("span");
+      name.className = "bar-label";
+      name.textContent = label;
+      const track = document.createElement("span");
+      track.className = "bar-track";
+      track.setAttribute("aria-hidden", "true");
+      const fill = document.createElement("span");
+      fill.className = "bar-fill";
+      fill.style.width = `${(value * 100).toFixed(1)}%`;
+      track.append(fill);
+      const number = document.createElement("span");
+      number.className = "bar-value";
+      number.textContent = `${Math.round(value * 100)}%`;
+      row.append(name, track, number);
+      bars.append(row);
+    }
+    item.append(head, bars);
+    return item;
+  }
+
+  // ---- editing --------------------------------------------------------------
+
+  function redrawWithText() {
+    generate({ top: ui.top.value, bottom: ui.bottom.value, fromEdit: true });
+  }
+
+  for (const field of [ui.top, ui.bottom]) {
+    field.addEventListener("input", () => {
+      clearTimeout(state.editTimer);
+      state.editTimer = setTimeout(redrawWithText, EDIT_DELAY_MS);
+    });
+    field.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault(); // Enter redraws at once
+      redrawWithText();
+    });
+  }
+  ui.captionForm.addEventListener("submit", (event) => event.preventDefault());
+
+  ui.reroll.addEventListener("click", () => {
+    state.seed = randomSeed();
+    generate({ busyText: "Finding another caption…" });
+  });
+
+  ui.showBoxes.addEventListener("change", () => {
+    ui.faceBoxes.hidden = !ui.showBoxes.checked;
+  });
+
+  for (const link of [ui.downloadPng, ui.downloadJpeg]) {
+    link.addEventListener("click", (event) => {
+      if (link.getAttribute("aria-disabled") === "true") event.preventDefault();
+    });
+  }
+})();

@@ -1,0 +1,459 @@
+"""The HTTP API through Flask's test client, on the real pipeline (no mocks).
+
+Covers the happy paths, every bad input the project knows (each must give its status and
+code, leave nothing on disk, and not stop the next good request), the limits (bytes,
+rate), expiry, the OpenAPI document and the page's own assets.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import Image
+from werkzeug.test import TestResponse
+
+from memegen import LABELS
+from memegen.storage import ID_PATTERN
+from memegen.web.ratelimit import RateLimiter
+
+from sample_images import BAD_INPUTS, ODD_IMAGES, astronaut_jpeg
+
+PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+
+
+def post(
+    client: FlaskClient,
+    path: str = "/api/v1/memes",
+    data: bytes | None = None,
+    filename: str = "photo.jpg",
+    **fields: str,
+) -> TestResponse:
+    """POST ``data`` (default: the astronaut) as the ``image`` part, plus text fields."""
+    image = astronaut_jpeg() if data is None else data
+    form: dict[str, Any] = {"image": (io.BytesIO(image), filename), **fields}
+    return client.post(path, data=form, content_type="multipart/form-data")
+
+
+def assert_error(response: TestResponse, status: int, code: str) -> None:
+    """The one error shape: JSON, exactly ``{"error": {"code", "message"}}``."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"].strip()
+    assert "Traceback" not in body["error"]["message"]
+
+
+def stored_files(storage_dir: Path) -> list[str]:
+    return sorted(path.name for path in storage_dir.iterdir()) if storage_dir.exists() else []
+
+
+def small_jpeg() -> bytes:
+    """The astronaut at 160 px (a few KB), for tests that set a tiny byte limit."""
+    image = Image.open(io.BytesIO(astronaut_jpeg())).convert("RGB").resize((160, 160))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def open_image(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+# ---- making and fetching memes ------------------------------------------------------
+
+
+def test_make_meme_happy_path(client: FlaskClient, app: Flask) -> None:
+    response = post(client)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body = response.get_json()
+    assert ID_PATTERN.fullmatch(body["id"])
+    assert body["image_url"] == f"/api/v1/memes/{body['id']}.jpg"
+    assert response.headers["Location"] == body["image_url"]
+    assert body["format"] == "jpeg"
+    assert body["source"] == {"width": 512, "height": 512}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["expires_at"])
+    assert set(body["caption"]) == {"top", "bottom"}
+    assert body["caption"]["top"] or body["caption"]["bottom"]
+
+    assert len(body["faces"]) >= 1
+    for face in body["faces"]:
+        assert list(face["scores"]) == list(LABELS)
+        assert sum(face["scores"].values()) == pytest.approx(1.0, abs=0.01)
+        assert face["expression"] == max(face["scores"], key=face["scores"].get)
+        x1, y1, x2, y2 = face["box"]
+        assert 0 <= x1 < x2 <= body["width"] and 0 <= y1 < y2 <= body["height"]
+    assert body["faces"][0]["expression"] == "happy", "the astronaut smiles"
+    assert body["mood"] == "happy"
+
+    image_response = client.get(body["image_url"])
+    assert image_response.status_code == 200
+    assert image_response.mimetype == "image/jpeg"
+    assert "max-age=" in image_response.headers["Cache-Control"]
+    assert "Content-Disposition" not in image_response.headers
+    image = open_image(image_response.data)
+    assert image.format == "JPEG"
+    assert image.size == (body["width"], body["height"])
+    assert max(image.size) <= app.extensions["memegen"].settings.output_max_side
+
+
+def test_output_size_is_capped(make_app: Callable[..., Flask], pipeline: Any) -> None:
+    # The cap belongs to the pipeline's settings; a photo bigger than it must come back smaller.
+    cap = pipeline.settings.output_max_side
+    big = Image.open(io.BytesIO(astronaut_jpeg())).convert("RGB").resize((cap + 400, cap + 400))
+    buffer = io.BytesIO()
+    big.save(buffer, "JPEG", quality=80)
+    client = make_app().test_client()
+    response = post(client, data=buffer.getvalue())
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body = response.get_json()
+    assert max(body["width"], body["height"]) <= cap
+    assert body["source"] == {"width": cap + 400, "height": cap + 400}
+    image = open_image(client.get(body["image_url"]).data)
+    assert image.size == (body["width"], body["height"])
+
+
+@pytest.mark.parametrize(("fmt", "extension"), [("png", "png"), ("webp", "webp"), ("jpg", "jpg")])
+def test_requested_format_is_stored(client: FlaskClient, fmt: str, extension: str) -> None:
+    body = post(client, format=fmt).get_json()
+    assert body["image_url"].endswith(f".{extension}")
+    response = client.get(body["image_url"])
+    image = open_image(response.data)
+    assert image.format == {"png": "PNG", "webp": "WEBP", "jpg": "JPEG"}[fmt]
+    assert response.mimetype == f"image/{'jpeg' if fmt == 'jpg' else fmt}"
+
+
+@pytest.mark.parametrize("extension", ["png", "jpg", "jpeg", "webp"])
+def test_other_extension_converts_and_download_adds_attachment(
+    client: FlaskClient, extension: str
+) -> None:
+    body = post(client, format="png").get_json()
+    url = body["image_url"].removesuffix(".png") + f".{extension}"
+    response = client.get(f"{url}?download=1")
+    assert response.status_code == 200
+    fmt = "jpeg" if extension in ("jpg", "jpeg") else extension
+    assert response.mimetype == f"image/{fmt}"
+    disposition = response.headers["Content-Disposition"]
+    saved_extension = "jpg" if fmt == "jpeg" else fmt
+    assert disposition == f'attachment; filename="meme-{body["id"]}.{saved_extension}"'
+    image = open_image(response.data)
+    assert image.format == PIL_FORMATS[fmt]
+    assert image.size == (body["width"], body["height"])
+
+
+def test_conditional_get_answers_304(client: FlaskClient) -> None:
+    url = post(client).get_json()["image_url"]
+    etag = client.get(url).headers["ETag"]
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.data == b""
+
+
+def test_given_text_replaces_the_caption_and_empty_means_none(client: FlaskClient) -> None:
+    body = post(client, top="hello there", bottom="").get_json()
+    assert body["caption"] == {"top": "hello there", "bottom": ""}
+
+
+def test_same_seed_same_caption(client: FlaskClient) -> None:
+    first = post(client, seed="12345").get_json()["caption"]
+    second = post(client, seed="12345").get_json()["caption"]
+    assert first == second
+
+
+def test_analyze(client: FlaskClient) -> None:
+    response = post(client, "/api/v1/analyze")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"width", "height", "faces"}
+    assert (body["width"], body["height"]) == (512, 512)
+    assert body["faces"], "the astronaut's face is found"
+    face = body["faces"][0]
+    assert set(face) == {"box", "score", "expression", "scores"}
+    assert sum(face["scores"].values()) == pytest.approx(1.0, abs=0.01)
+    assert face["expression"] == "happy"
+
+
+def test_analyze_whole_image(client: FlaskClient) -> None:
+    body = post(client, "/api/v1/analyze", whole_image="true").get_json()
+    assert len(body["faces"]) == 1
+    assert body["faces"][0]["box"] == [0, 0, 512, 512]
+
+
+def test_photo_without_a_face_is_not_an_error(client: FlaskClient) -> None:
+    ramp = np.linspace(0, 255, 300, dtype=np.uint8)
+    sky = np.stack([np.tile(ramp, (200, 1))] * 3, axis=2)
+    buffer = io.BytesIO()
+    Image.fromarray(sky).save(buffer, "PNG")
+    response = post(client, data=buffer.getvalue(), filename="sky.png")
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["faces"] == []
+    assert body["mood"] == "noface"
+
+
+@pytest.mark.parametrize("name", sorted(ODD_IMAGES))
+def test_odd_but_valid_images_make_memes(client: FlaskClient, name: str) -> None:
+    response = post(client, data=ODD_IMAGES[name](), filename=name)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body = response.get_json()
+    image = open_image(client.get(body["image_url"]).data)
+    assert image.size == (body["width"], body["height"])
+    assert image.mode == "RGB"
+
+
+def test_exif_rotation_is_applied(client: FlaskClient) -> None:
+    body = post(client, data=ODD_IMAGES["exif_rotated_jpeg"]()).get_json()
+    assert body["source"] == {"width": 512, "height": 512}
+    assert body["faces"], "the face is found once she stands upright"
+
+
+# ---- bad input ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/v1/memes", "/api/v1/analyze"])
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_gives_its_error_and_the_server_goes_on(
+    client: FlaskClient, storage_dir: Path, path: str, name: str
+) -> None:
+    make, status, code = BAD_INPUTS[name]
+    assert_error(post(client, path, data=make(), filename=f"{name}.bin"), status, code)
+    assert stored_files(storage_dir) == [], "a refused upload leaves nothing behind"
+
+    good = post(client)
+    assert good.status_code == 201
+    assert stored_files(storage_dir) == [good.get_json()["image_url"].rsplit("/", 1)[1]]
+
+
+def test_json_body_is_415(client: FlaskClient) -> None:
+    response = client.post("/api/v1/memes", json={"image": "aGVsbG8="})
+    assert_error(response, 415, "unsupported_media_type")
+
+
+def test_urlencoded_body_is_415(client: FlaskClient) -> None:
+    assert_error(client.post("/api/v1/analyze", data={"top": "x"}), 415, "unsupported_media_type")
+
+
+def test_missing_image_field_is_400(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/v1/memes",
+        data={"photo": (io.BytesIO(astronaut_jpeg()), "a.jpg")},
+        content_type="multipart/form-data",
+    )
+    assert_error(response, 400, "missing_field")
+    text_only = client.post(
+        "/api/v1/memes", data={"image": "not a file"}, content_type="multipart/form-data"
+    )
+    assert_error(text_only, 400, "missing_field")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"seed": "abc"},
+        {"seed": "-1"},
+        {"seed": str(2**64)},
+        {"format": "gif"},
+        {"style": "<script>"},
+        {"top": "x" * 201},
+        {"bottom": "y" * 201},
+    ],
+)
+def test_bad_form_values_are_400(client: FlaskClient, fields: dict[str, str]) -> None:
+    assert_error(post(client, **fields), 400, "invalid_field")
+
+
+def test_bad_flag_is_400(client: FlaskClient) -> None:
+    assert_error(post(client, "/api/v1/analyze", whole_image="maybe"), 400, "invalid_field")
+
+
+def test_upload_over_the_byte_limit_is_413(
+    make_app: Callable[..., Flask], storage_dir: Path
+) -> None:
+    client = make_app(max_upload_bytes=20_000).test_client()
+    # Over the file limit but inside the multipart allowance: caught on the file's size.
+    assert len(astronaut_jpeg()) > 20_000
+    assert_error(post(client), 413, "upload_too_large")
+    # Far over: refused from Content-Length before the body is parsed.
+    assert_error(post(client, data=b"\xff" * 500_000), 413, "upload_too_large")
+    assert_error(post(client, "/api/v1/analyze", data=b"\xff" * 500_000), 413, "upload_too_large")
+    assert stored_files(storage_dir) == []
+    assert post(client, data=small_jpeg()).status_code == 201
+
+
+def test_uploads_are_never_spooled_to_disk(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an upload was about to be written to a temporary file")
+
+    import werkzeug.formparser
+
+    monkeypatch.setattr(werkzeug.formparser, "SpooledTemporaryFile", refuse)
+    noise = np.random.default_rng(1).integers(0, 256, (800, 800, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "JPEG", quality=95)
+    assert len(buffer.getvalue()) > 600_000, "bigger than Werkzeug's in-memory threshold"
+    assert post(client, data=buffer.getvalue()).status_code == 201
+
+
+# ---- not found, expiry, methods, crashes ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("/api/v1/memes/AAAAAAAAAAAAAAAAAAAAAA.jpg", "meme_not_found"),
+        ("/api/v1/memes/not-an-id.png", "meme_not_found"),
+        ("/api/v1/memes/..%2F..%2Fetc%2Fpasswd.png", "not_found"),
+        ("/api/v1/memes/..%2F..%2Fetc%2Fpasswd", "not_found"),
+    ],
+)
+def test_unknown_meme_is_404(client: FlaskClient, url: str, code: str) -> None:
+    assert_error(client.get(url), 404, code)
+
+
+def test_unknown_extension_is_404(client: FlaskClient) -> None:
+    body = post(client).get_json()
+    gif_url = body["image_url"].removesuffix(".jpg") + ".gif"
+    assert_error(client.get(gif_url), 404, "meme_not_found")
+
+
+def test_expired_meme_is_404(make_app: Callable[..., Flask], storage_dir: Path) -> None:
+    client = make_app(meme_ttl_seconds=0).test_client()
+    response = post(client)
+    assert response.status_code == 201
+    assert_error(client.get(response.get_json()["image_url"]), 404, "meme_not_found")
+    assert stored_files(storage_dir) == [], "the expired file is deleted on read"
+
+
+def test_unknown_path_and_wrong_method_are_json(client: FlaskClient) -> None:
+    assert_error(client.get("/no/such/page"), 404, "not_found")
+    response = client.get("/api/v1/memes")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+    assert_error(client.delete("/api/v1/analyze"), 405, "method_not_allowed")
+
+
+def test_unexpected_error_is_a_generic_500_and_is_logged(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> str:
+        raise RuntimeError("secret internal detail")
+
+    app.add_url_rule("/test-only/broken", view_func=broken)
+    client = app.test_client()
+    with caplog.at_level("ERROR", logger="memegen.web"):
+        response = client.get("/test-only/broken")
+    assert_error(response, 500, "internal_error")
+    assert "secret internal detail" not in response.get_data(as_text=True)
+    assert "secret internal detail" in caplog.text
+    assert post(client).status_code == 201
+
+
+# ---- rate limit -----------------------------------------------------------------------
+
+
+def test_rate_limit_gives_429_with_retry_after(make_app: Callable[..., Flask]) -> None:
+    client = make_app(rate_limit_per_minute=2).test_client()
+    first = post(client, "/api/v1/analyze")
+    assert first.status_code == 200
+    meme = post(client)
+    assert meme.status_code == 201
+    limited = post(client, "/api/v1/analyze")
+    assert_error(limited, 429, "rate_limited")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    # Fetching memes and pages is cheap and not counted.
+    assert client.get(meme.get_json()["image_url"]).status_code == 200
+    assert client.get("/healthz").status_code == 200
+    # Other clients have their own budget.
+    other = client.post(
+        "/api/v1/analyze",
+        data={"image": (io.BytesIO(astronaut_jpeg()), "a.jpg")},
+        content_type="multipart/form-data",
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
+    assert other.status_code == 200
+
+
+def test_rate_limiter_window_slides() -> None:
+    now = [0.0]
+    limiter = RateLimiter(3, window=60, clock=lambda: now[0])
+    assert [limiter.hit("a") for _ in range(3)] == [None, None, None]
+    assert limiter.hit("a") == pytest.approx(60)
+    now[0] = 30
+    assert limiter.hit("a") == pytest.approx(30)
+    assert limiter.hit("b") is None
+    now[0] = 60.5
+    assert limiter.hit("a") is None, "the first hits have left the window"
+
+
+def test_zero_rate_limit_disables_it() -> None:
+    limiter = RateLimiter(0)
+    assert all(limiter.hit("a") is None for _ in range(1000))
+
+
+# ---- documents and page ---------------------------------------------------------------
+
+
+def test_openapi_document(client: FlaskClient) -> None:
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    document = response.get_json()
+    assert document["openapi"].startswith("3.1")
+    assert {"title", "version"} <= set(document["info"])
+    assert {"/api/v1/memes", "/api/v1/memes/{id}.{ext}", "/api/v1/analyze", "/healthz"} <= set(
+        document["paths"]
+    )
+    assert document["paths"]["/api/v1/memes"]["post"]["responses"]["201"]
+    schemas = document["components"]["schemas"]
+    assert schemas["Error"]["properties"]["error"]["required"] == ["code", "message"]
+
+    def refs(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["$ref"]] if "$ref" in node else []
+            return found + [ref for value in node.values() for ref in refs(value)]
+        if isinstance(node, list):
+            return [ref for value in node for ref in refs(value)]
+        return []
+
+    for ref in refs(document):
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+    for path in ("/api/v1/memes", "/api/v1/analyze"):
+        responses = document["paths"][path]["post"]["responses"]
+        for status in ("400", "413", "415", "422", "429", "500"):
+            schema = responses[status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/Error"}
+
+
+def test_healthz(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ok"
+
+
+def test_page_and_its_assets_come_from_this_server(client: FlaskClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    for testid in ("file-input", "camera-input", "meme-image", "top-input", "download-png"):
+        assert f'data-testid="{testid}"' in html
+    assert 'capture="user"' in html and 'accept="image/*"' in html
+    assert 'role="alert"' in html
+    for url in re.findall(r'(?:src|href)="([^"]*)"', html):
+        assert url.startswith(("/", "#", "data:")), f"external asset {url}"
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', html):
+        assert client.get(asset).status_code == 200

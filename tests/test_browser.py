@@ -1,0 +1,234 @@
+"""The page in a real Chromium, against the real server (``python -m memegen serve``).
+
+Upload a photo, see the meme and the face's expression, edit the caption and watch the
+meme redraw, re-roll, download PNG and JPEG, see a friendly error for a bad file. Also
+leaves screenshots (desktop and phone) in /tmp for a human to look at.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import memegen
+
+from sample_images import DATA, not_an_image
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+Browser = playwright_api.Browser
+Page = playwright_api.Page
+expect = playwright_api.expect
+
+pytestmark = pytest.mark.browser
+
+ASTRONAUT = DATA / "astronaut.jpg"
+SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+START_TIMEOUT_S = 60
+MEME_TIMEOUT_MS = 30_000
+DESKTOP_SHOT = Path("/tmp/memegen_page.png")
+PHONE_SHOT = Path("/tmp/memegen_page_phone.png")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real server in a subprocess, on a free port, with its own storage directory."""
+    root = tmp_path_factory.mktemp("browser-server")
+    port = free_port()
+    src = str(Path(memegen.__file__).parent.parent)  # works installed or from a checkout
+    env = {
+        **os.environ,
+        "MEMEGEN_STORAGE_DIR": str(root / "memes"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+    }
+    log_path = root / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "memegen", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited ({process.returncode}):\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"no /healthz after {START_TIMEOUT_S} s:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium where present, else Playwright's own; skipped if neither runs."""
+    options: dict = {"headless": True, "args": CHROMIUM_ARGS}
+    if SYSTEM_CHROMIUM.exists():
+        options["executable_path"] = str(SYSTEM_CHROMIUM)
+    with playwright_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(**options)
+        except playwright_api.Error as error:
+            pytest.skip(f"no runnable Chromium: {error}")
+        yield browser
+        browser.close()
+
+
+def open_page(browser: Browser, base: str, **context_options: object) -> tuple[Page, list[str]]:
+    """A fresh page on the app and a list that collects script errors and foreign requests."""
+    context = browser.new_context(accept_downloads=True, **context_options)
+    page = context.new_page()
+    problems: list[str] = []
+
+    def on_console(message: playwright_api.ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(f"console: {message.text}")
+
+    def on_request(request: playwright_api.Request) -> None:
+        if not request.url.startswith((base, "data:", "blob:")):
+            problems.append(f"foreign request: {request.url}")
+
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", on_console)
+    page.on("request", on_request)
+    page.goto(base)
+    return page, problems
+
+
+def upload_astronaut(page: Page) -> str:
+    """Pick the astronaut and wait for her meme; returns the meme's URL."""
+    page.get_by_test_id("file-input").set_input_files(ASTRONAUT)
+    meme = page.get_by_test_id("meme-image")
+    expect(meme).to_have_attribute("src", re.compile(r"/api/v1/memes/"), timeout=MEME_TIMEOUT_MS)
+    expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
+    return meme.get_attribute("src") or ""
+
+
+def test_make_edit_reroll_and_download(server: str, browser: Browser, tmp_path: Path) -> None:
+    page, problems = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    first_src = upload_astronaut(page)
+
+    expect(page.get_by_test_id("face-expression").first).to_have_text("happy")
+    expect(page.get_by_text("happy", exact=True).first).to_be_visible()
+    expect(page.get_by_test_id("face-box").first).to_be_visible()
+    expect(page.get_by_test_id("face-card").first.locator(".bar-row")).to_have_count(7)
+    top = page.get_by_test_id("top-input")
+    expect(top).to_be_enabled()
+
+    # Editing the text re-renders (debounced) from the kept file: a new meme URL.
+    top.fill("when the tests pass")
+    meme = page.get_by_test_id("meme-image")
+    expect(meme).not_to_have_attribute("src", first_src, timeout=MEME_TIMEOUT_MS)
+    expect(meme).to_have_attribute("alt", re.compile("when the tests pass"))
+    expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
+    edited_src = meme.get_attribute("src")
+
+    # Re-roll asks for a new caption: new URL, and the fields hold the new caption.
+    page.get_by_test_id("reroll-button").click()
+    expect(meme).not_to_have_attribute("src", edited_src or "", timeout=MEME_TIMEOUT_MS)
+    expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
+    expect(top).not_to_have_value("when the tests pass")
+
+    shown = meme.evaluate("image => [image.naturalWidth, image.naturalHeight]")
+    assert shown[0] > 0 and shown[1] > 0
+
+    for testid, magic, fmt in (
+        ("download-png", b"\x89PNG\r\n\x1a\n", "PNG"),
+        ("download-jpeg", b"\xff\xd8\xff", "JPEG"),
+    ):
+        with page.expect_download() as download_info:
+            page.get_by_test_id(testid).click()
+        download = download_info.value
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+        data = saved.read_bytes()
+        assert data.startswith(magic), testid
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.format == fmt
+            assert list(image.size) == shown, "the download is the meme on screen"
+
+    expect(page.get_by_test_id("error")).to_be_empty()
+    page.screenshot(path=str(DESKTOP_SHOT), full_page=True)
+    assert not problems, problems
+
+
+def test_phone_layout_is_one_column(server: str, browser: Browser) -> None:
+    page, problems = open_page(
+        browser,
+        server,
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+    )
+    upload_astronaut(page)
+    expect(page.get_by_test_id("face-expression").first).to_have_text("happy")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, "nothing sticks out sideways on a phone"
+    upload = page.get_by_test_id("dropzone").bounding_box()
+    meme = page.get_by_test_id("meme-image").bounding_box()
+    assert upload and meme
+    assert meme["y"] > upload["y"] + upload["height"], "stacked, not side by side"
+    page.screenshot(path=str(PHONE_SHOT), full_page=True)
+    assert not problems, problems
+
+
+def test_bad_file_shows_a_friendly_error(server: str, browser: Browser) -> None:
+    page, _ = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    page.get_by_test_id("file-input").set_input_files(
+        {"name": "holiday.jpg", "mimeType": "image/jpeg", "buffer": not_an_image()}
+    )
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("not an image", timeout=MEME_TIMEOUT_MS)
+    expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
+    # The page still works after the error.
+    upload_astronaut(page)
+    expect(alert).to_be_empty()
+
+
+def test_keyboard_reaches_the_controls(server: str, browser: Browser) -> None:
+    page, _ = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    reached = set()
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate("document.activeElement.dataset.testid || ''"))
+    assert "choose-button" in reached

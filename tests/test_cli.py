@@ -1,0 +1,117 @@
+"""The command line, run as a real subprocess, against the design's contracts."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from memegen import LABELS
+
+from sample_images import BAD_INPUTS, astronaut_jpeg
+
+
+def memegen(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "memegen", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "astronaut.jpg").write_bytes(astronaut_jpeg())
+    (folder / "nested" / "again.jpg").write_bytes(astronaut_jpeg())
+    (folder / "notes.txt").write_text("not a picture, and not walked")
+    return folder
+
+
+def test_analyze_prints_one_json_line_per_image_in_walked_folders(photos):
+    result = memegen("analyze", photos)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(r["path"] for r in records) == sorted(
+        [str(photos / "astronaut.jpg"), str(photos / "nested" / "again.jpg")]
+    )
+    face = records[0]["faces"][0]
+    assert (records[0]["width"], records[0]["height"]) == (512, 512)
+    assert set(face) == {"box", "score", "expression", "scores"}
+    assert len(face["box"]) == 4 and set(face["scores"]) == set(LABELS)
+    assert face["expression"] == "happy"
+
+
+def test_analyze_keeps_progress_off_stdout(photos):
+    result = memegen("analyze", photos)
+    assert "analyzed" in result.stderr
+    for line in result.stdout.splitlines():
+        json.loads(line)
+
+
+def test_analyze_whole_image_reports_one_face_covering_the_picture(photos):
+    result = memegen("analyze", "--whole-image", photos / "astronaut.jpg")
+    record = json.loads(result.stdout)
+    assert [face["box"] for face in record["faces"]] == [[0, 0, 512, 512]]
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_analyze_reports_a_bad_file_and_goes_on(tmp_path, name):
+    make, _, _ = BAD_INPUTS[name]
+    (tmp_path / "a_bad.png").write_bytes(make())
+    (tmp_path / "b_good.jpg").write_bytes(astronaut_jpeg())
+    result = memegen("analyze", tmp_path / "a_bad.png", tmp_path / "b_good.jpg")
+    bad, good = (json.loads(line) for line in result.stdout.splitlines())
+    assert set(bad) == {"path", "error"} and bad["error"]
+    assert good["faces"]
+    assert result.returncode == 1
+
+
+def test_analyze_reports_a_missing_file(tmp_path):
+    result = memegen("analyze", tmp_path / "missing.jpg")
+    assert "error" in json.loads(result.stdout)
+
+
+def test_make_writes_a_meme_with_the_given_text(tmp_path):
+    (tmp_path / "in.jpg").write_bytes(astronaut_jpeg())
+    result = memegen("make", tmp_path / "in.jpg", "-o", tmp_path / "out.png",
+                     "--top", "hello", "--bottom", "world")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "out.png")
+    with Image.open(tmp_path / "out.png") as meme:
+        assert meme.format == "PNG" and meme.size == (512, 512)
+
+
+def test_make_with_a_seed_is_reproducible(tmp_path):
+    (tmp_path / "in.jpg").write_bytes(astronaut_jpeg())
+    for name in ("one.jpg", "two.jpg"):
+        result = memegen("make", tmp_path / "in.jpg", "-o", tmp_path / name, "--seed", 7)
+        assert result.returncode == 0
+    assert (tmp_path / "one.jpg").read_bytes() == (tmp_path / "two.jpg").read_bytes()
+
+
+def test_make_defaults_to_a_jpeg_named_after_the_input(tmp_path):
+    (tmp_path / "in.jpg").write_bytes(astronaut_jpeg())
+    assert memegen("make", "in.jpg", cwd=tmp_path).returncode == 0
+    with Image.open(tmp_path / "in-meme.jpg") as meme:
+        assert meme.format == "JPEG"
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_make_refuses_bad_input_clearly_and_writes_nothing(tmp_path, name):
+    make, _, _ = BAD_INPUTS[name]
+    (tmp_path / "bad.png").write_bytes(make())
+    result = memegen("make", tmp_path / "bad.png", "-o", tmp_path / "out.jpg")
+    assert result.returncode == 2
+    assert result.stderr.startswith("memegen: ") and result.stdout == ""
+    assert not (tmp_path / "out.jpg").exists()
+
+
+def test_make_refuses_an_unknown_output_format(tmp_path):
+    (tmp_path / "in.jpg").write_bytes(astronaut_jpeg())
+    result = memegen("make", tmp_path / "in.jpg", "-o", tmp_path / "out.bmp")
+    assert result.returncode == 2 and "use .jpg, .png or .webp" in result.stderr

@@ -1,0 +1,65 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from memegen import LABELS
+from memegen.config import DEFAULT_MANIFEST
+from memegen.expressions import ExpressionClassifier, load_classifier, weighted_vote
+from memegen.imaging import load_photo
+
+from sample_images import astronaut_jpeg
+
+
+def test_weighted_vote_gives_each_model_its_say_per_class():
+    probabilities = np.array(
+        [
+            [[0.6, 0.4]],
+            [[0.2, 0.8]],
+        ]
+    )
+    weights = np.array([[3.0, 1.0], [1.0, 1.0]])
+    # class 0: (3·0.6 + 1·0.2) / 4 = 0.5; class 1: (0.4 + 0.8) / 2 = 0.6; then renormalised
+    np.testing.assert_allclose(weighted_vote(probabilities, weights), [[0.5 / 1.1, 0.6 / 1.1]])
+
+
+def test_weighted_vote_with_equal_weights_is_the_plain_average():
+    rng = np.random.default_rng(1)
+    probabilities = rng.dirichlet(np.ones(7), size=(3, 5))
+    np.testing.assert_allclose(
+        weighted_vote(probabilities, np.ones((3, 7))), probabilities.mean(axis=0), atol=1e-6
+    )
+
+
+def test_shipped_manifest_lists_our_labels_and_existing_models():
+    manifest = json.loads(DEFAULT_MANIFEST.read_text())
+    assert tuple(manifest["labels"]) == LABELS
+    for model in manifest["models"]:
+        assert (DEFAULT_MANIFEST.parent / model["file"]).is_file()
+        assert set(model["class_weights"]) == set(LABELS)
+
+
+def test_batch_of_faces_matches_one_face_at_a_time():
+    classifier = load_classifier(DEFAULT_MANIFEST)
+    pixels = load_photo(astronaut_jpeg()).pixels
+    boxes = [(150, 40, 330, 240), (0, 0, 200, 200), (300, 300, 500, 500)]
+    together = classifier.classify(pixels, boxes)
+    alone = np.concatenate([classifier.classify(pixels, [box]) for box in boxes])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_no_boxes_gives_an_empty_result():
+    classifier = load_classifier(DEFAULT_MANIFEST)
+    assert classifier.classify(np.zeros((64, 64, 3), np.uint8), []).shape == (0, len(LABELS))
+
+
+def test_manifest_with_other_labels_is_refused(tmp_path):
+    manifest = json.loads(DEFAULT_MANIFEST.read_text())
+    manifest["labels"] = list(reversed(manifest["labels"]))
+    for model in manifest["models"]:
+        shutil.copy(DEFAULT_MANIFEST.parent / model["file"], tmp_path / model["file"])
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="labels"):
+        ExpressionClassifier(tmp_path / "manifest.json")

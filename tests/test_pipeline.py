@@ -1,0 +1,67 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from memegen.config import Settings
+from memegen.pipeline import NO_FACE, Pipeline
+
+from sample_images import astronaut_jpeg
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return Pipeline(Settings(output_max_side=400))
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def test_astronaut_becomes_a_happy_meme_with_a_happy_caption(pipeline):
+    meme = pipeline.make_meme(astronaut_jpeg(), seed=3)
+    assert meme.mood == "happy"
+    assert meme.caption in pipeline.captions.captions("happy")
+    assert len(meme.analysis.faces) == 1
+    assert meme.image.size == (400, 400)
+
+
+def test_photo_without_a_face_gets_a_no_face_caption(pipeline):
+    rng = np.random.default_rng(0)
+    sky = np.linspace(80, 220, 300, dtype=np.uint8)[:, None, None].repeat(400, 1).repeat(3, 2)
+    sky = np.clip(sky + rng.normal(0, 3, sky.shape), 0, 255).astype(np.uint8)
+    meme = pipeline.make_meme(_jpeg(Image.fromarray(sky)), seed=1)
+    assert meme.analysis.faces == []
+    assert meme.mood == NO_FACE
+    assert meme.caption in pipeline.captions.captions(NO_FACE)
+
+
+def test_given_text_replaces_only_its_own_line(pipeline):
+    picked = pipeline.make_meme(astronaut_jpeg(), seed=5).caption
+    meme = pipeline.make_meme(astronaut_jpeg(), seed=5, top="my own words")
+    assert (meme.caption.top, meme.caption.bottom) == ("my own words", picked.bottom)
+
+
+def test_same_seed_gives_the_same_meme(pipeline):
+    first = pipeline.make_meme(astronaut_jpeg(), seed=11)
+    second = pipeline.make_meme(astronaut_jpeg(), seed=11)
+    assert first.caption == second.caption
+    assert np.array_equal(np.asarray(first.image), np.asarray(second.image))
+
+
+def test_boxes_are_reported_in_the_original_pictures_pixels(pipeline):
+    small = pipeline.analyze(astronaut_jpeg())
+    big_photo = Image.open(io.BytesIO(astronaut_jpeg())).resize((3072, 3072))
+    big = pipeline.analyze(_jpeg(big_photo))
+    assert (big.width, big.height) == (3072, 3072)
+    scaled = np.array(small.faces[0].box) * 6
+    np.testing.assert_allclose(big.faces[0].box, scaled, atol=40)
+
+
+def test_expression_scores_are_a_distribution(pipeline):
+    face = pipeline.analyze(astronaut_jpeg()).faces[0]
+    assert sum(face.scores.values()) == pytest.approx(1.0, abs=1e-3)
+    assert face.expression == max(face.scores, key=face.scores.get)
