@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -397,6 +398,22 @@ def test_rate_limiter_window_slides() -> None:
     assert limiter.hit("b") is None
     now[0] = 60.5
     assert limiter.hit("a") is None, "the first hits have left the window"
+
+
+def test_rate_limiter_is_exact_under_threads() -> None:
+    limiter = RateLimiter(50)
+    allowed: list[bool] = []
+
+    def hammer() -> None:
+        for _ in range(100):
+            allowed.append(limiter.hit("same client") is None)
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(allowed) == 50
 
 
 def test_zero_rate_limit_disables_it() -> None:

@@ -7,6 +7,7 @@ leaves screenshots (desktop and phone) in /tmp for a human to look at.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import re
@@ -232,3 +233,30 @@ def test_keyboard_reaches_the_controls(server: str, browser: Browser) -> None:
         page.keyboard.press("Tab")
         reached.add(page.evaluate("document.activeElement.dataset.testid || ''"))
     assert "choose-button" in reached
+
+
+def test_drop_and_paste_pick_a_photo(server: str, browser: Browser) -> None:
+    page, problems = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    make_transfer = """async (b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "astronaut.jpg", { type: "image/jpeg" }));
+        return transfer;
+    }"""
+    photo = base64.b64encode(ASTRONAUT.read_bytes()).decode()
+    meme = page.get_by_test_id("meme-image")
+
+    transfer = page.evaluate_handle(make_transfer, photo)
+    page.get_by_test_id("dropzone").dispatch_event("drop", {"dataTransfer": transfer})
+    expect(meme).to_have_attribute("src", re.compile(r"/api/v1/memes/"), timeout=MEME_TIMEOUT_MS)
+    dropped_src = meme.get_attribute("src")
+
+    transfer = page.evaluate_handle(make_transfer, photo)
+    page.evaluate(
+        "(transfer) => document.dispatchEvent("
+        "new ClipboardEvent('paste', { clipboardData: transfer, bubbles: true }))",
+        transfer,
+    )
+    expect(meme).not_to_have_attribute("src", dropped_src or "", timeout=MEME_TIMEOUT_MS)
+    expect(meme).to_have_attribute("src", re.compile(r"/api/v1/memes/"))
+    assert not problems, problems

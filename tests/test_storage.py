@@ -74,7 +74,7 @@ def test_unknown_valid_id_is_none(tmp_path: Path) -> None:
 
 def test_bad_suffix_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
     store = MemeStore(tmp_path / "memes", ttl_seconds=60)
-    for suffix in ("", "png/../x", "PNG", "p.ng"):
+    for suffix in ("", "png/../x", "PNG", "p.ng", "gif"):
         with pytest.raises(ValueError):
             store.save(b"x", suffix)
     assert os.listdir(tmp_path / "memes") == []
@@ -122,6 +122,9 @@ def test_cleanup_removes_expired_memes_and_stale_temp_files_only(tmp_path: Path)
     unrelated = tmp_path / "notes.txt"
     unrelated.write_text("not ours")
     os.utime(unrelated, (0, 0))
+    foreign = tmp_path / f"{'A' * 22}.gif"
+    foreign.write_bytes(b"a suffix this store does not make")
+    os.utime(foreign, (0, 0))
 
     clock.now += 1800
     live_temp = tmp_path / f"{TEMP_PREFIX}writing.part"
@@ -133,6 +136,7 @@ def test_cleanup_removes_expired_memes_and_stale_temp_files_only(tmp_path: Path)
     assert fresh.path.exists()
     assert live_temp.exists(), "a write in progress is not swept"
     assert unrelated.exists(), "files that are not memes are left alone"
+    assert foreign.exists()
 
 
 def test_background_sweeper_removes_expired_memes_and_stops(tmp_path: Path) -> None:

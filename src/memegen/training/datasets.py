@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +11,22 @@ import numpy as np
 from PIL import Image
 
 from memegen import LABELS
+from memegen.facecrop import crop_face
+
+# FER+ vote columns in its CSV, and the name each has here (None: not one of ours).
+FERPLUS_COLUMNS = {
+    "neutral": "neutral",
+    "happiness": "happy",
+    "surprise": "surprise",
+    "sadness": "sad",
+    "anger": "angry",
+    "disgust": "disgust",
+    "fear": "fear",
+    "contempt": None,
+    "unknown": None,
+    "NF": None,
+}
+CKPLUS_NAMES = {"anger": "angry", "sadness": "sad", "contempt": None}
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
@@ -20,6 +38,8 @@ class FaceDataset:
     name: str
     images: np.ndarray
     labels: np.ndarray
+    soft_labels: np.ndarray | None = None
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -29,7 +49,13 @@ class FaceDataset:
         return {label: int(count) for label, count in zip(LABELS, counts, strict=True)}
 
     def subset(self, indices: np.ndarray, name: str | None = None) -> FaceDataset:
-        return FaceDataset(name or self.name, self.images[indices], self.labels[indices])
+        return FaceDataset(
+            name or self.name,
+            self.images[indices],
+            self.labels[indices],
+            None if self.soft_labels is None else self.soft_labels[indices],
+            None if self.groups is None else self.groups[indices],
+        )
 
 
 def load_class_folders(root: Path, size: int = 48, name: str | None = None) -> FaceDataset:
@@ -69,3 +95,125 @@ def stratified_split(
         held_out.append(indices[:cut])
         kept.append(indices[cut:])
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held_out))
+
+
+def load_fer2013_csv(path: Path, usage: str | None = None) -> FaceDataset:
+    """The original ``fer2013.csv`` (``emotion,pixels,Usage``); ``usage`` keeps one split.
+
+    FER2013's emotion numbers 0–6 are already in the order of ``LABELS``.
+    """
+    images, labels = [], []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if usage is not None and row["Usage"] != usage:
+                continue
+            pixels = np.array(row["pixels"].split(), dtype=np.uint8)
+            images.append(pixels.reshape(48, 48))
+            labels.append(int(row["emotion"]))
+    return FaceDataset(f"fer2013-{usage or 'all'}", np.stack(images), np.array(labels))
+
+
+def ferplus_distribution(votes: dict[str, str]) -> np.ndarray | None:
+    """FER+ votes of one image as a distribution over ``LABELS``; None if none are ours."""
+    counts = np.zeros(len(LABELS))
+    for column, label in FERPLUS_COLUMNS.items():
+        if label is not None:
+            counts[LABELS.index(label)] += float(votes[column])
+    total = counts.sum()
+    return None if total == 0 else counts / total
+
+
+def with_ferplus_labels(dataset: FaceDataset, votes_csv: Path, soft: bool) -> FaceDataset:
+    """Relabel FER2013 (rows in ``fer2013.csv`` order) with the FER+ votes of each image.
+
+    Majority mode keeps images whose most-voted class is ours and unique; soft
+    mode keeps every image with at least one vote for our classes and stores
+    the vote distribution as its target.
+    """
+    with open(votes_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if len(rows) < len(dataset):
+        raise ValueError(f"{votes_csv} has {len(rows)} rows for {len(dataset)} images")
+    keep, labels, soft_labels = [], [], []
+    for index, row in enumerate(rows[: len(dataset)]):
+        distribution = ferplus_distribution(row)
+        if distribution is None:
+            continue
+        top = np.flatnonzero(distribution == distribution.max())
+        if not soft and len(top) != 1:
+            continue
+        keep.append(index)
+        labels.append(int(top[0]))
+        soft_labels.append(distribution)
+    keep_array = np.array(keep)
+    return FaceDataset(
+        f"{dataset.name}-ferplus{'-soft' if soft else ''}",
+        dataset.images[keep_array],
+        np.array(labels),
+        np.array(soft_labels, dtype=np.float32) if soft else None,
+    )
+
+
+def load_ckplus(root: Path, size: int = 48) -> FaceDataset:
+    """CK+48 from its ``manifest.csv``; contempt is dropped, subjects kept for splitting."""
+    images, labels, subjects = [], [], []
+    with open(Path(root) / "manifest.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            label = CKPLUS_NAMES.get(row["label"], row["label"])
+            if label is None:
+                continue
+            with Image.open(Path(root) / row["file"]) as image:
+                grey = image.convert("L").resize((size, size), Image.Resampling.BOX)
+            images.append(np.asarray(grey))
+            labels.append(LABELS.index(label))
+            subjects.append(row["subject"])
+    return FaceDataset("ckplus", np.stack(images), np.array(labels), groups=np.array(subjects))
+
+
+def split_by_group(
+    groups: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held_out) with whole groups (CK+ subjects) on one side only."""
+    names = np.random.default_rng(seed).permutation(np.unique(groups))
+    held_names = set(names[: max(1, round(len(names) * fraction))])
+    held = np.array([group in held_names for group in groups])
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+@dataclass(frozen=True)
+class LabelledBox:
+    """A labelled face in a whole photo (ExpW's ``faces.csv``)."""
+
+    image: str
+    box: tuple[float, float, float, float]
+    label: int
+
+
+def read_expw_boxes(root: Path) -> list[LabelledBox]:
+    with open(Path(root) / "faces.csv", newline="") as handle:
+        return [
+            LabelledBox(
+                row["image"],
+                tuple(float(row[key]) for key in ("x1_left", "y1_top", "x2_right", "y2_bottom")),
+                LABELS.index(row["label"]),
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+def crop_labelled_boxes(
+    root: Path, boxes: Iterable[LabelledBox], margin: float, size: int = 48
+) -> FaceDataset:
+    """Crop labelled boxes out of whole photos with the inference crop function."""
+    images, labels, sources = [], [], []
+    loaded: dict[str, np.ndarray] = {}
+    for item in boxes:
+        if item.image not in loaded:
+            with Image.open(Path(root) / item.image) as photo:
+                loaded = {item.image: np.asarray(photo.convert("L"))}
+        images.append(crop_face(loaded[item.image], item.box, size, margin))
+        labels.append(item.label)
+        sources.append(item.image)
+    return FaceDataset(
+        Path(root).name, np.stack(images), np.array(labels), groups=np.array(sources)
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -108,13 +109,6 @@ def train(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     steps_per_epoch = max(1, len(train_set) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser,
-        max_lr=config.learning_rate,
-        epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch,
-        pct_start=0.15,
-    )
     generator = torch.Generator().manual_seed(config.seed)
     state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": -1, "seconds": 0.0}
     last_path = run_dir / "last.pt"
@@ -122,9 +116,9 @@ def train(
         checkpoint = torch.load(last_path, weights_only=False)
         model.load_state_dict(checkpoint["model"])
         optimiser.load_state_dict(checkpoint["optimiser"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
         generator.set_state(checkpoint["generator"])
         state = checkpoint["state"]
+    scheduler = _one_cycle(optimiser, config, steps_per_epoch, state["epoch"])
 
     pixels = _to_tensor(train_set.images, config)
     labels = torch.from_numpy(train_set.labels)
@@ -161,7 +155,6 @@ def train(
             {
                 "model": model.state_dict(),
                 "optimiser": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(),
                 "generator": generator.get_state(),
                 "state": state,
             },
@@ -182,6 +175,28 @@ def train(
     return TrainResult(
         state["best_accuracy"], state["best_epoch"], state["epoch"], state["seconds"]
     )
+
+
+def _one_cycle(
+    optimiser: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int, epochs_done: int
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The one-cycle schedule, wound forward to where a resumed run stopped.
+
+    Rebuilding it from the config (rather than restoring its saved state) lets a
+    run resume with a different ``epochs``: the rest of the cycle is re-planned.
+    """
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser,
+        max_lr=config.learning_rate,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        pct_start=0.15,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(epochs_done * steps_per_epoch):
+            scheduler.step()
+    return scheduler
 
 
 def load_trained(run_dir: Path) -> tuple[torch.nn.Module, TrainConfig]:

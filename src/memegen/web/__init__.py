@@ -12,6 +12,7 @@ from typing import IO
 from flask import Flask, Request, Response
 
 from memegen.config import Settings
+from memegen.imaging import EXTENSIONS
 from memegen.pipeline import Pipeline
 from memegen.storage import MemeStore
 from memegen.web import api, pages
@@ -56,7 +57,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     """
     settings = settings or Settings.from_env()
     pipeline = pipeline or Pipeline(settings)
-    store = MemeStore(settings.storage_dir, settings.meme_ttl_seconds)
+    store = MemeStore(
+        settings.storage_dir, settings.meme_ttl_seconds, suffixes=tuple(EXTENSIONS.values())
+    )
     store.start_cleanup(CLEANUP_INTERVAL_SECONDS)
 
     app = Flask(__name__)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from memegen.imaging import ImageError
+from memegen.web.state import EXTENSION_KEY
 
 log = logging.getLogger("memegen.web")
 
@@ -72,6 +73,9 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
         code, message = HTTP_CODES.get(status, (_slug(error.name), error.description or ""))
+        if status == 413:
+            limit = current_app.extensions[EXTENSION_KEY].settings.max_upload_bytes
+            message = f"The upload is larger than the {describe_size(limit)} limit."
         # Keep headers that carry meaning (Allow on 405); the body is ours, not Werkzeug's.
         headers = {
             name: value
@@ -84,6 +88,13 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error", exc_info=error)
         return error_response(500, *HTTP_CODES[500])
+
+
+def describe_size(size: int) -> str:
+    """A byte count the way people read it in a message: "15 MB", "1.5 MB", "20 KB"."""
+    if size >= 2**20:
+        return f"{size / 2**20:.1f}".removesuffix(".0") + " MB"
+    return f"{max(1, round(size / 1024))} KB"
 
 
 def _slug(name: str) -> str:

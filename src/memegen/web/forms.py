@@ -13,7 +13,7 @@ from flask import request
 from werkzeug.datastructures import MultiDict
 
 from memegen.render import STYLES
-from memegen.web.errors import ApiError
+from memegen.web.errors import ApiError, describe_size
 
 FORMAT_BY_EXTENSION = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
 """Extensions a meme URL may end in, and the ``format`` values a form may send."""
@@ -86,8 +86,8 @@ def _upload(max_upload_bytes: int) -> tuple[bytes, MultiDict[str, str]]:
         raise ApiError(
             413,
             "upload_too_large",
-            f"The file is {len(data) / 2**20:.1f} MB; "
-            f"the limit is {max_upload_bytes / 2**20:.0f} MB.",
+            f"The file is {describe_size(len(data))}; "
+            f"the limit is {describe_size(max_upload_bytes)}.",
         )
     return data, request.form
 

@@ -64,8 +64,8 @@
     ui.status.textContent = message;
   }
 
-  function megabytes(bytes) {
-    return (bytes / 1048576).toFixed(1);
+  function size(bytes) {
+    return bytes < 1048576 ? `${Math.ceil(bytes / 1024)} KB` : `${(bytes / 1048576).toFixed(1)} MB`;
   }
 
   // ---- choosing a photo -----------------------------------------------------
@@ -83,9 +83,7 @@
       return;
     }
     if (file.size > MAX_BYTES) {
-      showError(
-        `This photo is ${megabytes(file.size)} MB; the limit is ${megabytes(MAX_BYTES)} MB.`,
-      );
+      showError(`This photo is ${size(file.size)}; the limit is ${size(MAX_BYTES)}.`);
       return;
     }
     state.file = file;
@@ -96,7 +94,7 @@
     ui.thumb.hidden = false;
     ui.dropzone.classList.add("has-photo");
     ui.dropzoneTitle.textContent = file.name || "Pasted photo";
-    ui.dropzoneHint.textContent = `${megabytes(file.size)} MB · drop or paste another to swap`;
+    ui.dropzoneHint.textContent = `${size(file.size)} · drop or paste another to swap`;
     ui.chooseButton.textContent = "Choose another";
     if (ui.memeWrap.hidden) {
       // First photo: show it at once, dimmed under the spinner, while the meme is made.
@@ -105,8 +103,46 @@
       ui.memeImage.src = state.thumbUrl;
       ui.memeImage.alt = "Your photo, being turned into a meme";
     }
-    generate({ busyText: "Reading faces…" });
+    generate({ busyText: "Reading faces…", newPhoto: true });
   }
+
+  // A new photo the server refused leaves nothing to edit: back to the empty page.
+  function resetToEmpty() {
+    state.file = null;
+    ui.thumb.hidden = true;
+    ui.thumb.removeAttribute("src");
+    ui.dropzone.classList.remove("has-photo");
+    ui.dropzoneTitle.textContent = "Drop a photo here";
+    ui.dropzoneHint.textContent = "or paste one, or pick one below";
+    ui.chooseButton.textContent = "Choose a photo";
+    ui.memeWrap.hidden = true;
+    ui.memeImage.removeAttribute("src");
+    ui.faceBoxes.replaceChildren();
+    ui.placeholder.hidden = false;
+    ui.mood.hidden = true;
+    for (const link of [ui.downloadPng, ui.downloadJpeg]) {
+      link.removeAttribute("href");
+      link.setAttribute("aria-disabled", "true");
+    }
+    ui.top.value = "";
+    ui.bottom.value = "";
+    ui.top.disabled = true;
+    ui.bottom.disabled = true;
+    ui.reroll.disabled = true;
+    ui.faceList.replaceChildren();
+    ui.facesSummary.textContent = "Pick a photo to see what MemeGen reads in it.";
+  }
+
+  // Some photos the server reads (TIFF, CMYK JPEG…) the browser cannot show: hide its
+  // local preview rather than a broken-image icon; the meme will show fine.
+  ui.thumb.addEventListener("error", () => {
+    ui.thumb.hidden = true;
+  });
+  ui.memeImage.addEventListener("error", () => {
+    if (!ui.memeImage.src.startsWith("blob:")) return;
+    ui.memeWrap.hidden = true;
+    ui.placeholder.hidden = false;
+  });
 
   ui.chooseButton.addEventListener("click", () => ui.fileInput.click());
   ui.cameraButton.addEventListener("click", () => ui.cameraInput.click());
@@ -117,24 +153,30 @@
     });
   }
 
-  // Dropping anywhere on the page works; the drop zone lights up to show it.
+  // Dropping a file anywhere on the page works; the drop zone lights up to show it.
+  // Drags of anything else (text into a caption field) keep their usual behaviour.
+  const carriesFiles = (event) =>
+    Boolean(event.dataTransfer) && Array.from(event.dataTransfer.types).includes("Files");
   let dragDepth = 0;
   document.addEventListener("dragenter", (event) => {
-    if (!event.dataTransfer || !event.dataTransfer.types.includes("Files")) return;
+    if (!carriesFiles(event)) return;
     dragDepth += 1;
     ui.dropzone.classList.add("dragging");
   });
-  document.addEventListener("dragleave", () => {
+  document.addEventListener("dragleave", (event) => {
+    if (!carriesFiles(event)) return;
     dragDepth = Math.max(0, dragDepth - 1);
     if (dragDepth === 0) ui.dropzone.classList.remove("dragging");
   });
-  document.addEventListener("dragover", (event) => event.preventDefault());
+  document.addEventListener("dragover", (event) => {
+    if (carriesFiles(event)) event.preventDefault();
+  });
   document.addEventListener("drop", (event) => {
+    if (!carriesFiles(event)) return;
     event.preventDefault(); // never let the browser navigate away to the dropped file
     dragDepth = 0;
     ui.dropzone.classList.remove("dragging");
-    const file = event.dataTransfer && event.dataTransfer.files[0];
-    if (file) pickFile(file);
+    pickFile(event.dataTransfer.files[0]);
   });
 
   document.addEventListener("paste", (event) => {
@@ -155,7 +197,7 @@
   }
 
   // POST the kept photo. Without top/bottom the server picks a caption for the mood.
-  async function generate({ top, bottom, busyText, fromEdit = false }) {
+  async function generate({ top, bottom, busyText, fromEdit = false, newPhoto = false }) {
     if (!state.file) return;
     clearTimeout(state.editTimer);
     const number = ++state.request;
@@ -194,6 +236,7 @@
           : error.message,
       );
       announce("");
+      if (newPhoto) resetToEmpty();
     } finally {
       if (number === state.request) setBusy(false);
     }

@@ -1,0 +1,164 @@
+"""How well and how fast the face detector works, on the photos in the data root.
+
+Recall: dlib's face-detection examples (``photos/dlib_faces``, PASCAL VOC pictures whose
+``training.xml`` and ``testing.xml`` list the true boxes; both files are used, since we
+train nothing on them). A true face counts as found when some detection overlaps it with
+IoU ≥ 0.3; the looser "detected box centre inside the true box" is printed beside it,
+because dlib's square boxes are tighter than BlazeFace's around the chin and forehead.
+False positives: every face reported on ``photos/no_face`` is one.
+Speed: median milliseconds per ``detect`` call on one thread, for a 1 MP picture, a 12 MP
+one as given, and that 12 MP picture at 2048 px (what the pipeline hands over).
+
+    .venv/bin/python benchmarks/faces_quality.py [DATA_ROOT]   # default /tmp/memegen-data
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from memegen.faces import MIN_SCORE, TILE_MIN_SCORE, TILE_MIN_SIDE, Face, FaceDetector
+
+Box = tuple[float, float, float, float]
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def true_boxes(folder: Path) -> dict[str, list[Box]]:
+    """File name → true boxes (x1, y1, x2, y2) from dlib's imglab XML files."""
+    boxes: dict[str, list[Box]] = {}
+    for name in ("training.xml", "testing.xml"):
+        for image in ET.parse(folder / name).getroot().iter("image"):
+            entry = boxes.setdefault(image.get("file"), [])
+            for box in image.iter("box"):
+                left, top = float(box.get("left")), float(box.get("top"))
+                entry.append(
+                    (left, top, left + float(box.get("width")), top + float(box.get("height")))
+                )
+    return boxes
+
+
+def iou(a: Box, b: Box) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    overlap = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap
+    return overlap / union if union > 0 else 0.0
+
+
+def centre_inside(found: Box, truth: Box) -> bool:
+    cx, cy = (found[0] + found[2]) / 2, (found[1] + found[3]) / 2
+    return truth[0] <= cx <= truth[2] and truth[1] <= cy <= truth[3]
+
+
+def recall(detector: FaceDetector, folder: Path) -> None:
+    hits_iou = hits_centre = total = unmatched = 0
+    for name, truths in sorted(true_boxes(folder).items()):
+        faces = detector.detect(load_rgb(folder / name))
+        found = [face.box for face in faces]
+        by_iou = sum(any(iou(box, truth) >= 0.3 for box in found) for truth in truths)
+        by_centre = sum(any(centre_inside(box, truth) for box in found) for truth in truths)
+        extra = sum(
+            not any(iou(box, truth) >= 0.3 or centre_inside(box, truth) for truth in truths)
+            for box in found
+        )
+        hits_iou, hits_centre, total = (
+            hits_iou + by_iou,
+            hits_centre + by_centre,
+            total + len(truths),
+        )
+        unmatched += extra
+        print(
+            f"  {name:28s} {by_iou:2d}/{len(truths):2d} (centre {by_centre:2d})  "
+            f"detections {len(faces):2d}, matching no true face {extra}"
+        )
+    print(
+        f"recall IoU>=0.3: {hits_iou}/{total} = {hits_iou / total:.1%};  "
+        f"centre inside: {hits_centre}/{total} = {hits_centre / total:.1%};  "
+        f"detections matching no true face: {unmatched}"
+    )
+
+
+def false_positives(detector: FaceDetector, folder: Path) -> None:
+    total = pictures = 0
+    files = sorted(path for path in folder.iterdir() if path.suffix in (".jpg", ".png"))
+    for path in files:
+        faces = detector.detect(load_rgb(path))
+        if faces:
+            pictures += 1
+            total += len(faces)
+            print(f"  {path.name}: {describe(faces)}")
+    print(f"false positives: {total} faces on {pictures} of {len(files)} pictures without faces")
+
+
+def describe(faces: list[Face]) -> str:
+    return ", ".join(
+        f"{'BlazeFace' if face.landmarks else 'Haar'} {face.score:.2f} "
+        f"{[round(v) for v in face.box]}"
+        for face in faces
+    )
+
+
+def median_ms(detector: FaceDetector, rgb: np.ndarray, repeats: int) -> float:
+    detector.detect(rgb)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        detector.detect(rgb)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def speed(detector: FaceDetector, photo: np.ndarray, repeats: int) -> None:
+    for label, size in (
+        ("1 MP (1155x866)", (1155, 866)),
+        ("12 MP (4000x3000)", (4000, 3000)),
+        ("12 MP at 2048 (2048x1536)", (2048, 1536)),
+    ):
+        rgb = cv2.resize(
+            photo,
+            size,
+            interpolation=cv2.INTER_AREA if size[0] < photo.shape[1] else cv2.INTER_CUBIC,
+        )
+        count = len(detector.detect(rgb))
+        runs = repeats if size[0] < 2000 else max(3, repeats // 10)
+        print(f"  {label:27s} {median_ms(detector, rgb, runs):8.1f} ms  ({count} faces)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_root", nargs="?", type=Path, default=Path("/tmp/memegen-data"))
+    parser.add_argument("--min-score", type=float, default=MIN_SCORE)
+    parser.add_argument("--tile-min-score", type=float, default=TILE_MIN_SCORE)
+    parser.add_argument("--tile-min-side", type=int, default=TILE_MIN_SIDE)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--skip-speed", action="store_true")
+    args = parser.parse_args()
+
+    cv2.setNumThreads(1)  # the detector's own session already runs on one thread
+    detector = FaceDetector(
+        min_score=args.min_score,
+        tile_min_score=args.tile_min_score,
+        tile_min_side=args.tile_min_side,
+    )
+    photos = args.data_root / "photos"
+    print("recall on photos/dlib_faces:")
+    recall(detector, photos / "dlib_faces")
+    print("faces found on photos/no_face:")
+    false_positives(detector, photos / "no_face")
+    if not args.skip_speed:
+        print("median time per detect(), one thread:")
+        speed(detector, load_rgb(photos / "dlib_faces" / "bald_guys.jpg"), args.repeats)
+
+
+if __name__ == "__main__":
+    main()
