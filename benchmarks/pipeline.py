@@ -24,12 +24,12 @@ import uuid
 from pathlib import Path
 
 import cv2
-from memegen.render import render_meme
 from PIL import Image
 
 from memegen.config import Settings
 from memegen.imaging import encode
 from memegen.pipeline import Analysis, Pipeline
+from memegen.render import render_meme
 
 PHOTO = Path(__file__).resolve().parent.parent / "tests" / "data" / "astronaut.jpg"
 SIZES = {"1 MP": (1155, 866), "12 MP": (4000, 3000)}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memegen.faces import Face, FaceDetector, default_detector, haar_faces
+from memegen.faces import Face, FaceDetector, default_detector, haar_faces, is_portrait
 
 ASTRONAUT = Path(__file__).parent / "data" / "astronaut.jpg"
 ASTRONAUT_FACE = (174.0, 70.0, 279.0, 175.0)
@@ -174,3 +174,11 @@ def test_rejects_arrays_that_are_not_rgb_pictures():
         default_detector().detect(np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError, match="RGB"):
         default_detector().detect(np.zeros((10, 10, 3), np.float32))
+
+
+def test_a_big_portrait_skips_the_tiled_pass_but_a_group_photo_does_not(astronaut, group_photo):
+    detector = default_detector()
+    portrait = cv2.resize(astronaut, (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    assert is_portrait(detector._whole_picture(portrait, 192), portrait.shape)
+    picture, _ = group_photo
+    assert not is_portrait(detector._whole_picture(picture, 192), picture.shape)

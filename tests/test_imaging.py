@@ -58,6 +58,13 @@ def test_big_jpeg_is_decoded_at_reduced_scale_but_reports_its_true_size():
     assert photo.scale == pytest.approx(2048 / 6000, rel=1e-3)
 
 
+def test_twelve_megapixel_jpeg_decodes_at_half_scale_without_a_resize():
+    image = Image.new("RGB", (4000, 3000), (30, 90, 160))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=80)
+    assert load_photo(buffer.getvalue(), max_side=2048).pixels.shape == (1500, 2000, 3)
+
+
 def test_byte_limit_is_enforced_before_decoding():
     with pytest.raises(ImageError) as raised:
         load_photo(astronaut_jpeg(), max_bytes=1000)

@@ -10,9 +10,11 @@ picture ("levels"), from a fine level (20 px faces in a 2048 px copy) up to the
 one the whole-picture pass already covers. All detections go through one
 weighted non-maximum suppression, as MediaPipe merges its own.
 
-BlazeFace misses faces that fill the whole frame and some drawn or odd-looking
-faces; OpenCV's Haar cascade catches some of those. It is slower (100–250 ms)
-and less precise, so it only runs when BlazeFace found nothing.
+When nothing is found, two fallbacks follow, cheapest first. A face that fills
+the frame is too big for the model, so the picture is looked at once more from
+afar (shrunk into the middle of the input). Then OpenCV's Haar cascade, which
+catches a few faces BlazeFace does not (very noisy pictures, for one); it is
+slower and far less precise, so it only runs when BlazeFace found nothing.
 """
 
 from __future__ import annotations
@@ -36,11 +38,11 @@ ANCHOR_STRIDE = 4
 #: tragion, left ear tragion (the person's right and left).
 NUM_KEYPOINTS = 6
 #: MediaPipe's thresholds for this model: sigmoid score, and the IoU that makes boxes one face.
-#: Tiles see ~100 times more small patches of texture than the whole-picture view, so a tile's
-#: detection needs a higher score (measured on the no-face set: lettering, flags, patches).
 MIN_SCORE = 0.5
-TILE_MIN_SCORE = 0.7
 NMS_IOU = 0.3
+#: Tiles see ~100 times more small patches of texture than the whole-picture view, so a tile's
+#: detection needs a higher score (at 0.5–0.67 they fired on the lettering of a mission patch).
+TILE_MIN_SCORE = 0.7
 #: Raw scores are clipped before the sigmoid, as MediaPipe does, so exp() cannot overflow.
 RAW_SCORE_CLIP = 80.0
 
@@ -54,6 +56,11 @@ CLOSE_UP_MIN_FRACTION = 0.4
 #: Pictures whose long side is shorter than this skip the tiled pass: the whole-picture pass
 #: already finds faces of 1/12 of the long side, and tiling would cost 30+ inferences.
 TILE_MIN_SIDE = 1600
+#: A face at least this fraction of the short side makes a big picture a portrait: its
+#: subject is found by the whole-picture pass, and the tiled pass (about 150 inferences,
+#: a second on one core for 12 MP) is skipped. Group photos, whose faces are a few percent
+#: of the picture, still get it.
+PORTRAIT_FACE_FRACTION = 0.15
 #: Smallest face (pixels of the ≤2048 px copy) that the tiled pass is built to find: 40 px in
 #: a 4000×3000 photo. The model finds some faces of 14 px in its input, most of 16 px, and
 #: scores faces of 18 px and more well above TILE_MIN_SCORE, so levels are planned with that.
@@ -68,8 +75,10 @@ TILE_OVERLAP = 48
 TILE_EDGE_MARGIN = 2.0
 
 HAAR_CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-#: Haar runs on a copy this big at most; its smallest face is HAAR_MIN_FRACTION of the short
-#: side. It gives no calibrated confidence, so its faces carry this fixed score.
+#: Haar runs on a copy this big at most, and only looks for faces of HAAR_MIN_FRACTION of
+#: the short side or more: BlazeFace finds small faces far better, and small Haar hits on
+#: pictures without faces (coins, dogs, the moon) were all false. Haar gives no calibrated
+#: confidence, so its faces carry a fixed score.
 HAAR_MAX_SIDE = 320
 HAAR_MIN_FRACTION = 0.25
 HAAR_MIN_NEIGHBOURS = 6
@@ -102,7 +111,7 @@ class _Detections:
         )
 
 
-def full_range_anchors() -> np.ndarray:
+def _full_range_anchors() -> np.ndarray:
     """Anchor centres (N×2, in model pixels) of MediaPipe's full-range SSD configuration.
 
     One layer of stride 4 on the 192 input, one anchor of fixed size per cell (aspect ratio
@@ -134,7 +143,7 @@ class FaceDetector:
             str(model_path), options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
-        self._anchors = full_range_anchors()
+        self._anchors = _full_range_anchors()
         outputs = {output.shape[-1]: output for output in self._session.get_outputs()}
         regressors, scores = outputs.get(4 + 2 * NUM_KEYPOINTS), outputs.get(1)
         if regressors is None or scores is None or regressors.shape[1] != len(self._anchors):
@@ -152,7 +161,7 @@ class FaceDetector:
         if height == 0 or width == 0:
             return []
         found = [self._whole_picture(rgb, INPUT_SIDE)]
-        if max(height, width) >= self._tile_min_side:
+        if max(height, width) >= self._tile_min_side and not is_portrait(found[0], rgb.shape):
             found.extend(self._tiles(rgb))
         faces = _to_faces(_weighted_nms(_Detections.concat(found)), width, height)
         if not faces:
@@ -234,6 +243,14 @@ class FaceDetector:
         valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         scores = 1.0 / (1.0 + np.exp(-logit))
         return _Detections(boxes[valid], keypoints[valid], scores[valid])
+
+
+def is_portrait(found: _Detections, shape: tuple[int, ...]) -> bool:
+    """Whether a detection is big enough (PORTRAIT_FACE_FRACTION) to make the picture a portrait."""
+    if not len(found.boxes):
+        return False
+    sides = np.maximum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
+    return bool(sides.max() >= PORTRAIT_FACE_FRACTION * min(shape[:2]))
 
 
 def _logit(probability: float) -> float:
