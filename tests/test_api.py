@@ -22,10 +22,11 @@ from PIL import Image
 from werkzeug.test import TestResponse
 
 from memegen import LABELS
+from memegen.render import STYLES
 from memegen.storage import ID_PATTERN
 from memegen.web.ratelimit import RateLimiter
 
-from sample_images import BAD_INPUTS, ODD_IMAGES, astronaut_jpeg
+from sample_images import BAD_INPUTS, ODD_IMAGES, animated_gif, astronaut_jpeg
 
 PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
@@ -110,6 +111,39 @@ def test_make_meme_happy_path(client: FlaskClient, app: Flask) -> None:
     assert max(image.size) <= app.extensions["memegen"].settings.output_max_side
 
 
+@pytest.mark.parametrize("style", ["modern", "poster"])
+def test_face_boxes_follow_the_photo_into_a_band_or_a_frame(
+    client: FlaskClient, style: str
+) -> None:
+    classic = post(client, style="classic", seed="1").get_json()
+    framed = post(client, style=style, seed="1").get_json()
+    assert framed["height"] > classic["height"], "the band or frame adds to the photo"
+    (face,) = framed["faces"]
+    x1, y1, x2, y2 = face["box"]
+    cx1, cy1, cx2, cy2 = classic["faces"][0]["box"]
+    assert y1 > cy1, "moved down past the band or the frame"
+    assert abs((x2 - x1) / (cx2 - cx1) - (y2 - y1) / (cy2 - cy1)) < 0.05, "scaled, not stretched"
+    image = open_image(client.get(framed["image_url"]).data)
+    assert image.size == (framed["width"], framed["height"])
+
+
+def test_openapi_lists_every_style(client: FlaskClient) -> None:
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    assert schemas["MemeForm"]["properties"]["style"]["enum"] == list(STYLES)
+
+
+def test_an_animated_upload_stays_animated_as_gif_or_webp(client: FlaskClient) -> None:
+    body = post(client, data=animated_gif(), filename="dance.gif", format="gif").get_json()
+    assert body["frames"] == 3 and body["image_url"].endswith(".gif")
+    for extension, frames in (("gif", 3), ("webp", 3), ("png", 1), ("jpg", 1)):
+        url = body["image_url"].removesuffix(".gif") + f".{extension}"
+        image = open_image(client.get(url).data)
+        assert getattr(image, "n_frames", 1) == frames, extension
+        assert image.size == (body["width"], body["height"])
+    still = post(client, data=animated_gif(), filename="dance.gif", format="png").get_json()
+    assert still["frames"] == 1
+
+
 def test_output_size_is_capped(make_app: Callable[..., Flask], pipeline: Any) -> None:
     # The cap belongs to the pipeline's settings; a photo bigger than it must come back smaller.
     cap = pipeline.settings.output_max_side
@@ -126,13 +160,15 @@ def test_output_size_is_capped(make_app: Callable[..., Flask], pipeline: Any) ->
     assert image.size == (body["width"], body["height"])
 
 
-@pytest.mark.parametrize(("fmt", "extension"), [("png", "png"), ("webp", "webp"), ("jpg", "jpg")])
+@pytest.mark.parametrize(
+    ("fmt", "extension"), [("png", "png"), ("webp", "webp"), ("jpg", "jpg"), ("gif", "gif")]
+)
 def test_requested_format_is_stored(client: FlaskClient, fmt: str, extension: str) -> None:
     body = post(client, format=fmt).get_json()
     assert body["image_url"].endswith(f".{extension}")
     response = client.get(body["image_url"])
     image = open_image(response.data)
-    assert image.format == {"png": "PNG", "webp": "WEBP", "jpg": "JPEG"}[fmt]
+    assert image.format == {"png": "PNG", "webp": "WEBP", "jpg": "JPEG", "gif": "GIF"}[fmt]
     assert response.mimetype == f"image/{'jpeg' if fmt == 'jpg' else fmt}"
 
 
@@ -265,7 +301,7 @@ def test_missing_image_field_is_400(client: FlaskClient) -> None:
         {"seed": "abc"},
         {"seed": "-1"},
         {"seed": str(2**64)},
-        {"format": "gif"},
+        {"format": "bmp"},
         {"style": "<script>"},
         {"top": "x" * 201},
         {"bottom": "y" * 201},
@@ -327,8 +363,8 @@ def test_unknown_meme_is_404(client: FlaskClient, url: str, code: str) -> None:
 
 def test_unknown_extension_is_404(client: FlaskClient) -> None:
     body = post(client).get_json()
-    gif_url = body["image_url"].removesuffix(".jpg") + ".gif"
-    assert_error(client.get(gif_url), 404, "meme_not_found")
+    bmp_url = body["image_url"].removesuffix(".jpg") + ".bmp"
+    assert_error(client.get(bmp_url), 404, "meme_not_found")
 
 
 def test_expired_meme_is_404(make_app: Callable[..., Flask], storage_dir: Path) -> None:
@@ -465,7 +501,8 @@ def test_page_and_its_assets_come_from_this_server(client: FlaskClient) -> None:
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     html = response.get_data(as_text=True)
-    for testid in ("file-input", "camera-input", "meme-image", "top-input", "download-png"):
+    testids = ("file-input", "camera-input", "meme-image", "top-input", "download-png")
+    for testid in (*testids, "style-picker", *(f"style-{style}" for style in STYLES)):
         assert f'data-testid="{testid}"' in html
     assert 'capture="user"' in html and 'accept="image/*"' in html
     assert 'role="alert"' in html

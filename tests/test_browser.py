@@ -25,7 +25,7 @@ from PIL import Image
 
 import memegen
 
-from sample_images import DATA, not_an_image
+from sample_images import DATA, animated_gif, not_an_image
 
 Browser = playwright_api.Browser
 Page = playwright_api.Page
@@ -48,6 +48,7 @@ START_TIMEOUT_S = 60
 MEME_TIMEOUT_MS = 30_000
 DESKTOP_SHOT = Path("/tmp/memegen_page.png")
 PHONE_SHOT = Path("/tmp/memegen_page_phone.png")
+STYLES_SHOT = Path("/tmp/memegen_page_styles.png")
 
 
 def free_port() -> int:
@@ -191,6 +192,67 @@ def test_make_edit_reroll_and_download(server: str, browser: Browser, tmp_path: 
 
     expect(page.get_by_test_id("error")).to_be_empty()
     page.screenshot(path=str(DESKTOP_SHOT), full_page=True)
+    assert not problems, problems
+
+
+def test_picking_a_style_redraws_the_meme_keeping_the_caption(
+    server: str, browser: Browser
+) -> None:
+    page, problems = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    first_src = upload_astronaut(page)
+    classic = page.get_by_test_id("style-classic")
+    expect(classic).to_be_checked()
+    expect(classic).to_be_enabled()
+    top = page.get_by_test_id("top-input")
+    caption = top.input_value()
+    meme = page.get_by_test_id("meme-image")
+
+    page.get_by_test_id("style-poster").check()
+    expect(meme).not_to_have_attribute("src", first_src, timeout=MEME_TIMEOUT_MS)
+    expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
+    expect(top).to_have_value(caption)
+    width, height = meme.evaluate("image => [image.naturalWidth, image.naturalHeight]")
+    assert height > width, "the poster adds a frame and a title under the square photo"
+    # The face box is drawn over the framed photo, not over the frame's corner.
+    face = page.get_by_test_id("face-box").first.bounding_box()
+    shown = meme.bounding_box()
+    assert face and shown
+    assert face["x"] > shown["x"] + shown["width"] * 0.1
+    assert face["y"] > shown["y"] + shown["height"] * 0.05
+
+    # Every change of style redraws.
+    poster_src = meme.get_attribute("src") or ""
+    page.get_by_test_id("style-modern").check()
+    expect(meme).not_to_have_attribute("src", poster_src, timeout=MEME_TIMEOUT_MS)
+    expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
+    expect(page.get_by_test_id("style-modern")).to_be_checked()
+    page.screenshot(path=str(STYLES_SHOT), full_page=True)
+    assert not problems, problems
+
+
+def test_an_animated_gif_becomes_an_animated_meme_to_download(
+    server: str, browser: Browser, tmp_path: Path
+) -> None:
+    page, problems = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    expect(page.get_by_test_id("download-gif")).to_be_hidden()
+    page.get_by_test_id("file-input").set_input_files(
+        {"name": "spin.gif", "mimeType": "image/gif", "buffer": animated_gif()}
+    )
+    meme = page.get_by_test_id("meme-image")
+    expect(meme).to_have_attribute("src", re.compile(r"/api/v1/memes/.+\.gif$"),
+                                   timeout=MEME_TIMEOUT_MS)
+    link = page.get_by_test_id("download-gif")
+    expect(link).to_be_visible()
+    with page.expect_download() as download_info:
+        link.click()
+    saved = tmp_path / download_info.value.suggested_filename
+    download_info.value.save_as(saved)
+    with Image.open(saved) as image:
+        assert image.format == "GIF" and image.n_frames == 3
+
+    # A still photo next: no GIF to offer.
+    upload_astronaut(page)
+    expect(link).to_be_hidden()
     assert not problems, problems
 
 

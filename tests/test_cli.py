@@ -4,12 +4,14 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from memegen import LABELS
+from memegen.render import STYLES
 
-from sample_images import BAD_INPUTS, astronaut_jpeg
+from sample_images import BAD_INPUTS, animated_gif, astronaut_jpeg
 
 
 def memegen(*args, cwd=None):
@@ -114,4 +116,54 @@ def test_make_refuses_bad_input_clearly_and_writes_nothing(tmp_path, name):
 def test_make_refuses_an_unknown_output_format(tmp_path):
     (tmp_path / "in.jpg").write_bytes(astronaut_jpeg())
     result = memegen("make", tmp_path / "in.jpg", "-o", tmp_path / "out.bmp")
-    assert result.returncode == 2 and "use .jpg, .png or .webp" in result.stderr
+    assert result.returncode == 2 and "use .jpg, .png, .webp or .gif" in result.stderr
+
+
+def test_make_draws_the_style_asked_for(tmp_path):
+    (tmp_path / "in.jpg").write_bytes(astronaut_jpeg())
+    result = memegen("make", tmp_path / "in.jpg", "-o", tmp_path / "out.png",
+                     "--top", "hello", "--bottom", "world", "--style", "modern")
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "out.png") as meme:
+        width, height = meme.size
+        assert height > width, "a caption band above the square photo"
+        assert meme.convert("RGB").getpixel((2, 2)) == (255, 255, 255)
+
+
+def test_make_refuses_an_unknown_style_naming_the_known_ones(tmp_path):
+    (tmp_path / "in.jpg").write_bytes(astronaut_jpeg())
+    result = memegen("make", tmp_path / "in.jpg", "-o", tmp_path / "out.png", "--style", "comic")
+    assert result.returncode == 2
+    assert all(style in result.stderr for style in STYLES)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_make_help_lists_every_style():
+    help_text = " ".join(memegen("make", "--help").stdout.split())
+    assert all(style in help_text for style in STYLES)
+
+
+def test_make_watermark_comes_from_the_flag_or_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "in.jpg").write_bytes(astronaut_jpeg())
+    plain = ("make", tmp_path / "in.jpg", "--top", "a", "--bottom", "b")
+    assert memegen(*plain, "-o", tmp_path / "plain.png").returncode == 0
+    assert memegen(*plain, "-o", tmp_path / "flag.png", "--watermark", "MemeGen").returncode == 0
+    monkeypatch.setenv("MEMEGEN_WATERMARK", "MemeGen")
+    assert memegen(*plain, "-o", tmp_path / "env.png").returncode == 0
+    images = {
+        name: np.asarray(Image.open(tmp_path / f"{name}.png").convert("RGB"), dtype=np.int16)
+        for name in ("plain", "flag", "env")
+    }
+    assert np.array_equal(images["flag"], images["env"])
+    rows, columns = np.nonzero(np.any(images["flag"] != images["plain"], axis=2))
+    assert rows.size and rows.min() > 512 * 0.85 and columns.min() > 512 * 0.6
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp"])
+def test_make_keeps_an_animation_animated(tmp_path, suffix):
+    (tmp_path / "in.gif").write_bytes(animated_gif())
+    output = tmp_path / f"out{suffix}"
+    result = memegen("make", tmp_path / "in.gif", "-o", output, "--top", "spin")
+    assert result.returncode == 0, result.stderr
+    with Image.open(output) as meme:
+        assert meme.n_frames == 3

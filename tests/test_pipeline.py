@@ -65,3 +65,33 @@ def test_expression_scores_are_a_distribution(pipeline):
     face = pipeline.analyze(astronaut_jpeg()).faces[0]
     assert sum(face.scores.values()) == pytest.approx(1.0, abs=1e-3)
     assert face.expression == max(face.scores, key=face.scores.get)
+
+
+def test_a_style_that_frames_the_photo_says_where_the_photo_went(pipeline):
+    meme = pipeline.make_meme(astronaut_jpeg(), seed=3, style="poster")
+    x1, y1, x2, y2 = meme.photo_box
+    assert x1 > 0 and y1 > 0 and x2 < meme.image.width and y2 < meme.image.height
+    assert max(meme.image.size) <= 400
+    classic = pipeline.make_meme(astronaut_jpeg(), seed=3)
+    assert classic.photo_box == (0, 0, *classic.image.size)
+
+
+def test_the_faces_style_labels_the_detected_face(pipeline):
+    blank = pipeline.make_meme(astronaut_jpeg(), top="", bottom="", style="faces")
+    photo = pipeline.make_meme(astronaut_jpeg(), top="", bottom="", style="classic")
+    changed = np.any(np.asarray(blank.image) != np.asarray(photo.image), axis=2)
+    rows, columns = np.nonzero(changed)
+    # The astronaut's face is in the upper middle of the picture; her label is just under it.
+    x1, _, x2, y2 = np.array(blank.analysis.faces[0].box) * 400 / 512
+    side = x2 - x1
+    assert rows.min() >= y2 - 5 and rows.max() < y2 + 0.6 * side
+    assert columns.min() >= x1 - side and columns.max() <= x2 + side
+
+
+def test_the_watermark_comes_from_the_settings():
+    marked = Pipeline(Settings(output_max_side=400, watermark="MemeGen"))
+    plain = Pipeline(Settings(output_max_side=400))
+    one = np.asarray(marked.make_meme(astronaut_jpeg(), seed=3).image)
+    two = np.asarray(plain.make_meme(astronaut_jpeg(), seed=3).image)
+    rows, columns = np.nonzero(np.any(one != two, axis=2))
+    assert rows.size and rows.min() > 330 and columns.min() > 250

@@ -161,8 +161,8 @@ def test_empty_and_blank_captions_leave_the_picture_as_it_was() -> None:
         assert not text_mask(render_meme(grey(300, 200), caption)).any()
 
 
-def test_classic_is_the_default_and_the_only_style_so_far() -> None:
-    assert STYLES == ("classic",)
+def test_classic_is_the_default_style() -> None:
+    assert STYLES[0] == "classic"
     caption = Caption("style", "default")
     assert np.array_equal(
         pixels(render_meme(grey(300, 200), caption)),

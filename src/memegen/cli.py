@@ -15,7 +15,7 @@ from pathlib import Path
 from memegen import __version__
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
-OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
+OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp", ".gif": "gif"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,11 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     make = commands.add_parser("make", help="turn one photo into a meme")
     make.add_argument("image", type=Path)
     make.add_argument("-o", "--output", type=Path,
-                      help="output file; .jpg, .png or .webp (default IMAGE-meme.jpg)")
+                      help="output file; .jpg, .png, .webp or .gif (default IMAGE-meme.jpg);"
+                           " an animated IMAGE stays animated as .gif or .webp")
     make.add_argument("--top", help="top text (default: a caption for the mood)")
     make.add_argument("--bottom", help="bottom text (default: a caption for the mood)")
-    make.add_argument("--style", default="classic")
+    # Listed here rather than read from memegen.render, so that --help and --version
+    # do not pay for importing the imaging stack; a test keeps the list in step.
+    make.add_argument("--style", default="classic",
+                      help="classic (default), modern, poster or faces")
     make.add_argument("--seed", type=int, help="seed for a reproducible caption")
+    make.add_argument("--watermark", metavar="TEXT",
+                      help="small mark in a corner (default MEMEGEN_WATERMARK, else none)")
     make.set_defaults(handler=_make)
 
     analyze = commands.add_parser(
@@ -68,23 +74,29 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _make(args: argparse.Namespace) -> int:
-    from memegen.imaging import ImageError, encode
+    from memegen.config import Settings
+    from memegen.imaging import ANIMATED_FORMATS, ImageError
     from memegen.pipeline import Pipeline
 
     output = args.output or Path(f"{args.image.stem}-meme.jpg")
     fmt = OUTPUT_FORMATS.get(output.suffix.lower())
     if fmt is None:
-        print(f"memegen: cannot write {output}: use .jpg, .png or .webp", file=sys.stderr)
+        print(f"memegen: cannot write {output}: use .jpg, .png, .webp or .gif", file=sys.stderr)
         return 2
     try:
         data = args.image.read_bytes()
-        meme = Pipeline().make_meme(
-            data, top=args.top, bottom=args.bottom, seed=args.seed, style=args.style
+        meme = Pipeline(Settings.from_env(watermark=args.watermark)).make_meme(
+            data,
+            top=args.top,
+            bottom=args.bottom,
+            seed=args.seed,
+            style=args.style,
+            animate=fmt in ANIMATED_FORMATS,
         )
     except (OSError, ImageError, ValueError) as error:
         print(f"memegen: {args.image}: {_describe(error)}", file=sys.stderr)
         return 2
-    output.write_bytes(encode(meme.image, fmt))
+    output.write_bytes(meme.encode(fmt))
     faces = len(meme.analysis.faces)
     print(f"{output}  ({faces} face{'s' * (faces != 1)}, mood: {meme.mood})", file=sys.stderr)
     print(output)

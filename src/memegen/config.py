@@ -33,6 +33,11 @@ class Settings:
     port: int = 8000
     threads: int = 4
     rate_limit_per_minute: int = 120
+    watermark: str = ""  # text set small in a corner of every meme; empty for none
+    # An animated upload saved as GIF or WebP becomes an animated meme of at most this
+    # many frames, this many pixels on the long side (every frame is drawn on and stored).
+    animation_max_frames: int = 60
+    animation_max_side: int = 480
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides) -> Settings:

@@ -74,6 +74,17 @@ class ExpressionClassifier:
         """
         if not boxes:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
+        return weighted_vote(
+            self.model_probabilities(image, boxes, precropped=precropped), self.weights
+        )
+
+    def model_probabilities(
+        self, image: np.ndarray, boxes: Sequence[Box], *, precropped: bool = False
+    ) -> np.ndarray:
+        """Each model's probabilities (models × faces × labels) before the vote.
+
+        Reports measure every model of the ensemble through exactly this path.
+        """
         crops: dict[tuple[int, float], np.ndarray] = {}
         votes = []
         for model in self.models:
@@ -85,7 +96,7 @@ class ExpressionClassifier:
                 )
             faces = (crops[key][:, None].astype(np.float32) / 255.0 - model.mean) / model.std
             votes.append(model.session.run(None, {model.session.get_inputs()[0].name: faces})[0])
-        return weighted_vote(np.stack(votes), self.weights)
+        return np.stack(votes)
 
 
 def weighted_vote(probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:

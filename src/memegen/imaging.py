@@ -12,14 +12,22 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
+#: Formats that can hold an animation; an animated meme saved in any other is its first frame.
+ANIMATED_FORMATS = frozenset({"gif", "webp"})
+DEFAULT_FRAME_MS = 100  # what browsers show a GIF frame for when it asks for less than 20 ms
+MIN_FRAME_MS = 20
+SCAN_FACTOR = 4  # frames read per frame kept, at most: longer animations are cut
+FRAME_PIXEL_BUDGET = 200_000_000  # original pixels decoded across all frames, at most
 
 _ROTATING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
@@ -57,13 +65,33 @@ class ImageTooLarge(ImageError):
 
 
 @dataclass(frozen=True)
+class Animation:
+    """The frames of an animated upload, small, with how long each one shows.
+
+    Frames are full pictures (GIF's partial frames already composed) at most
+    ``max_side`` on their long side, and at most ``max_frames`` of them: a longer
+    animation keeps evenly spaced frames, each shown for the time of those it
+    stands for, so the whole plays as long as the original.
+    """
+
+    frames: tuple[np.ndarray, ...]
+    durations: tuple[int, ...]  # milliseconds, one per frame
+    loop: int  # times to play after the first; 0 for ever
+
+
+@dataclass(frozen=True)
 class Photo:
-    """An upright RGB picture ready for the pipeline, with the size of the original."""
+    """An upright RGB picture ready for the pipeline, with the size of the original.
+
+    ``pixels`` is the first frame of an animation; ``animation`` holds all of
+    them when the caller asked for frames and the upload has more than one.
+    """
 
     pixels: np.ndarray
     width: int
     height: int
     format: str
+    animation: Animation | None = None
 
     @property
     def scale(self) -> float:
@@ -78,8 +106,15 @@ def load_photo(
     max_pixels: int = 40_000_000,
     max_side: int = 2048,
     min_side: int = 16,
+    max_frames: int = 0,
+    frame_max_side: int = 480,
 ) -> Photo:
-    """Decode an upload, or raise the ``ImageError`` that explains what is wrong with it."""
+    """Decode an upload, or raise the ``ImageError`` that explains what is wrong with it.
+
+    With ``max_frames`` above zero an animated upload also gives its frames, at
+    most ``frame_max_side`` px: an animated meme is drawn on every frame, so its
+    frames are kept small. EXIF-rotated animations are read as still pictures.
+    """
     if not data:
         raise EmptyUpload("The upload is empty (0 bytes).")
     if len(data) > max_bytes:
@@ -113,14 +148,44 @@ def load_photo(
             width, height = height, width
         image_format = image.format or "unknown"
         _reduce_while_decoding(image, max_side)
+        animation = None
         try:
             image.load()
-            image = ImageOps.exif_transpose(image)
-            pixels = _to_rgb_array(image)
+            upright = ImageOps.exif_transpose(image)
+            pixels = _to_rgb_array(upright)
+            if max_frames > 0 and orientation == 1:
+                animation = _read_frames(image, max_frames, frame_max_side)
         except (OSError, SyntaxError, ValueError, EOFError) as error:
             raise CorruptImage(f"The image is damaged or cut short ({error}).") from error
 
-    return Photo(_shrink(pixels, max_side), width, height, image_format)
+    return Photo(_shrink(pixels, max_side), width, height, image_format, animation)
+
+
+def _read_frames(image: Image.Image, max_frames: int, max_side: int) -> Animation | None:
+    """The frames of an animated ``image`` (None for a still one), bounded in count and size."""
+    count = getattr(image, "n_frames", 1)
+    if count < 2:
+        return None
+    budget = max(2, FRAME_PIXEL_BUDGET // (image.width * image.height))
+    scanned = min(count, max_frames * SCAN_FACTOR, budget)
+    frames: list[np.ndarray] = []
+    durations: list[int] = []
+    for index in range(scanned):
+        image.seek(index)
+        frames.append(_shrink(_to_rgb_array(image), max_side))
+        duration = int(image.info.get("duration") or 0)
+        durations.append(duration if duration >= MIN_FRAME_MS else DEFAULT_FRAME_MS)
+    loop = int(image.info.get("loop", 0))
+    image.seek(0)
+    if scanned <= max_frames:
+        return Animation(tuple(frames), tuple(durations), loop)
+    # Keep the first frame of each of ``max_frames`` even groups, for the group's time.
+    bounds = np.linspace(0, scanned, max_frames + 1).round().astype(int)
+    return Animation(
+        tuple(frames[start] for start in bounds[:-1]),
+        tuple(sum(durations[start:end]) for start, end in pairwise(bounds)),
+        loop,
+    )
 
 
 def _reduce_while_decoding(image: Image.Image, max_side: int) -> None:
@@ -138,9 +203,8 @@ def _reduce_while_decoding(image: Image.Image, max_side: int) -> None:
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
-    """RGB uint8 for any mode: CMYK, 16-bit, float, palette, alpha (over white)."""
-    if getattr(image, "n_frames", 1) > 1:
-        image.seek(0)
+    """RGB uint8 of the current frame, for any mode: CMYK, 16-bit, float, palette,
+    alpha (over white)."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         values = np.asarray(image, dtype=np.float32)
@@ -167,15 +231,50 @@ def _shrink(pixels: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
 
 
-def encode(image: Image.Image, fmt: str) -> bytes:
-    """``image`` as PNG, JPEG or WebP bytes, with no metadata carried over."""
+def encode(
+    image: Image.Image,
+    fmt: str,
+    *,
+    frames: Sequence[Image.Image] = (),
+    durations: Sequence[int] = (),
+    loop: int = 0,
+) -> bytes:
+    """``image`` as PNG, JPEG, WebP or GIF bytes, with no metadata carried over.
+
+    Given ``frames`` (the first being ``image``) and their ``durations`` in ms,
+    GIF and WebP hold the whole animation; PNG and JPEG hold ``image`` alone.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     buffer = io.BytesIO()
+    animation: dict = {}
+    if len(frames) > 1 and fmt in ANIMATED_FORMATS:
+        animation = {
+            "save_all": True,
+            "append_images": list(frames[1:]),
+            "duration": list(durations),
+            "loop": loop,
+        }
     if fmt == "jpeg":
         image.convert("RGB").save(buffer, "JPEG", quality=90)
     elif fmt == "png":
         image.save(buffer, "PNG", compress_level=1)
+    elif fmt == "gif":
+        image.save(buffer, "GIF", optimize=False, **animation)
     else:
-        image.save(buffer, "WEBP", quality=85, method=2)
+        image.save(buffer, "WEBP", quality=85, method=2, **animation)
     return buffer.getvalue()
+
+
+def transcode(data: bytes, fmt: str) -> bytes:
+    """An encoded meme in another format, its animation kept where ``fmt`` can hold one."""
+    frames: list[Image.Image] = []
+    durations: list[int] = []
+    with Image.open(io.BytesIO(data)) as image:
+        for frame in ImageSequence.Iterator(image):
+            frames.append(frame.convert("RGB"))  # loads the frame, and with it its duration
+            durations.append(int(frame.info.get("duration") or DEFAULT_FRAME_MS))
+            if fmt not in ANIMATED_FORMATS:
+                break
+        loop = int(image.info.get("loop", 0))
+    return encode(frames[0], fmt, frames=frames, durations=durations, loop=loop)

@@ -16,8 +16,8 @@ from memegen.captions import Caption, CaptionBank
 from memegen.config import Settings
 from memegen.expressions import load_classifier
 from memegen.faces import Face, default_detector
-from memegen.imaging import Photo, load_photo
-from memegen.render import render_meme
+from memegen.imaging import Photo, encode, load_photo
+from memegen.render import render
 
 NO_FACE = "noface"
 
@@ -56,10 +56,27 @@ class Analysis:
 
 @dataclass(frozen=True)
 class Meme:
+    """The finished picture, what was read in the photo, and where the photo sits in it.
+
+    ``photo_box`` is ``(x1, y1, x2, y2)`` in the meme's pixels: the whole meme for
+    the classic style, less for styles that add a band or a frame, so clients can
+    map face boxes onto the meme.
+    """
+
     image: Image.Image
     analysis: Analysis
     caption: Caption
     mood: str
+    photo_box: tuple[int, int, int, int]
+    frames: tuple[Image.Image, ...] = ()  # an animated meme's frames, ``image`` first
+    durations: tuple[int, ...] = ()  # how long each frame shows, in ms
+    loop: int = 0
+
+    def encode(self, fmt: str) -> bytes:
+        """The meme as ``fmt`` bytes: animated when it is and ``fmt`` can be."""
+        return encode(
+            self.image, fmt, frames=self.frames, durations=self.durations, loop=self.loop
+        )
 
 
 class Pipeline:
@@ -71,7 +88,8 @@ class Pipeline:
         self.classifier = load_classifier(self.settings.manifest)
         self.captions = CaptionBank.load(self.settings.captions_dir)
 
-    def load(self, data: bytes) -> Photo:
+    def load(self, data: bytes, *, frames: bool = False) -> Photo:
+        """The upload decoded; with ``frames``, an animation's frames too."""
         settings = self.settings
         return load_photo(
             data,
@@ -79,6 +97,8 @@ class Pipeline:
             max_pixels=settings.max_pixels,
             max_side=settings.decode_max_side,
             min_side=settings.min_side,
+            max_frames=settings.animation_max_frames if frames else 0,
+            frame_max_side=settings.animation_max_side,
         )
 
     def detect(self, photo: Photo, *, whole_image: bool = False) -> list[Face]:
@@ -135,18 +155,59 @@ class Pipeline:
         bottom: str | None = None,
         seed: int | None = None,
         style: str = "classic",
+        animate: bool = False,
     ) -> Meme:
-        photo = self.load(data)
-        readings = self.classify(photo, self.detect(photo))
+        """The meme for the upload ``data``.
+
+        With ``animate``, an animated upload gives an animated meme: faces are read
+        on the first frame and the same caption is drawn on every frame (a caption
+        that jumped from frame to frame would be unreadable).
+        """
+        photo = self.load(data, frames=animate)
+        faces = self.detect(photo)
+        readings = self.classify(photo, faces)
         analysis = Analysis(photo.width, photo.height, readings)
         caption, mood = self.pick_caption(analysis, top=top, bottom=bottom, seed=seed)
-        image = render_meme(
-            Image.fromarray(photo.pixels),
+        # Boxes in the working pixels handed to the renderer, which scales both.
+        marks = [
+            (face.box, reading.expression) for face, reading in zip(faces, readings, strict=True)
+        ]
+        settings = self.settings
+        if photo.animation is None:
+            rendered = render(
+                Image.fromarray(photo.pixels),
+                caption,
+                style=style,
+                max_side=settings.output_max_side,
+                faces=marks,
+                watermark=settings.watermark,
+            )
+            return Meme(rendered.image, analysis, caption, mood, rendered.photo_box)
+        ratio = photo.animation.frames[0].shape[1] / photo.pixels.shape[1]
+        frame_marks = [
+            (tuple(value * ratio for value in box), expression) for box, expression in marks
+        ]
+        drawn = [
+            render(
+                Image.fromarray(frame),
+                caption,
+                style=style,
+                max_side=min(settings.output_max_side, settings.animation_max_side),
+                faces=frame_marks,
+                watermark=settings.watermark,
+            )
+            for frame in photo.animation.frames
+        ]
+        return Meme(
+            drawn[0].image,
+            analysis,
             caption,
-            style=style,
-            max_side=self.settings.output_max_side,
+            mood,
+            drawn[0].photo_box,
+            frames=tuple(frame.image for frame in drawn),
+            durations=photo.animation.durations,
+            loop=photo.animation.loop,
         )
-        return Meme(image, analysis, caption, mood)
 
 
 def _to_original(box: tuple[float, float, float, float], photo: Photo) -> tuple[int, int, int, int]:

@@ -1,18 +1,25 @@
 """Meme layout and typography.
 
 A *style* is a function that draws a caption onto an RGB picture which is
-already capped in size and is the style's own copy to draw on.
-:func:`render_meme` caps the picture, looks the style up by name and runs it,
-so a new style (modern, poster, faces...) is one more function and one more
-entry in ``_STYLES``, and never a change to the existing ones.
+already capped in size and is the style's own copy to draw on, and returns the
+meme with the box where the picture landed in it (styles that add a band or a
+frame move it). :func:`render` caps the picture, looks the style up by name and
+runs it, so a new style is one more function and one more entry in ``_STYLES``,
+and never a change to the existing ones.
 
 The classic style is the one everybody knows: upper case, bold condensed type,
 white with a black outline, the setup at the top and the punchline at the
-bottom, each fitted as large as it goes. Fitting works on advance widths
-measured once at a reference size and scaled (this font's advances scale
-linearly to within a pixel or two from 6 px up), so trying a size costs
-arithmetic instead of shaping text again; only the chosen lines are drawn.
-Faces are never boxed here: the web page draws its own overlay.
+bottom, each fitted as large as it goes. ``modern`` puts the whole caption in
+a white band above the photo in black sans type, as memes on social networks
+do; ``poster`` is the black-framed demotivational poster; ``faces`` labels
+every face of a group photo with a word for its expression.
+
+Fitting works on advance widths measured once at a reference size and scaled
+(advances scale linearly to within a pixel or two from 6 px up), so trying a
+size costs arithmetic instead of shaping text again; only the chosen lines are
+drawn. Scripts and emoji the meme font lacks come from the fallback fonts of
+:mod:`memegen.typeset`. Faces are never boxed here: the web page draws its own
+overlay.
 """
 
 from __future__ import annotations
@@ -22,15 +29,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate, combinations, pairwise
-from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
+from memegen import typeset
 from memegen.captions import Caption
-
-FONT_PATH = Path(__file__).parent / "assets" / "fonts" / "BebasNeue-Bold.otf"
+from memegen.typeset import Ink, Typeface
 
 # Classic layout, as fractions of the picture, or of the font size where said.
 SIDE_MARGIN = 0.04  # of the width, kept free of ink on the left and on the right
@@ -47,58 +53,134 @@ LINE_GAP = 0.2  # of the font size, from one line's baseline to the next line's 
 SLACK = 2  # px per line, for ink that rounds outwards to whole pixels
 REF_SIZE = 200  # px: the size at which widths and metrics are measured, then scaled
 ELLIPSIS = "…"
-# Between words: the font's own space (0.155 em) is nearly all eaten by the two
+# Between words: Bebas Neue's own space (0.155 em) is nearly all eaten by the two
 # outlines; a four-per-em space (0.25 em, no ink) leaves a readable gap.
 WORD_GAP = "\u2005"
 
-Style = Callable[[Image.Image, Caption], Image.Image]
+# Modern: a white band above the photo, sized by the photo's width.
+MODERN_FONT = (0.035, 0.065)  # min and max font size, of the width
+MODERN_PAD = 0.05  # of the width: the band's padding around the text
+MODERN_MAX_BAND = 0.8  # of the photo's height (at least its width): the band's tallest
+
+# Poster: photo, thin white border inside a black frame, title and a line below.
+# Sizes are of the photo's mean side (as classic type is), so a tall photo's poster gets
+# a title as big as a square one's, fitted to its width.
+POSTER_MARGIN = 0.09  # black on the sides of the photo and above it
+POSTER_GAP = 0.008  # black between the photo and its white border
+POSTER_BORDER = 0.004  # the white border line
+POSTER_TITLE = (0.06, 0.12)  # min and max title size
+POSTER_LINE = (0.03, 0.045)  # min and max size of the line below
+POSTER_TEXT_GREY = (221, 221, 221)  # the smaller line, a little dimmer than the title
+
+# Faces: a label under each face.
+LABEL_FONT = (0.3, 0.07)  # size, of the face's width, and at most this of the mean side
+LABEL_WIDTH = 1.8  # of the face's width: room for its label
+#: Words a face's label is picked from, per expression (the n-th face takes the n-th word).
+FACE_WORDS: dict[str, tuple[str, ...]] = {
+    "angry": ("fuming", "so done", "livid", "seething"),
+    "disgust": ("ew", "nope", "grossed out", "appalled"),
+    "fear": ("panicking", "spooked", "send help", "nervous"),
+    "happy": ("thriving", "beaming", "living", "vibing"),
+    "sad": ("crushed", "defeated", "heartbroken", "mopey"),
+    "surprise": ("shook", "wait what", "stunned", "gobsmacked"),
+    "neutral": ("unbothered", "meh", "no thoughts", "chilling"),
+}
+
+# Watermark: small text in the bottom-right corner.
+WATERMARK_FONT = 0.028  # of the meme's mean side
+WATERMARK_MARGIN = 0.015  # of the meme's shorter side, from the two edges
+WATERMARK_OPACITY = 0.7
+
+Box = tuple[float, float, float, float]
+FaceMark = tuple[Box, str]
+"""A face's box (x1, y1, x2, y2) and its expression."""
 
 
-@lru_cache(maxsize=128)
-def font(size: int) -> ImageFont.FreeTypeFont:
-    """The bundled meme font at ``size`` px, loaded once per size and process."""
-    return ImageFont.truetype(str(FONT_PATH), size)
+@dataclass(frozen=True)
+class Lettering:
+    """How a style sets its text: typeface, case, outline and line spacing."""
+
+    typeface: Typeface = typeset.MEME
+    upper: bool = True
+    stroke: float = STROKE  # outline width, of the font size; 0 for none
+    line_gap: float = LINE_GAP  # of the font size, from a baseline to the next line's top
+    max_lines: int = MAX_LINES
+    word_gap: str = WORD_GAP
 
 
-@lru_cache(maxsize=1)
-def _metrics() -> tuple[float, float, float]:
-    """Cap height, descent and word gap advance, each as a fraction of the font size."""
-    ref = font(REF_SIZE)
-    cap = -ref.getbbox("H", anchor="ls")[1]
-    descent = ref.getbbox(",;QJ()", anchor="ls")[3]
-    return cap / REF_SIZE, descent / REF_SIZE, ref.getlength(WORD_GAP) / REF_SIZE
+CLASSIC = Lettering()
+MODERN = Lettering(typeset.SANS, upper=False, stroke=0, line_gap=0.45, max_lines=5, word_gap=" ")
+POSTER_TITLE_LETTERING = Lettering(typeset.SERIF, stroke=0, max_lines=2, word_gap=" ")
+POSTER_LINE_LETTERING = Lettering(
+    typeset.SANS, upper=False, stroke=0, line_gap=0.45, max_lines=3, word_gap=" "
+)
+LABEL_LETTERING = Lettering(max_lines=2)
+WATERMARK_LETTERING = Lettering(typeset.SANS_BOLD, upper=False, stroke=0, max_lines=1, word_gap=" ")
 
 
-def _stroke(size: int) -> int:
-    return max(1, round(size * STROKE))
+@dataclass(frozen=True)
+class Rendered:
+    """A meme, and the box ``(x1, y1, x2, y2)`` in it where the picture was drawn."""
+
+    image: Image.Image
+    photo_box: tuple[int, int, int, int]
 
 
-def _pitch(size: int) -> int:
+Style = Callable[[Image.Image, Caption, Sequence[FaceMark]], Rendered]
+
+
+@lru_cache(maxsize=16)
+def _metrics(lettering: Lettering) -> tuple[float, float, float]:
+    """Top of the tallest letter, descent and word gap advance, as fractions of the size.
+
+    Capitals for upper-case lettering; mixed case also reaches up to the ascenders.
+    """
+    ref = typeset.font(lettering.typeface.primary, REF_SIZE)
+    top = -ref.getbbox("H" if lettering.upper else "Hbdfhklt", anchor="ls")[1]
+    descent = ref.getbbox(",;QJ()" if lettering.upper else ",;QJ()gjpqy", anchor="ls")[3]
+    gap = ref.getlength(lettering.word_gap)
+    return top / REF_SIZE, descent / REF_SIZE, gap / REF_SIZE
+
+
+def _stroke(size: int, lettering: Lettering) -> int:
+    return max(1, round(size * lettering.stroke)) if lettering.stroke else 0
+
+
+def _pitch(size: int, lettering: Lettering) -> int:
     """Baseline-to-baseline distance."""
-    cap, _, _ = _metrics()
-    return round(size * (cap + LINE_GAP))
+    top, _, _ = _metrics(lettering)
+    return round(size * (top + lettering.line_gap))
 
 
 @dataclass(frozen=True)
 class TextBlock:
-    """The lines of one caption and the font size they are set at."""
+    """The lines of one caption, the font size they are set at, and how."""
 
     lines: tuple[str, ...]
     size: int
+    lettering: Lettering = CLASSIC
 
     @property
     def stroke(self) -> int:
-        return _stroke(self.size)
+        return _stroke(self.size, self.lettering)
 
     @property
     def pitch(self) -> int:
-        return _pitch(self.size)
+        return _pitch(self.size, self.lettering)
+
+    @property
+    def height(self) -> int:
+        return _block_height(self.size, len(self.lines), self.lettering)
 
 
-def _block_height(size: int, lines: int) -> int:
+def _block_height(size: int, lines: int, lettering: Lettering) -> int:
     """Height ``lines`` lines need at ``size``, outline included and a descent always reserved."""
-    cap, descent, _ = _metrics()
-    return round(size * (cap + descent)) + (lines - 1) * _pitch(size) + 2 * _stroke(size)
+    top, descent, _ = _metrics(lettering)
+    return (
+        round(size * (top + descent))
+        + (lines - 1) * _pitch(size, lettering)
+        + 2 * _stroke(size, lettering)
+    )
 
 
 def _greedy(widths: Sequence[float], gap: float, limit: float) -> list[int]:
@@ -130,53 +212,66 @@ def _balanced(widths: Sequence[float], gap: float, lines: int) -> list[int]:
     return [b - a for a, b in pairwise(min(splits, key=widest))]
 
 
-def _join(words: Sequence[str], counts: Sequence[int]) -> tuple[str, ...]:
+def _join(words: Sequence[str], counts: Sequence[int], gap: str) -> tuple[str, ...]:
     lines, start = [], 0
     for count in counts:
-        lines.append(WORD_GAP.join(words[start : start + count]))
+        lines.append(gap.join(words[start : start + count]))
         start += count
     return tuple(lines)
 
 
-def _limit(size: int, width: int) -> float:
+def _limit(size: int, width: int, lettering: Lettering) -> float:
     """Room for a line's advances at ``size``, in reference-size units."""
-    return (width - 2 * _stroke(size) - SLACK) * REF_SIZE / size
+    return (width - 2 * _stroke(size, lettering) - SLACK) * REF_SIZE / size
+
+
+def _ref_length(text: str, lettering: Lettering) -> float:
+    return typeset.length(text, lettering.typeface, REF_SIZE)
 
 
 def fit_text(
-    text: str, width: int, height: int, *, max_size: int, min_size: int
+    text: str,
+    width: int,
+    height: int,
+    *,
+    max_size: int,
+    min_size: int,
+    lettering: Lettering = CLASSIC,
 ) -> TextBlock | None:
-    """Set ``text`` in upper case as large as it fits in a ``width`` × ``height`` box.
+    """Set ``text`` as large as it fits in a ``width`` × ``height`` box (in upper case for
+    upper-case lettering such as the classic one).
 
     The largest size from ``min_size`` to ``max_size`` at which the text wraps
-    onto at most :data:`MAX_LINES` lines inside the box wins. When even
+    onto at most ``lettering.max_lines`` lines inside the box wins. When even
     ``min_size`` is too big, the text is set at ``min_size`` on as many lines
     as the box holds, long words broken, and what still does not fit is cut
     with an ellipsis: the caption shrinks or shortens, it never spills off the
     picture. Returns None for text with nothing to draw.
     """
-    words = text.upper().split()
+    words = (typeset.upper(text) if lettering.upper else text).split()
     if not words:
         return None
-    ref = font(REF_SIZE)
-    widths = [ref.getlength(word) for word in words]
-    gap = _metrics()[2] * REF_SIZE
+    widths = [_ref_length(word, lettering) for word in words]
+    gap = _metrics(lettering)[2] * REF_SIZE
 
     widest_word = max(widths)
 
     def lines_at(size: int) -> list[int] | None:
-        limit = _limit(size, width)
+        limit = _limit(size, width, lettering)
         if widest_word > limit:
             return None
         counts = _greedy(widths, gap, limit)
-        if len(counts) > MAX_LINES or _block_height(size, len(counts)) > height:
+        if (
+            len(counts) > lettering.max_lines
+            or _block_height(size, len(counts), lettering) > height
+        ):
             return None
         return counts
 
     min_size = min(min_size, max_size)
     best = lines_at(min_size)
     if best is None:
-        return _squeeze(words, width, height, min_size)
+        return _squeeze(words, width, height, min_size, lettering)
     low, high = min_size, max_size  # ``low`` always fits; find the largest size that does
     while low < high:
         middle = (low + high + 1) // 2
@@ -185,33 +280,34 @@ def fit_text(
             high = middle - 1
         else:
             low, best = middle, counts
-    return TextBlock(_join(words, _balanced(widths, gap, len(best))), low)
+    lines = _join(words, _balanced(widths, gap, len(best)), lettering.word_gap)
+    return TextBlock(lines, low, lettering)
 
 
-def _squeeze(words: Sequence[str], width: int, height: int, size: int) -> TextBlock:
+def _squeeze(
+    words: Sequence[str], width: int, height: int, size: int, lettering: Lettering
+) -> TextBlock:
     """Text too long for the box even at ``size``: break, wrap freely, cut with an ellipsis."""
-    ref = font(REF_SIZE)
-    limit = _limit(size, width)
-    pieces = [piece for word in words for piece in _break_word(word, limit)]
-    widths = [ref.getlength(piece) for piece in pieces]
-    counts = _greedy(widths, _metrics()[2] * REF_SIZE, limit)
-    lines = list(_join(pieces, counts))
-    room = 1 + max(0, (height - _block_height(size, 1)) // _pitch(size))
+    limit = _limit(size, width, lettering)
+    pieces = [piece for word in words for piece in _break_word(word, limit, lettering)]
+    widths = [_ref_length(piece, lettering) for piece in pieces]
+    counts = _greedy(widths, _metrics(lettering)[2] * REF_SIZE, limit)
+    lines = list(_join(pieces, counts, lettering.word_gap))
+    room = 1 + max(0, (height - _block_height(size, 1, lettering)) // _pitch(size, lettering))
     if len(lines) > room:
         lines = lines[:room]
         last = lines[-1]
-        while last and ref.getlength(last + ELLIPSIS) > limit:
+        while last and _ref_length(last + ELLIPSIS, lettering) > limit:
             last = last[:-1].rstrip()
         lines[-1] = last + ELLIPSIS
-    return TextBlock(tuple(lines), size)
+    return TextBlock(tuple(lines), size, lettering)
 
 
-def _break_word(word: str, limit: float) -> list[str]:
+def _break_word(word: str, limit: float, lettering: Lettering) -> list[str]:
     """``word`` cut into pieces no wider than ``limit`` (reference units), a letter at least."""
-    ref = font(REF_SIZE)
     pieces, current = [], ""
     for letter in word:
-        if current and ref.getlength(current + letter) > limit:
+        if current and _ref_length(current + letter, lettering) > limit:
             pieces.append(current)
             current = ""
         current += letter
@@ -247,74 +343,319 @@ def _disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-def _masks(block: TextBlock, width: int) -> tuple[int, Image.Image, Image.Image] | None:
-    """Fill and outline masks of ``block`` centred across ``width``, and their left x.
+@dataclass(frozen=True)
+class SetText:
+    """A caption drawn and cropped to its ink: where its left edge goes, what to paint."""
+
+    left: int
+    ink: Ink
+    outline: Image.Image | None  # the ink grown by the stroke, for outlined lettering
+
+    @property
+    def width(self) -> int:
+        return self.ink.mask.width
+
+    @property
+    def height(self) -> int:
+        return self.ink.mask.height
+
+
+def _set(block: TextBlock, width: int) -> SetText | None:
+    """``block`` centred across ``width``, cropped to its ink (outline included).
 
     All lines go into one grey mask; the outline is that mask dilated by a disc
     of the stroke's radius. It looks the same as FreeType's stroker (which
     ``ImageDraw.text(stroke_width=...)`` uses) at a fraction of the cost: one
     rasterisation per line instead of two, and one paste per caption instead
-    of two per line. Both masks are cropped to the outline's ink, so callers
-    place the caption by its real extent, accents and descenders included.
-    None when the text has no ink at all.
+    of two per line. Cropping to the ink lets callers place the caption by its
+    real extent, accents and descenders included. None when there is no ink.
     """
     size, stroke, pitch = block.size, block.stroke, block.pitch
     # Room on the canvas: a whole em above the first baseline, half an em below the last.
     above, below = size + stroke, size // 2 + stroke
-    canvas = Image.new("L", (width, above + (len(block.lines) - 1) * pitch + below))
-    draw = ImageDraw.Draw(canvas)
-    face = font(size)
-    for index, line in enumerate(block.lines):
-        draw.text((width / 2, above + index * pitch), line, fill=255, font=face, anchor="ms")
-    ink = canvas.getbbox()
-    if ink is None:
+    ink = typeset.set_lines(
+        block.lines,
+        block.lettering.typeface,
+        size,
+        width=width,
+        first_baseline=above,
+        pitch=pitch,
+        height=above + (len(block.lines) - 1) * pitch + below,
+    )
+    bounds = ink.mask.getbbox()
+    if bounds is None:
         return None
-    left = max(0, ink[0] - stroke)
-    box = (left, ink[1] - stroke, min(width, ink[2] + stroke), ink[3] + stroke)
-    fill = canvas.crop(box)
-    outline = Image.fromarray(cv2.dilate(np.asarray(fill), _disc(stroke)))
-    return left, fill, outline
+    left = max(0, bounds[0] - stroke)
+    box = (left, bounds[1] - stroke, min(width, bounds[2] + stroke), bounds[3] + stroke)
+    ink = ink.crop(box)
+    outline = None
+    if stroke:
+        outline = Image.fromarray(cv2.dilate(np.asarray(ink.mask), _disc(stroke)))
+    return SetText(left, ink, outline)
 
 
-def _classic(image: Image.Image, caption: Caption) -> Image.Image:
-    """Top text against the top edge, bottom text against the bottom edge."""
-    width, height = image.size
-    shorter = min(width, height)
-    margin = max(1, round(width * SIDE_MARGIN))
-    edge = max(1, round(shorter * EDGE_MARGIN))
+def _paint_outlined(image: Image.Image, text: SetText, top: int) -> None:
+    """White text with a black outline, emoji in colour over it."""
+    box = (text.left, top, text.left + text.width, top + text.height)
+    fill = text.ink.mask
+    # White where the fill is, black elsewhere, shown through the outline mask.
+    image.paste(Image.merge("RGB", (fill, fill, fill)), box, text.outline)
+    if text.ink.colour is not None:
+        image.paste(text.ink.colour.convert("RGB"), box[:2], text.ink.colour.getchannel("A"))
+
+
+def _font_bounds(width: int, height: int) -> tuple[int, int]:
+    """Classic min and max font sizes for a ``width`` × ``height`` picture."""
     mean_side = math.sqrt(width * height)
-    max_size = max(FLOOR_FONT, round(mean_side * MAX_FONT))
-    min_size = max(FLOOR_FONT, round(mean_side * MIN_FONT))
+    return (
+        max(FLOOR_FONT, round(mean_side * MIN_FONT)),
+        max(FLOOR_FONT, round(mean_side * MAX_FONT)),
+    )
+
+
+def _classic_band(image: Image.Image, text: str, *, at_top: bool) -> None:
+    """One classic caption against the top or the bottom edge."""
+    width, height = image.size
+    margin = max(1, round(width * SIDE_MARGIN))
+    edge = max(1, round(min(width, height) * EDGE_MARGIN))
+    min_size, max_size = _font_bounds(width, height)
     box_width, box_height = width - 2 * margin, round(height * BOX_HEIGHT)
-    for text, at_top in ((caption.top, True), (caption.bottom, False)):
-        block = fit_text(text, box_width, box_height, max_size=max_size, min_size=min_size)
-        masks = None if block is None else _masks(block, width)
-        if masks is None:
+    block = fit_text(text, box_width, box_height, max_size=max_size, min_size=min_size)
+    drawn = None if block is None else _set(block, width)
+    if drawn is None:
+        return
+    _paint_outlined(image, drawn, edge if at_top else height - edge - drawn.height)
+
+
+def _whole_picture(image: Image.Image) -> tuple[int, int, int, int]:
+    return (0, 0, *image.size)
+
+
+def _classic(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> Rendered:
+    """Top text against the top edge, bottom text against the bottom edge."""
+    _classic_band(image, caption.top, at_top=True)
+    _classic_band(image, caption.bottom, at_top=False)
+    return Rendered(image, _whole_picture(image))
+
+
+def _one_line(caption: Caption) -> str:
+    """Top and bottom read as one sentence, for styles with a single caption.
+
+    Captions are written as two lines that each start with a capital ("Found
+    money | In last year's coat"); run on, the second loses it, unless the top
+    ends a sentence or the word is all capitals ("I", "NASA").
+    """
+    top, bottom = caption.top.strip(), caption.bottom.strip()
+    if not (top and bottom):
+        return top or bottom
+    first = bottom.split()[0]
+    if top[-1] not in ".!?…:" and first[:1].isupper() and not first.isupper():
+        bottom = bottom[0].lower() + bottom[1:]
+    return f"{top} {bottom}"
+
+
+def _modern(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> Rendered:
+    """The whole caption in black sans type on a white band above the photo."""
+    width, height = image.size
+    pad = max(2, round(width * MODERN_PAD))
+    block = fit_text(
+        _one_line(caption),
+        width - 2 * pad,
+        max(round(height * MODERN_MAX_BAND), width),
+        min_size=max(FLOOR_FONT, round(width * MODERN_FONT[0])),
+        max_size=max(FLOOR_FONT, round(width * MODERN_FONT[1])),
+        lettering=MODERN,
+    )
+    drawn = None if block is None else _set(block, width)
+    if block is None or drawn is None:
+        return Rendered(image, _whole_picture(image))
+    # The band is as tall as the lines' full height (not their ink), so a caption without
+    # descenders sits as high as one with them, plus the padding above and below.
+    band = block.height + round(1.6 * pad)
+    meme = Image.new("RGB", (width, band + height), "white")
+    meme.paste(image, (0, band))
+    top = (band - block.height) // 2 + (block.height - drawn.height) // 2
+    typeset.paint(meme, drawn.ink, (drawn.left, top), (0, 0, 0))
+    return Rendered(meme, (0, band, width, band + height))
+
+
+def _poster(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> Rendered:
+    """The demotivational poster: framed photo, a big title and a smaller line under it."""
+    width, height = image.size
+    mean_side = math.sqrt(width * height)
+    margin = max(4, round(mean_side * POSTER_MARGIN))
+    gap = max(1, round(mean_side * POSTER_GAP))
+    border = max(1, round(mean_side * POSTER_BORDER))
+    frame = gap + border  # from the photo's edge to the outer edge of its white border
+    text_width = width + 2 * frame
+    title = fit_text(
+        caption.top,
+        text_width,
+        max(FLOOR_FONT, round(mean_side * 0.3)),
+        min_size=max(FLOOR_FONT, round(mean_side * POSTER_TITLE[0])),
+        max_size=max(FLOOR_FONT, round(mean_side * POSTER_TITLE[1])),
+        lettering=POSTER_TITLE_LETTERING,
+    )
+    line = fit_text(
+        caption.bottom,
+        text_width,
+        max(FLOOR_FONT, round(mean_side * 0.2)),
+        min_size=max(FLOOR_FONT, round(mean_side * POSTER_LINE[0])),
+        max_size=max(FLOOR_FONT, round(mean_side * POSTER_LINE[1])),
+        lettering=POSTER_LINE_LETTERING,
+    )
+    title_height = title.height if title else 0
+    line_height = line.height if line else 0
+    space = round(margin * 0.45)  # between the frame and the title, and between the texts
+    below = space + title_height + (space // 2 + line_height if line else 0) + round(margin * 0.8)
+    outer = (width + 2 * (margin + frame), margin + 2 * frame + height + below)
+    meme = Image.new("RGB", outer, "black")
+    x, y = margin, margin  # the white border's outer corner
+    meme.paste("white", (x, y, x + width + 2 * frame, y + height + 2 * frame))
+    inner = x + border, y + border
+    meme.paste("black", (*inner, inner[0] + width + 2 * gap, inner[1] + height + 2 * gap))
+    meme.paste(image, (x + frame, y + frame))
+    cursor = y + 2 * frame + height + space
+    for block, colour in ((title, (255, 255, 255)), (line, POSTER_TEXT_GREY)):
+        if block is None:
             continue
-        left, fill, outline = masks
-        y = edge if at_top else height - edge - fill.height
-        box = (left, y, left + fill.width, y + fill.height)
-        # White where the fill is, black elsewhere, shown through the outline mask.
-        image.paste(Image.merge("RGB", (fill, fill, fill)), box, outline)
-    return image
+        drawn = _set(block, outer[0])
+        if drawn is not None:
+            top = cursor + (block.height - drawn.height) // 2
+            typeset.paint(meme, drawn.ink, (drawn.left, top), colour)
+        cursor += block.height + space // 2
+    return Rendered(meme, (x + frame, y + frame, x + frame + width, y + frame + height))
 
 
-_STYLES: dict[str, Style] = {"classic": _classic}
+def face_word(expression: str, index: int) -> str:
+    """The label for the ``index``-th face (from 0) showing ``expression``.
+
+    Faces with the same expression get different words while the list lasts,
+    so a row of happy faces does not read "THRIVING" five times.
+    """
+    words = FACE_WORDS.get(expression, (expression,))
+    return words[index % len(words)]
+
+
+def _faces(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> Rendered:
+    """A classic caption at the top and, under each face, a word for its expression."""
+    _classic_band(image, _one_line(caption), at_top=True)
+    width, height = image.size
+    mean_side = math.sqrt(width * height)
+    seen: dict[str, int] = {}
+    for (x1, y1, x2, y2), expression in faces:
+        index = seen.get(expression, 0)
+        seen[expression] = index + 1
+        face_width = max(1.0, x2 - x1)
+        size = max(FLOOR_FONT, round(min(face_width * LABEL_FONT[0], mean_side * LABEL_FONT[1])))
+        room = min(width, round(face_width * LABEL_WIDTH))
+        block = fit_text(
+            face_word(expression, index),
+            room,
+            3 * size,
+            min_size=FLOOR_FONT,
+            max_size=size,
+            lettering=LABEL_LETTERING,
+        )
+        drawn = None if block is None else _set(block, room)
+        if drawn is None:
+            continue
+        # Centred under the chin; above the head, or inside the box, when no room is below.
+        centre = (x1 + x2) / 2
+        left = round(min(max(0, centre - room / 2), width - room))
+        top = round(y2 + size * 0.15)
+        if top + drawn.height > height:
+            top = round(y1 - drawn.height - size * 0.15)
+        top = min(max(0, top), height - drawn.height)
+        _paint_outlined(image, SetText(left + drawn.left, drawn.ink, drawn.outline), top)
+    return Rendered(image, _whole_picture(image))
+
+
+_STYLES: dict[str, Style] = {
+    "classic": _classic,
+    "modern": _modern,
+    "poster": _poster,
+    "faces": _faces,
+}
 
 #: Names accepted by ``render_meme(style=...)``, for CLIs and forms to offer.
 STYLES: tuple[str, ...] = tuple(_STYLES)
 
 
-def render_meme(
-    image: Image.Image, caption: Caption, *, max_side: int = 1600, style: str = "classic"
-) -> Image.Image:
+def _watermark(image: Image.Image, text: str) -> None:
+    """``text`` small and half-transparent in the bottom-right corner."""
+    width, height = image.size
+    size = max(FLOOR_FONT, round(math.sqrt(width * height) * WATERMARK_FONT))
+    margin = max(1, round(min(width, height) * WATERMARK_MARGIN))
+    block = fit_text(
+        text, width // 2, height // 4, min_size=FLOOR_FONT, max_size=size,
+        lettering=WATERMARK_LETTERING,
+    )
+    if block is None:
+        return
+    # A canvas with an em to spare, so no glyph's overhang is cut off.
+    advance = _ref_length(block.lines[0], block.lettering) * block.size / REF_SIZE
+    drawn = _set(block, math.ceil(advance) + 2 * size)
+    if drawn is None:
+        return
+    left = width - margin - drawn.width
+    top = height - margin - drawn.height
+    shadow = drawn.ink.mask.point(lambda value: round(value * WATERMARK_OPACITY * 0.6))
+    glow = Image.fromarray(cv2.dilate(np.asarray(shadow), _disc(max(1, size // 12))))
+    image.paste("black", (left, top, left + drawn.width, top + drawn.height), glow)
+    faded = drawn.ink.mask.point(lambda value: round(value * WATERMARK_OPACITY))
+    image.paste("white", (left, top, left + drawn.width, top + drawn.height), faded)
+
+
+def render(
+    image: Image.Image,
+    caption: Caption,
+    *,
+    max_side: int = 1600,
+    style: str = "classic",
+    faces: Sequence[FaceMark] = (),
+    watermark: str = "",
+) -> Rendered:
     """The meme: ``image`` capped to ``max_side`` with ``caption`` set in ``style``.
 
     ``image`` is expected upright (the loader applies EXIF orientation) and is
-    never modified; the result is a new RGB image with the same aspect ratio.
+    never modified. ``faces`` are boxes in ``image``'s own pixels with their
+    expressions (the ``faces`` style labels them; the others ignore them): the
+    renderer is the one that resizes, so it scales them with the picture.
+    ``watermark`` is set small in the bottom-right corner when not empty.
+
+    The whole meme, band or frame included, fits ``max_side``: a style that
+    adds to the picture gets a picture shrunk to leave room for it.
     """
     try:
         draw_style = _STYLES[style]
     except KeyError:
         raise ValueError(f"unknown style {style!r}; expected one of: {', '.join(STYLES)}") from None
-    return draw_style(fit_within(image, max_side), caption)
+    picture_side = max_side
+    while True:
+        picture = fit_within(image, picture_side)
+        scale = picture.width / image.width
+        marks = [(tuple(value * scale for value in box), expression) for box, expression in faces]
+        rendered = draw_style(picture, caption, marks)
+        overshoot = max(rendered.image.size) / max_side
+        if overshoot <= 1 or picture_side <= 1:
+            break
+        picture_side = max(1, min(picture_side - 1, math.floor(max(picture.size) / overshoot)))
+    if watermark.strip():
+        _watermark(rendered.image, watermark)
+    return rendered
+
+
+def render_meme(
+    image: Image.Image,
+    caption: Caption,
+    *,
+    max_side: int = 1600,
+    style: str = "classic",
+    faces: Sequence[FaceMark] = (),
+    watermark: str = "",
+) -> Image.Image:
+    """The meme's picture alone; see :func:`render`, which also says where the photo went."""
+    return render(
+        image, caption, max_side=max_side, style=style, faces=faces, watermark=watermark
+    ).image

@@ -9,7 +9,7 @@ noise, an occluding patch. Never a vertical flip or a large rotation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,25 @@ class AugmentConfig:
     noise_std: float = 0.03
     erase: float = 0.3
     erase_area: tuple[float, float] = (0.02, 0.15)
+
+    def scaled(self, strength: float) -> AugmentConfig:
+        """This config with every alteration scaled by ``strength`` (0: mirror only, 1: as is).
+
+        One number is what a hyper-parameter search can tune; the mirror stays,
+        since a mirrored face always keeps its expression.
+        """
+        low, high = self.scale
+        return replace(
+            self,
+            max_rotation_deg=self.max_rotation_deg * strength,
+            scale=(1 - (1 - low) * strength, 1 + (high - 1) * strength),
+            max_shift=self.max_shift * strength,
+            brightness=self.brightness * strength,
+            contrast=self.contrast * strength,
+            blur=self.blur * strength,
+            noise_std=self.noise_std * strength,
+            erase=self.erase * strength,
+        )
 
 
 def augment(batch: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:

@@ -8,13 +8,30 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+# Spelled out here, not imported: building the parser must not import numpy,
+# OpenCV or torch, or every ``memegen`` command would start slowly.
+# tests/test_training_datasets.py checks they match balance.py and datasets.py.
+BALANCE_CHOICES = ("none", "undersample", "oversample", "weighted")
+DATASET_KINDS = ("folders", "fer2013-csv", "ferplus", "ferplus-soft", "ckplus", "expw")
+SPEC_HELP = (
+    "dataset as [KIND:]PATH[,key=value...]; KIND: " + ", ".join(DATASET_KINDS)
+    + " (guessed from PATH when left out); keys: split=NAME (one split), votes=CSV (FER+ "
+    "votes, fer2013new.csv), holdout=F and seed=N (CK+ subject split), margin=M (ExpW crop)"
+)
+DEFAULT_STORAGE = "sqlite:///runs/search.db"
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train, export and report expression models")
     commands = parser.add_subparsers(dest="train_command", required=True)
 
-    fit = commands.add_parser("fit", help="train one CNN on a class-folder dataset")
-    fit.add_argument("--data", type=Path, required=True, help="folder with train/<label>/*.png")
+    summary = commands.add_parser("summary", help="count examples per class and split")
+    summary.add_argument("--data", nargs="+", required=True, help=SPEC_HELP)
+    summary.set_defaults(handler=_summary)
+
+    fit = commands.add_parser("fit", help="train one CNN")
+    fit.add_argument("--data", required=True,
+                     help=f"its train split is used (or its only one); {SPEC_HELP}")
     fit.add_argument("--out", type=Path, required=True, help="run folder (resumed if it exists)")
     fit.add_argument("--family", default="vgg")
     fit.add_argument("--width", type=int, default=24)
@@ -22,11 +39,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--epochs", type=int, default=30)
     fit.add_argument("--batch-size", type=int, default=128)
     fit.add_argument("--learning-rate", type=float, default=3e-3)
+    fit.add_argument("--balance", choices=BALANCE_CHOICES, default="none",
+                     help="class balancing; the run's class_counts.json records its effect")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--threads", type=int, default=2)
     fit.add_argument("--holdout", type=float, default=0.08,
                      help="fraction of train/ kept aside to pick the best epoch")
+    fit.add_argument("--init-from", type=Path,
+                     help="start from these weights (a run's best.pt) to fine-tune")
     fit.set_defaults(handler=_fit)
+
+    search = commands.add_parser("search", help="search architectures and settings (Optuna)")
+    search.add_argument("--data", required=True,
+                        help=f"its train split is used (or its only one); {SPEC_HELP}")
+    search.add_argument("--storage", default=DEFAULT_STORAGE,
+                        help="SQLAlchemy URL of the study database; share it to search together")
+    search.add_argument("--study", default="expressions", help="study name (resumed if it exists)")
+    search.add_argument("--trials", type=int, default=20, help="most trials this process runs")
+    search.add_argument("--timeout", type=float, help="start no trial after this many seconds")
+    search.add_argument("--subset", type=float, default=1.0,
+                        help="fraction of the data to search on (stratified)")
+    search.add_argument("--runs", type=Path, default=Path("runs/search"),
+                        help="trial runs go to RUNS/STUDY/trial-NNNN")
+    search.add_argument("--epochs", type=int, default=8)
+    search.add_argument("--batch-size", type=int, default=128)
+    search.add_argument("--threads", type=int, default=2)
+    search.add_argument("--holdout", type=float, default=0.1)
+    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--families", default="vgg,separable,resnet",
+                        help="architecture families to try, comma-separated")
+    search.add_argument("--widths", default="16,24,32,48", help="widths to try, comma-separated")
+    search.add_argument("--max-depth", type=int, default=3)
+    search.set_defaults(handler=_search)
 
     export = commands.add_parser("export", help="write ONNX + manifest for trained runs")
     export.add_argument("runs", type=Path, nargs="+", help="run folders to export")
@@ -34,11 +78,53 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--crop-margin", type=float, default=0.1)
     export.set_defaults(handler=_export)
 
+    ensemble = commands.add_parser(
+        "ensemble", help="fit per-class vote weights on held-out data, export ONNX + manifest"
+    )
+    ensemble.add_argument("runs", type=Path, nargs="+", help="run folders to combine")
+    ensemble.add_argument("--val-data", required=True,
+                          help="data none of the runs trained on; its val split is used (or "
+                          f"its only one); {SPEC_HELP}")
+    ensemble.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
+    ensemble.add_argument("--crop-margin", type=float, default=0.1)
+    ensemble.set_defaults(handler=_ensemble)
+
+    report = commands.add_parser("report", help="measure an exported ensemble, write Markdown")
+    report.add_argument("--manifest", type=Path, required=True)
+    report.add_argument("--data", nargs="*", default=[],
+                        help="face-crop datasets; every split but train unless split= is given; "
+                        + SPEC_HELP)
+    report.add_argument("--photos", type=Path, nargs="*", default=[],
+                        help="ExpW-style folders (faces.csv + photos), measured end to end")
+    report.add_argument("--photos-limit", type=int, help="at most this many photos per folder")
+    report.add_argument("--iou", type=float, default=0.4,
+                        help="overlap for a detection to count as the labelled face")
+    report.add_argument("--out", type=Path, required=True)
+    report.set_defaults(handler=_report)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from memegen import LABELS
+    from memegen.training.datasets import DatasetSpec, load_splits
+
+    width = max(len(label) for label in LABELS) + 1
+    for text in args.data:
+        spec = DatasetSpec.parse(text)
+        print(f"{spec.path} ({spec.kind})")
+        header = "".join(label.rjust(width) for label in LABELS)
+        print("split".ljust(10) + header + "total".rjust(8))
+        for split, dataset in load_splits(spec).items():
+            counts = dataset.class_counts()
+            print(split.ljust(10) + "".join(str(counts[label]).rjust(width) for label in LABELS)
+                  + str(len(dataset)).rjust(8))
+        print()
+    return 0
+
 
 def _fit(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from memegen.training.datasets import load_class_folders, stratified_split
+    from memegen.training.datasets import load_split, stratified_split
     from memegen.training.train import TrainConfig, train
 
     config = TrainConfig(
@@ -50,14 +136,38 @@ def _fit(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         seed=args.seed,
         threads=args.threads,
+        balance=args.balance,
+        init_from=str(args.init_from or ""),
     )
-    dataset = load_class_folders(args.data / "train", name=args.data.name)
+    dataset = load_split(args.data, "train")
     kept, held_out = stratified_split(dataset.labels, args.holdout, args.seed)
     train_set, val_set = dataset.subset(kept), dataset.subset(held_out, "holdout")
     print(f"train {train_set.class_counts()}\nholdout {val_set.class_counts()}", file=sys.stderr)
     result = train(config, train_set, val_set, args.out)
     np.save(args.out / "holdout_indices.npy", held_out)
     print(json.dumps(asdict(result)))
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from memegen.training.datasets import load_split
+    from memegen.training.search import SearchSettings, describe, run_search
+
+    settings = SearchSettings(
+        runs_dir=args.runs,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        holdout=args.holdout,
+        subset=args.subset,
+        seed=args.seed,
+        families=tuple(args.families.split(",")),
+        widths=tuple(int(width) for width in args.widths.split(",")),
+        max_depth=args.max_depth,
+    )
+    dataset = load_split(args.data, "train")
+    study = run_search(dataset, args.study, args.storage, args.trials, args.timeout, settings)
+    print(describe(study))
     return 0
 
 
@@ -69,3 +179,35 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ensemble(args: argparse.Namespace) -> int:
+    from memegen.training.datasets import load_split
+    from memegen.training.ensemble import build_ensemble
+
+    weighting_set = load_split(args.val_data, "val")
+    print(f"weighting set {weighting_set.name}: {weighting_set.class_counts()}", file=sys.stderr)
+    print(build_ensemble(args.runs, weighting_set, args.out, args.crop_margin))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from memegen.expressions import ExpressionClassifier
+    from memegen.training.datasets import DatasetSpec, load_splits, split_loaders
+    from memegen.training.report import evaluate_crops, evaluate_photos, write_report
+
+    classifier = ExpressionClassifier(args.manifest)
+    evaluations = []
+    for text in args.data:
+        spec = DatasetSpec.parse(text)
+        specs = [spec]
+        if "split" not in spec.options:
+            names = list(split_loaders(spec))
+            specs = [spec.with_split(name) for name in names if name != "train" or len(names) == 1]
+        for one in specs:
+            for dataset in load_splits(one).values():
+                print(f"evaluating {dataset.name} ({len(dataset)} faces)", file=sys.stderr)
+                evaluations.append(evaluate_crops(classifier, dataset))
+    photos = [
+        evaluate_photos(classifier, root, args.iou, args.photos_limit) for root in args.photos
+    ]
+    print(write_report(args.manifest, evaluations, photos, args.out))
+    return 0

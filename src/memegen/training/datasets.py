@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,11 +68,7 @@ def load_class_folders(root: Path, size: int = 48, name: str | None = None) -> F
         for path in sorted(folder.iterdir()):
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            with Image.open(path) as image:
-                grey = image.convert("L")
-                if grey.size != (size, size):
-                    grey = grey.resize((size, size), Image.Resampling.BOX)
-                images.append(np.asarray(grey, dtype=np.uint8))
+            images.append(_read_grey(path, size))
             labels.append(label_index)
     if not images:
         raise ValueError(f"no labelled images under {root}")
@@ -134,8 +130,15 @@ def with_ferplus_labels(dataset: FaceDataset, votes_csv: Path, soft: bool) -> Fa
         rows = list(csv.DictReader(handle))
     if len(rows) < len(dataset):
         raise ValueError(f"{votes_csv} has {len(rows)} rows for {len(dataset)} images")
+    return _relabel_with_votes(dataset.name, dataset.images, rows[: len(dataset)], soft)
+
+
+def _relabel_with_votes(
+    name: str, images: np.ndarray, vote_rows: list[dict[str, str]], soft: bool
+) -> FaceDataset:
+    """Keep the images whose FER+ votes give a label (see ``with_ferplus_labels``)."""
     keep, labels, soft_labels = [], [], []
-    for index, row in enumerate(rows[: len(dataset)]):
+    for index, row in enumerate(vote_rows):
         distribution = ferplus_distribution(row)
         if distribution is None:
             continue
@@ -145,13 +148,45 @@ def with_ferplus_labels(dataset: FaceDataset, votes_csv: Path, soft: bool) -> Fa
         keep.append(index)
         labels.append(int(top[0]))
         soft_labels.append(distribution)
-    keep_array = np.array(keep)
+    keep_array = np.array(keep, dtype=np.int64)
     return FaceDataset(
-        f"{dataset.name}-ferplus{'-soft' if soft else ''}",
-        dataset.images[keep_array],
-        np.array(labels),
+        f"{name}-ferplus{'-soft' if soft else ''}",
+        images[keep_array],
+        np.array(labels, dtype=np.int64),
         np.array(soft_labels, dtype=np.float32) if soft else None,
     )
+
+
+def load_ferplus_folders(
+    root: Path, votes_csv: Path, soft: bool, split: str | None = None
+) -> FaceDataset:
+    """FER2013 as class folders, relabelled with FER+ votes.
+
+    The folders' ``manifest.csv`` names each PNG's row in ``fer2013new.csv``
+    (column ``fer2013_row``, 0-based), which is how the PNGs find their votes;
+    PNGs with no row there have no votes and are left out. ``split`` keeps the
+    rows of one value of the manifest's ``split`` column.
+    """
+    with open(votes_csv, newline="") as handle:
+        votes = list(csv.DictReader(handle))
+    images, rows = [], []
+    with open(Path(root) / "manifest.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if (split is not None and row["split"] != split) or not row["fer2013_row"]:
+                continue
+            images.append(_read_grey(Path(root) / row["file"], 48))
+            rows.append(votes[int(row["fer2013_row"])])
+    if not images:
+        raise ValueError(f"no images of split {split!r} in {root}/manifest.csv")
+    return _relabel_with_votes(Path(root).name, np.stack(images), rows, soft)
+
+
+def _read_grey(path: Path, size: int) -> np.ndarray:
+    with Image.open(path) as image:
+        grey = image.convert("L")
+        if grey.size != (size, size):
+            grey = grey.resize((size, size), Image.Resampling.BOX)
+        return np.asarray(grey, dtype=np.uint8)
 
 
 def load_ckplus(root: Path, size: int = 48) -> FaceDataset:
@@ -217,3 +252,128 @@ def crop_labelled_boxes(
     return FaceDataset(
         Path(root).name, np.stack(images), np.array(labels), groups=np.array(sources)
     )
+
+
+# --- Dataset specs: one string names a reader, a path and its options --------------------
+
+KINDS = ("folders", "fer2013-csv", "ferplus", "ferplus-soft", "ckplus", "expw")
+OPTIONS = ("split", "votes", "holdout", "seed", "margin")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset named on the command line: reader (``kind``), path and options.
+
+    One string per dataset keeps every command's ``--data`` alike, whether it
+    reads class folders, CK+ split by subject or ExpW boxes cropped out of photos.
+    """
+
+    kind: str
+    path: Path
+    options: dict[str, str]
+
+    @classmethod
+    def parse(cls, text: str) -> DatasetSpec:
+        head, *pairs = text.split(",")
+        kind, colon, rest = head.partition(":")
+        if colon and kind in KINDS:
+            path = Path(rest)
+        else:
+            path = Path(head)
+            kind = detect_kind(path)
+        options = {}
+        for pair in pairs:
+            key, equals, value = pair.partition("=")
+            if not equals or key not in OPTIONS:
+                raise ValueError(f"{text!r}: unknown option {pair!r}; keys: {', '.join(OPTIONS)}")
+            options[key] = value
+        if kind.startswith("ferplus") and "votes" not in options:
+            raise ValueError(f"{text!r}: {kind} needs votes=PATH/fer2013new.csv")
+        return cls(kind, path, options)
+
+    def with_split(self, split: str) -> DatasetSpec:
+        """This spec narrowed to one split."""
+        return DatasetSpec(self.kind, self.path, {**self.options, "split": split})
+
+
+def detect_kind(path: Path) -> str:
+    """The reader for ``path``: a CSV file is FER2013, ``faces.csv`` ExpW, a subject column CK+."""
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return "fer2013-csv"
+    if (path / "faces.csv").is_file():
+        return "expw"
+    manifest = path / "manifest.csv"
+    if manifest.is_file():
+        with open(manifest, newline="") as handle:
+            if "subject" in (csv.DictReader(handle).fieldnames or ()):
+                return "ckplus"
+    return "folders"
+
+
+def load_splits(spec: DatasetSpec) -> dict[str, FaceDataset]:
+    """The dataset's splits by name (``train``/``val``/..., or ``all`` when it has none)."""
+    loaders = split_loaders(spec)
+    wanted = spec.options.get("split")
+    if wanted is not None:
+        if wanted not in loaders:
+            raise ValueError(f"{spec.path}: no split {wanted!r}; it has {', '.join(loaders)}")
+        loaders = {wanted: loaders[wanted]}
+    return {name: load() for name, load in loaders.items()}
+
+
+def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
+    """A loader per split, by name, ignoring ``split=``: callers list splits before reading any."""
+    root, options = spec.path, spec.options
+    if spec.kind == "folders":
+        if any((root / label).is_dir() for label in LABELS):
+            return {"all": lambda: load_class_folders(root)}
+        splits = sorted(
+            child for child in root.iterdir()
+            if child.is_dir() and any((child / label).is_dir() for label in LABELS)
+        )
+        if not splits:
+            raise ValueError(f"{root}: no <label>/ folders, nor splits holding them")
+        return {
+            child.name: lambda child=child: load_class_folders(child, name=_name(root, child.name))
+            for child in splits
+        }
+    if spec.kind == "fer2013-csv":
+        with open(root, newline="") as handle:
+            usages = sorted({row["Usage"] for row in csv.DictReader(handle)})
+        return {usage: lambda usage=usage: load_fer2013_csv(root, usage) for usage in usages}
+    if spec.kind in ("ferplus", "ferplus-soft"):
+        with open(root / "manifest.csv", newline="") as handle:
+            splits = sorted({row["split"] for row in csv.DictReader(handle)})
+        votes, soft = Path(options["votes"]), spec.kind == "ferplus-soft"
+        return {
+            split: lambda split=split: load_ferplus_folders(root, votes, soft, split)
+            for split in splits
+        }
+    if spec.kind == "ckplus":
+        fraction, seed = float(options.get("holdout", 0.2)), int(options.get("seed", 0))
+
+        def part(which: int, name: str) -> FaceDataset:
+            dataset = load_ckplus(root)
+            indices = split_by_group(dataset.groups, fraction, seed)[which]
+            return dataset.subset(indices, _name(root, name))
+
+        return {"train": lambda: part(0, "train"), "val": lambda: part(1, "val")}
+    if spec.kind == "expw":
+        margin = float(options.get("margin", 0.1))
+        return {"all": lambda: crop_labelled_boxes(root, read_expw_boxes(root), margin)}
+    raise ValueError(f"unknown dataset kind {spec.kind!r}; choose from {', '.join(KINDS)}")
+
+
+def _name(root: Path, split: str) -> str:
+    return f"{Path(root).name}/{split}"
+
+
+def load_split(text: str, default_split: str) -> FaceDataset:
+    """One split of the dataset ``text`` names: its ``split=`` option, else ``default_split``,
+    else its only split."""
+    spec = DatasetSpec.parse(text)
+    if "split" not in spec.options:
+        names = list(split_loaders(spec))
+        chosen = default_split if default_split in names or len(names) != 1 else names[0]
+        spec = spec.with_split(chosen)
+    return next(iter(load_splits(spec).values()))

@@ -1,9 +1,13 @@
 """Train one expression CNN, with checkpoints to resume from and a JSON-lines log.
 
-A run lives in one folder: ``config.json`` (what was asked), ``log.jsonl`` (one
-line per epoch), ``last.pt`` (resume point, written every epoch) and
-``best.pt`` (the weights with the best held-out accuracy). Running the same
-command again resumes from ``last.pt``.
+A run lives in one folder: ``config.json`` (what was asked), ``class_counts.json``
+(the examples per class the model trained on after balancing, and the loss
+weights), ``log.jsonl`` (one line per epoch), ``last.pt`` (resume point, written
+every epoch) and ``best.pt`` (the weights with the best held-out accuracy).
+Running the same command again resumes from ``last.pt``.
+
+Targets are the dataset's hard labels, or its ``soft_labels`` when it has them
+(FER+ vote distributions): cross-entropy then takes probability targets.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch.nn.functional as F
 from memegen import LABELS
 from memegen.training.architectures import build
 from memegen.training.augment import AugmentConfig, augment
+from memegen.training.balance import balance
 from memegen.training.datasets import FaceDataset
 
 
@@ -39,6 +44,8 @@ class TrainConfig:
     threads: int = 2
     mean: float = 0.5
     std: float = 0.25
+    balance: str = "none"
+    init_from: str = ""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @classmethod
@@ -97,14 +104,26 @@ def train(
 ) -> TrainResult:
     """Train (or resume) the run in ``run_dir``; ``on_epoch(epoch, accuracy)`` may raise to stop.
 
-    ``class_weights`` weights the loss per class (see ``balance``).
+    ``config.balance`` picks the examples (see ``balance``); ``class_weights``
+    weights the loss per class, given here or by ``weighted`` balancing, not both.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    if config.balance != "none":
+        chosen, balance_weights = balance(
+            train_set.labels, config.balance, len(LABELS), config.seed
+        )
+        if balance_weights is not None and class_weights is not None:
+            raise ValueError("class_weights given twice: by the caller and by weighted balancing")
+        train_set = train_set.subset(chosen)
+        class_weights = class_weights if balance_weights is None else balance_weights
+    _write_class_counts(run_dir, config, train_set, val_set, class_weights)
 
     model = build_model(config).to(memory_format=torch.channels_last)
+    if config.init_from:
+        model.load_state_dict(torch.load(config.init_from, weights_only=False)["model"])
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -122,6 +141,8 @@ def train(
 
     pixels = _to_tensor(train_set.images, config)
     labels = torch.from_numpy(train_set.labels)
+    soft = train_set.soft_labels
+    targets = labels if soft is None else torch.from_numpy(np.asarray(soft, dtype=np.float32))
     loss_weights = None if class_weights is None else torch.as_tensor(class_weights).float()
 
     while state["epoch"] < config.epochs:
@@ -134,7 +155,7 @@ def train(
             batch = _normalise(augment(pixels[index], config.augment, generator), config)
             loss = F.cross_entropy(
                 model(batch),
-                labels[index],
+                targets[index],
                 weight=loss_weights,
                 label_smoothing=config.label_smoothing,
             )
@@ -175,6 +196,26 @@ def train(
     return TrainResult(
         state["best_accuracy"], state["best_epoch"], state["epoch"], state["seconds"]
     )
+
+
+def _write_class_counts(
+    run_dir: Path,
+    config: TrainConfig,
+    train_set: FaceDataset,
+    val_set: FaceDataset,
+    class_weights: np.ndarray | None,
+) -> None:
+    """Record what the model really sees, which balancing changes from what the data holds."""
+    record = {
+        "balance": config.balance,
+        "trained_on": train_set.class_counts(),
+        "loss_weights": None
+        if class_weights is None
+        else {label: round(float(w), 6) for label, w in zip(LABELS, class_weights, strict=True)},
+        "soft_labels": train_set.soft_labels is not None,
+        "held_out": val_set.class_counts(),
+    }
+    (run_dir / "class_counts.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _one_cycle(

@@ -8,14 +8,12 @@ meme goes to the store. Anything that goes wrong becomes an error from
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
-from PIL import Image
 
-from memegen.imaging import EXTENSIONS, FORMATS, encode
+from memegen.imaging import ANIMATED_FORMATS, EXTENSIONS, FORMATS, transcode
 from memegen.web import forms
 from memegen.web.errors import ApiError
 from memegen.web.openapi import build_openapi
@@ -50,9 +48,14 @@ def create_meme() -> tuple[Response, int, dict[str, str]]:
     app_state = state()
     form = forms.meme_form(app_state.settings.max_upload_bytes)
     meme = app_state.pipeline.make_meme(
-        form.data, top=form.top, bottom=form.bottom, seed=form.seed, style=form.style
+        form.data,
+        top=form.top,
+        bottom=form.bottom,
+        seed=form.seed,
+        style=form.style,
+        animate=form.format in ANIMATED_FORMATS,
     )
-    stored = app_state.store.save(encode(meme.image, form.format), EXTENSIONS[form.format])
+    stored = app_state.store.save(meme.encode(form.format), EXTENSIONS[form.format])
     image_url = url_for("api.get_meme", meme_id=stored.id, ext=stored.suffix)
     width, height = meme.image.size
     body = {
@@ -65,6 +68,7 @@ def create_meme() -> tuple[Response, int, dict[str, str]]:
         "faces": _faces_on_meme(meme),
         "caption": {"top": meme.caption.top, "bottom": meme.caption.bottom},
         "mood": meme.mood,
+        "frames": max(1, len(meme.frames)),
         "expires_at": _iso(stored.expires_at),
     }
     return jsonify(body), 201, {"Location": image_url, "Cache-Control": "no-store"}
@@ -73,7 +77,8 @@ def create_meme() -> tuple[Response, int, dict[str, str]]:
 @bp.get("/memes/<meme_id>.<ext>")
 def get_meme(meme_id: str, ext: str) -> Response:
     """The meme's image; an extension other than the stored one converts it on the fly,
-    so one meme can be downloaded as PNG and as JPEG."""
+    so one meme can be downloaded as PNG and as JPEG (an animation stays one as GIF or
+    WebP, and is its first frame as PNG or JPEG)."""
     store = state().store
     fmt = forms.FORMAT_BY_EXTENSION.get(ext.lower())
     stored = store.get(meme_id) if fmt else None
@@ -86,8 +91,7 @@ def get_meme(meme_id: str, ext: str) -> Response:
             f"(memes are kept {max(1, store.ttl_seconds // 60)} min).",
         )
     if forms.FORMAT_BY_EXTENSION.get(stored.suffix) != fmt:
-        with Image.open(io.BytesIO(data)) as image:
-            data = encode(image, fmt)
+        data = transcode(data, fmt)
     response = Response(data, mimetype=FORMATS[fmt])
     # The bytes behind an id never change and the id is the secret: cache privately, for
     # exactly as long as the meme lives.
@@ -119,18 +123,19 @@ def openapi() -> Response:
 
 def _faces_on_meme(meme: Meme) -> list[dict[str, Any]]:
     """The faces with boxes in the meme's pixels, which are fewer than the photo's when the
-    output size is capped: clients draw the boxes over the meme, not over the upload."""
+    output size is capped, and shifted where a style puts a band or a frame around the
+    photo: clients draw the boxes over the meme, not over the upload."""
     faces = meme.analysis.to_dict()["faces"]
-    width, height = meme.image.size
-    scale_x = width / meme.analysis.width
-    scale_y = height / meme.analysis.height
+    left, top, right, bottom = meme.photo_box
+    scale_x = (right - left) / meme.analysis.width
+    scale_y = (bottom - top) / meme.analysis.height
     for face in faces:
         x1, y1, x2, y2 = face["box"]
         face["box"] = [
-            round(x1 * scale_x),
-            round(y1 * scale_y),
-            round(x2 * scale_x),
-            round(y2 * scale_y),
+            left + round(x1 * scale_x),
+            top + round(y1 * scale_y),
+            left + round(x2 * scale_x),
+            top + round(y2 * scale_y),
         ]
     return faces
 

@@ -15,7 +15,7 @@ from werkzeug.datastructures import MultiDict
 from memegen.render import STYLES
 from memegen.web.errors import ApiError, describe_size
 
-FORMAT_BY_EXTENSION = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
+FORMAT_BY_EXTENSION = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp", "gif": "gif"}
 """Extensions a meme URL may end in, and the ``format`` values a form may send."""
 DEFAULT_FORMAT = "jpeg"
 DEFAULT_STYLE = "classic"
@@ -125,7 +125,7 @@ def _style(form: MultiDict[str, str]) -> str:
 def _format(form: MultiDict[str, str]) -> str:
     fmt = FORMAT_BY_EXTENSION.get(form.get("format", "").strip().lower() or DEFAULT_FORMAT)
     if fmt is None:
-        raise ApiError(400, "invalid_field", "'format' must be one of: jpeg, png, webp.")
+        raise ApiError(400, "invalid_field", "'format' must be one of: jpeg, png, webp, gif.")
     return fmt
 
 

@@ -138,6 +138,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "faces",
                 "caption",
                 "mood",
+                "frames",
                 "expires_at",
             ],
             "properties": {
@@ -147,7 +148,13 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "description": "Absolute path of the meme image.",
                     "examples": ["/api/v1/memes/3q2-7wHxkL0oVt1aZc9f_A.jpg"],
                 },
-                "format": {"type": "string", "enum": ["jpeg", "png", "webp"]},
+                "format": {"type": "string", "enum": sorted(set(FORMAT_BY_EXTENSION.values()))},
+                "frames": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Frames in the meme: above 1 when an animated upload was"
+                    " asked for as gif or webp.",
+                },
                 "width": {"type": "integer", "description": "Width of the meme image."},
                 "height": {"type": "integer", "description": "Height of the meme image."},
                 "source": {
@@ -200,11 +207,20 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "minimum": 0,
                     "description": "Makes the caption choice repeatable; a new seed re-rolls.",
                 },
-                "style": {"type": "string", "enum": list(STYLES), "default": DEFAULT_STYLE},
+                "style": {
+                    "type": "string",
+                    "enum": list(STYLES),
+                    "default": DEFAULT_STYLE,
+                    "description": "classic: white outlined type on the photo; modern: the"
+                    " caption in a white band above it; poster: a black demotivational frame"
+                    " with a title; faces: a word under each face for its expression.",
+                },
                 "format": {
                     "type": "string",
                     "enum": sorted(FORMAT_BY_EXTENSION),
                     "default": DEFAULT_FORMAT,
+                    "description": "An animated upload (GIF, WebP) stays animated as gif or"
+                    " webp, with the caption on every frame; jpeg and png take its first frame.",
                 },
             },
         },
@@ -228,7 +244,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
     not_found = _error("No such meme, or it has expired (`meme_not_found`).", "meme_not_found")
     image_types = {
         media: {"schema": {"type": "string", "contentMediaType": media}}
-        for media in ("image/jpeg", "image/png", "image/webp")
+        for media in ("image/jpeg", "image/png", "image/webp", "image/gif")
     }
     return {
         "openapi": "3.1.0",

@@ -5,7 +5,17 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, render_template
 
 from memegen import LABELS, __version__
+from memegen.render import STYLES
+from memegen.web.forms import DEFAULT_STYLE
 from memegen.web.state import state
+
+#: What each style looks like, in a few words, for the page's style picker.
+STYLE_HINTS = {
+    "classic": "White outlined type",
+    "modern": "Caption band on top",
+    "poster": "Black poster frame",
+    "faces": "A word on each face",
+}
 
 bp = Blueprint("pages", __name__)
 
@@ -17,6 +27,8 @@ def index() -> str:
     return render_template(
         "index.html",
         labels=LABELS,
+        styles=[(name, STYLE_HINTS.get(name, "")) for name in STYLES],
+        default_style=DEFAULT_STYLE,
         max_upload_bytes=settings.max_upload_bytes,
         ttl_minutes=max(1, settings.meme_ttl_seconds // 60),
         version=__version__,

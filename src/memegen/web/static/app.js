@@ -5,6 +5,8 @@
 (() => {
   const EDIT_DELAY_MS = 600;
   const FORMAT = "png"; // lossless, so the PNG download is exact and the JPEG one is one step
+  // Animated uploads come back animated in their own kind; a still one is just its frame.
+  const ANIMATED_FORMATS = { "image/gif": "gif", "image/webp": "webp" };
 
   const byId = (id) => document.getElementById(id);
   const app = byId("app");
@@ -30,10 +32,12 @@
     showBoxes: byId("show-boxes"),
     downloadPng: byId("download-png"),
     downloadJpeg: byId("download-jpeg"),
+    downloadGif: byId("download-gif"),
     captionForm: byId("caption-form"),
     top: byId("top-input"),
     bottom: byId("bottom-input"),
     reroll: byId("reroll-button"),
+    styles: Array.from(document.querySelectorAll('input[name="style"]')),
     facesSummary: byId("faces-summary"),
     faceList: byId("face-list"),
   };
@@ -124,11 +128,14 @@
       link.removeAttribute("href");
       link.setAttribute("aria-disabled", "true");
     }
+    ui.downloadGif.hidden = true;
+    ui.downloadGif.removeAttribute("href");
     ui.top.value = "";
     ui.bottom.value = "";
     ui.top.disabled = true;
     ui.bottom.disabled = true;
     ui.reroll.disabled = true;
+    for (const radio of ui.styles) radio.disabled = true;
     ui.faceList.replaceChildren();
     ui.facesSummary.textContent = "Pick a photo to see what MemeGen reads in it.";
   }
@@ -189,6 +196,11 @@
 
   // ---- talking to the API ---------------------------------------------------
 
+  function selectedStyle() {
+    const checked = ui.styles.find((radio) => radio.checked);
+    return checked ? checked.value : "classic";
+  }
+
   function setBusy(busy, text) {
     ui.busy.hidden = !busy;
     ui.stage.setAttribute("aria-busy", String(busy));
@@ -210,7 +222,8 @@
     if (top !== undefined) body.append("top", top);
     if (bottom !== undefined) body.append("bottom", bottom);
     body.append("seed", String(state.seed));
-    body.append("format", FORMAT);
+    body.append("style", selectedStyle());
+    body.append("format", ANIMATED_FORMATS[state.file.type] || FORMAT);
 
     clearError();
     setBusy(true, busyText || "Redrawing…");
@@ -276,6 +289,9 @@
 
     enableLink(ui.downloadPng, downloadUrl(meme.image_url, "png"));
     enableLink(ui.downloadJpeg, downloadUrl(meme.image_url, "jpg"));
+    // PNG and JPEG hold the first frame; an animated meme also offers the whole GIF.
+    ui.downloadGif.hidden = meme.frames <= 1;
+    if (meme.frames > 1) ui.downloadGif.href = downloadUrl(meme.image_url, "gif");
 
     if (!keepCaption) {
       // After an edit the fields already hold what was sent, and may hold newer typing.
@@ -285,6 +301,7 @@
     ui.top.disabled = false;
     ui.bottom.disabled = false;
     ui.reroll.disabled = false;
+    for (const radio of ui.styles) radio.disabled = false;
 
     ui.mood.hidden = false;
     ui.mood.textContent = meme.mood === "noface" ? "No face found" : `Mood: ${meme.mood}`;
@@ -396,6 +413,10 @@
       event.preventDefault(); // Enter redraws at once
       redrawWithText();
     });
+  }
+  // A new style keeps the caption on screen (edited or not) and redraws at once.
+  for (const radio of ui.styles) {
+    radio.addEventListener("change", redrawWithText);
   }
   ui.captionForm.addEventListener("submit", (event) => event.preventDefault());
 

@@ -1,0 +1,248 @@
+"""Measure the exported ensemble and write a Markdown report with confusion-matrix PNGs.
+
+Everything goes through ``memegen.expressions.ExpressionClassifier`` and the
+ONNX files the manifest lists, so the numbers describe what ships, not the
+PyTorch checkpoints. Face-crop datasets are classified as pre-cropped faces;
+whole photos with labelled boxes (ExpW) are measured end to end: the bundled
+detector finds faces, each labelled box is matched to the detection that
+overlaps it most (IoU), and the matched detection's box is classified.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from memegen import LABELS
+from memegen.expressions import ExpressionClassifier, weighted_vote
+from memegen.training.datasets import FaceDataset, read_expw_boxes
+from memegen.training.metrics import summarise
+
+
+@dataclass
+class Evaluation:
+    """Every model's and the ensemble's numbers on one dataset."""
+
+    dataset: str
+    models: dict[str, dict]
+    ensemble: dict
+
+
+def evaluate_crops(classifier: ExpressionClassifier, dataset: FaceDataset) -> Evaluation:
+    """Classify each crop of ``dataset`` as one pre-cropped face, like ``analyze --whole-image``."""
+    per_image = [
+        classifier.model_probabilities(image, [(0, 0, image.shape[1], image.shape[0])],
+                                       precropped=True)
+        for image in dataset.images
+    ]
+    probabilities = np.concatenate(per_image, axis=1)
+    return _evaluation(dataset.name, classifier, probabilities, dataset.labels)
+
+
+def _evaluation(
+    name: str, classifier: ExpressionClassifier, probabilities: np.ndarray, labels: np.ndarray
+) -> Evaluation:
+    models = {
+        model.name: summarise(model_probabilities, labels)
+        for model, model_probabilities in zip(classifier.models, probabilities, strict=True)
+    }
+    ensemble = summarise(weighted_vote(probabilities, classifier.weights), labels)
+    return Evaluation(name, models, ensemble)
+
+
+def box_iou(box: Sequence[float], others: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (x1, y1, x2, y2) box with each row of ``others``."""
+    x1 = np.maximum(box[0], others[:, 0])
+    y1 = np.maximum(box[1], others[:, 1])
+    x2 = np.minimum(box[2], others[:, 2])
+    y2 = np.minimum(box[3], others[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+@dataclass
+class PhotoEvaluation:
+    """End to end on labelled photos: how many labelled faces were found, and how well read."""
+
+    dataset: str
+    labelled: int
+    found: int
+    iou_threshold: float
+    evaluation: Evaluation | None
+
+
+def evaluate_photos(
+    classifier: ExpressionClassifier,
+    root: Path,
+    iou_threshold: float = 0.4,
+    limit: int | None = None,
+) -> PhotoEvaluation:
+    """Detect faces in ExpW-style photos (``faces.csv``), match labelled boxes, classify.
+
+    A labelled face counts as found when a detection overlaps it by at least
+    ``iou_threshold``; the threshold is lenient because ExpW's boxes and the
+    detector's are drawn to different conventions around the same face. Photos
+    are decoded at full size and not EXIF-rotated: ExpW's boxes are in the
+    stored pixels.
+    """
+    from memegen.faces import default_detector
+
+    detector = default_detector()
+    by_image: dict[str, list] = {}
+    for item in read_expw_boxes(root):
+        by_image.setdefault(item.image, []).append(item)
+    images = list(by_image)[:limit]
+    labelled = sum(len(by_image[name]) for name in images)
+    chunks, labels = [], []
+    for name in images:
+        with Image.open(Path(root) / name) as photo:
+            rgb = np.asarray(photo.convert("RGB"))
+        faces = detector.detect(rgb)
+        if not faces:
+            continue
+        found_boxes = np.array([face.box for face in faces], dtype=np.float64)
+        matched = []
+        for item in by_image[name]:
+            overlaps = box_iou(item.box, found_boxes)
+            best = int(overlaps.argmax())
+            if overlaps[best] >= iou_threshold:
+                matched.append(faces[best].box)
+                labels.append(item.label)
+        if matched:
+            chunks.append(classifier.model_probabilities(rgb, matched))
+    name = f"{Path(root).name} (end to end)"
+    evaluation = None
+    if chunks:
+        probabilities = np.concatenate(chunks, axis=1)
+        evaluation = _evaluation(name, classifier, probabilities, np.array(labels))
+    return PhotoEvaluation(name, labelled, len(labels), iou_threshold, evaluation)
+
+
+def draw_confusion(matrix: np.ndarray, title: str, path: Path) -> None:
+    """A confusion-matrix PNG with Pillow alone (matplotlib is not a dependency).
+
+    Cells are shaded by the row's share (recall per true class) and show the count.
+    """
+    cell, left, top = 64, 84, 60
+    size = len(LABELS)
+    image = Image.new("RGB", (left + cell * size + 10, top + cell * size + 30), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+    draw.text((10, 8), title, fill="black", font=font)
+    draw.text((left, top - 34), "predicted ->", fill="black", font=font)
+    draw.text((10, top - 34), "true (rows)", fill="black", font=font)
+    rows = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+    for j, label in enumerate(LABELS):
+        draw.text((left + j * cell + 4, top - 16), label, fill="black", font=font)
+    for i, label in enumerate(LABELS):
+        y = top + i * cell
+        draw.text((10, y + cell // 2 - 6), label, fill="black", font=font)
+        for j in range(size):
+            x = left + j * cell
+            shade = int(255 - 200 * shares[i, j])
+            draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=(shade, shade, 255),
+                           outline=(200, 200, 200))
+            ink = "white" if shares[i, j] > 0.55 else "black"
+            draw.text((x + 6, y + cell // 2 - 12), str(matrix[i, j]), fill=ink, font=font)
+            draw.text((x + 6, y + cell // 2 + 2), f"{shares[i, j]:.0%}", fill=ink, font=font)
+    image.save(path)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower()
+
+
+def _evaluation_markdown(evaluation: Evaluation, picture: str) -> list[str]:
+    names = list(evaluation.models)
+    lines = [
+        "| model | examples | accuracy | macro-F1 |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, summary in [*evaluation.models.items(), ("**ensemble**", evaluation.ensemble)]:
+        lines.append(
+            f"| {name} | {summary['examples']} | {summary['accuracy']:.3f} "
+            f"| {summary['macro_f1']:.3f} |"
+        )
+    lines += [
+        "",
+        "Precision / recall per class:",
+        "",
+        "| class | support | ensemble | " + " | ".join(names) + " |",
+        "|---|---:|---:|" + "---:|" * len(names),
+    ]
+    for label in LABELS:
+        cells = [
+            f"{summary['per_class'][label]['precision']:.2f} / "
+            f"{summary['per_class'][label]['recall']:.2f}"
+            for summary in [evaluation.ensemble, *evaluation.models.values()]
+        ]
+        support = evaluation.ensemble["per_class"][label]["support"]
+        lines.append(f"| {label} | {support} | " + " | ".join(cells) + " |")
+    lines += ["", f"![ensemble confusion matrix, {evaluation.dataset}]({picture})", ""]
+    return lines
+
+
+def write_report(
+    manifest_path: Path,
+    evaluations: Sequence[Evaluation],
+    photos: Sequence[PhotoEvaluation],
+    out_dir: Path,
+) -> Path:
+    """Write ``report.md``, one confusion PNG per evaluation and ``report.json`` (all numbers)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads(Path(manifest_path).read_text())
+    lines = [
+        "# Expression models report",
+        "",
+        f"Manifest: `{manifest_path}`, {len(manifest['models'])} model(s), "
+        f"vote: {manifest['voting']}.",
+        "",
+        "Vote weights per class:",
+        "",
+        "| model | " + " | ".join(LABELS) + " |",
+        "|---|" + "---:|" * len(LABELS),
+    ]
+    for entry in manifest["models"]:
+        weights = " | ".join(f"{entry['class_weights'][label]:.2f}" for label in LABELS)
+        lines.append(f"| {entry['name']} | {weights} |")
+    lines.append("")
+    record: dict = {"manifest": str(manifest_path), "datasets": {}, "photos": {}}
+    for evaluation in evaluations:
+        picture = f"confusion-{_slug(evaluation.dataset)}.png"
+        draw_confusion(np.array(evaluation.ensemble["confusion"]),
+                       f"ensemble on {evaluation.dataset}", out_dir / picture)
+        lines += [f"## {evaluation.dataset}", "", *_evaluation_markdown(evaluation, picture)]
+        record["datasets"][evaluation.dataset] = {
+            "models": evaluation.models, "ensemble": evaluation.ensemble
+        }
+    for photo in photos:
+        rate = photo.found / photo.labelled if photo.labelled else 0.0
+        lines += [
+            f"## {photo.dataset}",
+            "",
+            f"Labelled faces: {photo.labelled}; found by the detector (IoU ≥ "
+            f"{photo.iou_threshold}): {photo.found} ({rate:.1%}).",
+            "",
+        ]
+        entry: dict = {"labelled": photo.labelled, "found": photo.found, "found_rate": rate}
+        if photo.evaluation is not None:
+            picture = f"confusion-{_slug(photo.dataset)}.png"
+            draw_confusion(np.array(photo.evaluation.ensemble["confusion"]),
+                           f"ensemble on {photo.dataset}", out_dir / picture)
+            lines += ["Accuracy on the faces found:", "",
+                      *_evaluation_markdown(photo.evaluation, picture)]
+            entry["models"] = photo.evaluation.models
+            entry["ensemble"] = photo.evaluation.ensemble
+        record["photos"][photo.dataset] = entry
+    (out_dir / "report.json").write_text(json.dumps(record, indent=2) + "\n")
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path

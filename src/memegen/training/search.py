@@ -1,0 +1,181 @@
+"""Search architectures and training settings with Optuna, under a time budget.
+
+Each trial picks a family (vgg, separable, resnet), width, depth, learning
+rate, dropout, class balancing and augmentation strength, trains one run with
+``train.train`` (its folder ``RUNS/STUDY/trial-NNNN`` can go straight into the
+ensemble) and is scored by its best held-out accuracy. After every epoch the
+trial reports to Optuna and a median pruner stops trials that trail the
+others, so the budget goes to promising settings.
+
+The study lives in a database given as a SQLAlchemy URL (default
+``sqlite:///runs/search.db``): running the same command again resumes it, and
+several processes (or machines, with a shared database server) given the same
+URL and study name work on one study together. Heartbeats let a later process
+mark trials of a killed one as failed and retry their settings once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import sqlalchemy.exc
+
+from memegen.training.architectures import FAMILIES
+from memegen.training.augment import AugmentConfig
+from memegen.training.balance import STRATEGIES
+from memegen.training.datasets import FaceDataset, stratified_split
+from memegen.training.train import TrainConfig, train
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """What stays fixed across trials, and the bounds of what the search may try."""
+
+    runs_dir: Path = Path("runs/search")
+    epochs: int = 8
+    batch_size: int = 128
+    threads: int = 2
+    holdout: float = 0.1
+    subset: float = 1.0
+    seed: int = 0
+    families: tuple[str, ...] = FAMILIES
+    widths: tuple[int, ...] = (16, 24, 32, 48)
+    max_depth: int = 3
+
+
+def suggest_config(trial: optuna.Trial, settings: SearchSettings) -> TrainConfig:
+    """The training config this trial tries."""
+    strength = trial.suggest_float("augment_strength", 0.0, 1.0)
+    return TrainConfig(
+        family=trial.suggest_categorical("family", settings.families),
+        width=trial.suggest_categorical("width", settings.widths),
+        depth=trial.suggest_int("depth", 1, settings.max_depth),
+        dropout=trial.suggest_float("dropout", 0.0, 0.5),
+        learning_rate=trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True),
+        balance=trial.suggest_categorical("balance", STRATEGIES),
+        augment=AugmentConfig().scaled(strength),
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        threads=settings.threads,
+        seed=settings.seed,
+    )
+
+
+def open_study(name: str, storage_url: str) -> optuna.Study:
+    """Create the study, or join it if it exists (another process may be creating it now)."""
+    engine_kwargs = {}
+    prefix = "sqlite:///"
+    if storage_url.startswith(prefix):
+        database = storage_url[len(prefix) :]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # Concurrent writers wait for sqlite's file lock instead of failing at once.
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    with warnings.catch_warnings():
+        # Heartbeats are marked experimental in Optuna, and have been since 2.8.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = _connect(storage_url, engine_kwargs)
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1),
+    )
+
+
+def _connect(storage_url: str, engine_kwargs: dict) -> optuna.storages.RDBStorage:
+    """Open the database, creating Optuna's tables on first use.
+
+    Two processes starting together on a new database both try to create the
+    tables and one fails ("table ... already exists", a duplicate schema version);
+    a retry finds them made.
+    """
+
+    def attempt() -> optuna.storages.RDBStorage:
+        return optuna.storages.RDBStorage(
+            storage_url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=30,
+            grace_period=120,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=1
+            ),
+        )
+
+    for retry in range(4):
+        try:
+            return attempt()
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+            time.sleep(0.5 * (retry + 1))
+    return attempt()
+
+
+def split_for_search(
+    dataset: FaceDataset, settings: SearchSettings
+) -> tuple[FaceDataset, FaceDataset]:
+    """(train, held-out) sets: a stratified ``subset`` of the data, then a stratified holdout.
+
+    Every trial sees the same split, so their scores compare.
+    """
+    if settings.subset < 1.0:
+        chosen = stratified_split(dataset.labels, settings.subset, settings.seed)[1]
+        dataset = dataset.subset(chosen)
+    kept, held_out = stratified_split(dataset.labels, settings.holdout, settings.seed)
+    return dataset.subset(kept), dataset.subset(held_out, f"{dataset.name}-holdout")
+
+
+def run_search(
+    dataset: FaceDataset,
+    study_name: str,
+    storage_url: str,
+    trials: int,
+    timeout: float | None,
+    settings: SearchSettings,
+) -> optuna.Study:
+    """Run up to ``trials`` trials in this process, starting none after ``timeout`` seconds."""
+    train_set, val_set = split_for_search(dataset, settings)
+    study = open_study(study_name, storage_url)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def objective(trial: optuna.Trial) -> float:
+        config = suggest_config(trial, settings)
+        run_dir = settings.runs_dir / study_name / f"trial-{trial.number:04d}"
+        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("worker", worker)
+
+        def report(epoch: int, accuracy: float) -> None:
+            trial.report(accuracy, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        return train(config, train_set, val_set, run_dir, on_epoch=report).best_accuracy
+
+    study.optimize(objective, n_trials=trials, timeout=timeout, gc_after_trial=True)
+    return study
+
+
+def best_runs(study: optuna.Study, count: int) -> list[Path]:
+    """Run folders of the ``count`` best finished trials, best first (candidates to ensemble)."""
+    finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    ranked = sorted(finished, key=lambda trial: trial.value, reverse=True)
+    return [Path(trial.user_attrs["run_dir"]) for trial in ranked[:count]]
+
+
+def describe(study: optuna.Study, top: int = 5) -> str:
+    """One JSON line: trial counts by state, the best trial and the best run folders."""
+    states: dict[str, int] = {}
+    for trial in study.get_trials():
+        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+    runs = best_runs(study, top)
+    summary: dict = {"study": study.study_name, "trials": states, "best_runs": list(map(str, runs))}
+    if runs:
+        summary["best"] = {"value": study.best_value, "params": study.best_params}
+    return json.dumps(summary)

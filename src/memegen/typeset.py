@@ -1,0 +1,259 @@
+"""Setting lines of text in any script: font stacks, per-character fallback, colour emoji.
+
+A caption can mix Latin, Cyrillic, Greek, Devanagari and emoji, while a meme
+face such as Bebas Neue has Latin (and Cyrillic) only. A :class:`Typeface` is
+therefore a stack of bundled fonts: each character is drawn by the first font
+whose character map holds it, and a line is cut into *runs* of characters that
+share a font, so that each run is shaped as a whole (Devanagari conjuncts and
+emoji sequences need that). Character maps come from fontTools, read once per
+font and process: Pillow cannot tell whether a font has a glyph.
+
+Noto Color Emoji is a bitmap font that FreeType only opens at 109 px: its runs
+are drawn at that size in colour and the picture is scaled to the text, sized
+from the primary font's cap height so a smiley sits level with capitals.
+
+Everything draws into an :class:`Ink`: a grey mask of where the text is (for
+styles to fill and outline as they like) plus, when there are emoji, an RGBA
+layer with their colours to lay over the fill.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from pathlib import Path
+
+from PIL import Image, ImageChops, ImageDraw, ImageFont
+
+FONT_DIR = Path(__file__).parent / "assets" / "fonts"
+EMOJI = "NotoColorEmoji.ttf"
+EMOJI_SIZE = 109  # px: the one size at which the bitmap emoji font exists
+EMOJI_HEIGHT = 1.25  # an emoji's height, in cap heights of the text around it
+VARIATION_EMOJI = "\ufe0f"  # asks for the colour (emoji) form of the character before it
+# Characters that belong to the glyph before them, whatever font has them on their own:
+# the zero-width joiner and variation selectors of emoji sequences, skin tones, the keycap.
+_JOINERS = frozenset("\u200d\ufe0e\ufe0f\u20e3")
+_SKIN_TONES = range(0x1F3FB, 0x1F400)
+_TAGS = range(0xE0020, 0xE0080)
+# Accents that Greek drops in upper case (tonos, varia, perispomeni, breathings).
+_GREEK_CASE_ACCENTS = frozenset("\u0301\u0300\u0342\u0313\u0314")
+
+
+@dataclass(frozen=True)
+class Typeface:
+    """A stack of bundled font files: the first that has a character draws it."""
+
+    files: tuple[str, ...]
+
+    @property
+    def primary(self) -> str:
+        return self.files[0]
+
+
+#: Classic meme type: Bebas Neue, then Noto Sans Bold for Greek and the rest of Latin.
+MEME = Typeface(("BebasNeue-Bold.otf", "NotoSans-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI))
+SANS = Typeface(("NotoSans-Regular.ttf", "NotoSansDevanagari-Regular.ttf", EMOJI))
+SANS_BOLD = Typeface(("NotoSans-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI))
+SERIF = Typeface(("NotoSerif-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI))
+
+
+@lru_cache(maxsize=256)
+def font(file: str, size: int) -> ImageFont.FreeTypeFont:
+    """A bundled font at ``size`` px (the emoji font only at its one size), loaded once."""
+    if file == EMOJI:
+        size = EMOJI_SIZE
+    return ImageFont.truetype(str(FONT_DIR / file), size)
+
+
+@cache
+def coverage(file: str) -> frozenset[int]:
+    """The code points ``file`` has glyphs for, read once per process."""
+    from fontTools.ttLib import TTFont  # only paid for when a caption needs fallback
+
+    with TTFont(FONT_DIR / file, lazy=True) as ttfont:
+        return frozenset(ttfont.getBestCmap())
+
+
+@lru_cache(maxsize=16)
+def cap_height(file: str) -> float:
+    """Height of a capital H, as a fraction of the font size."""
+    return -font(file, 200).getbbox("H", anchor="ls")[1] / 200
+
+
+def upper(text: str) -> str:
+    """``text`` in capitals as each script writes them: Greek drops its accents in caps
+    (ΚΑΛΗΜΕΡΑ, not ΚΑΛΗΜΈΡΑ), which ``str.upper`` alone keeps."""
+    shouted = text.upper()
+    if not any("\u0370" <= char <= "\u03ff" or "\u1f00" <= char <= "\u1fff" for char in shouted):
+        return shouted
+    kept: list[str] = []
+    base_is_greek = False
+    for char in unicodedata.normalize("NFD", shouted):
+        if unicodedata.combining(char):
+            if base_is_greek and char in _GREEK_CASE_ACCENTS:
+                continue
+        else:
+            base_is_greek = "GREEK" in unicodedata.name(char, "")
+        kept.append(char)
+    return unicodedata.normalize("NFC", "".join(kept))
+
+
+def _attached(char: str) -> bool:
+    code = ord(char)
+    return (
+        char in _JOINERS
+        or code in _SKIN_TONES
+        or code in _TAGS
+        or unicodedata.category(char) in ("Mn", "Mc", "Me")
+    )
+
+
+def runs(text: str, typeface: Typeface) -> list[tuple[str, str]]:
+    """``text`` cut into ``(font file, characters)`` runs, each drawn by one font.
+
+    Spaces stay with the primary font (they have no ink, and this keeps the
+    primary's own spacing); marks and emoji joiners stay with the character
+    they modify; a character followed by VS16 prefers the emoji font; one that
+    no font has goes to the primary font, which draws its missing-glyph box.
+    """
+    result: list[tuple[str, str]] = []
+    for index, char in enumerate(text):
+        if result and _attached(char):
+            file = result[-1][0]
+        elif char.isspace():
+            file = typeface.primary
+        else:
+            file = _font_for(char, text[index + 1 : index + 2] == VARIATION_EMOJI, typeface)
+        if result and result[-1][0] == file:
+            result[-1] = (file, result[-1][1] + char)
+        else:
+            result.append((file, char))
+    return result
+
+
+def _font_for(char: str, wants_emoji: bool, typeface: Typeface) -> str:
+    code = ord(char)
+    if wants_emoji and EMOJI in typeface.files and code in coverage(EMOJI):
+        return EMOJI
+    for file in typeface.files:
+        if code in coverage(file):
+            return file
+    return typeface.primary
+
+
+def _plain(text: str, typeface: Typeface) -> bool:
+    """Whether the primary font draws every character (the common, fast case).
+
+    Every bundled primary font has all of printable ASCII (a test checks it), so
+    ASCII text never loads a character map, nor fontTools.
+    """
+    if text.isascii():
+        return True
+    primary = coverage(typeface.primary)
+    return all(char.isspace() or ord(char) in primary for char in text)
+
+
+def _emoji_scale(typeface: Typeface, size: int) -> float:
+    """Factor from the emoji font's 109 px to emoji as tall as :data:`EMOJI_HEIGHT` caps."""
+    ascent, descent = font(EMOJI, EMOJI_SIZE).getmetrics()
+    return EMOJI_HEIGHT * cap_height(typeface.primary) * size / (ascent + descent)
+
+
+def length(text: str, typeface: Typeface, size: int) -> float:
+    """Advance width of ``text`` at ``size`` px, each run measured in its own font."""
+    if _plain(text, typeface):
+        return font(typeface.primary, size).getlength(text)
+    total = 0.0
+    for file, run in runs(text, typeface):
+        advance = font(file, size).getlength(run)
+        total += advance * _emoji_scale(typeface, size) if file == EMOJI else advance
+    return total
+
+
+@dataclass
+class Ink:
+    """Text set on a canvas: ``mask`` says where (emoji included), ``colour`` holds emoji."""
+
+    mask: Image.Image
+    colour: Image.Image | None = None
+
+    def crop(self, box: tuple[int, int, int, int]) -> Ink:
+        return Ink(self.mask.crop(box), None if self.colour is None else self.colour.crop(box))
+
+
+def draw_line(
+    ink: Ink, origin: tuple[float, float], text: str, typeface: Typeface, size: int
+) -> None:
+    """Draw ``text`` into ``ink`` from ``origin`` (left end of its baseline)."""
+    x, baseline = origin
+    draw = ImageDraw.Draw(ink.mask)
+    for file, run in runs(text, typeface):
+        face = font(file, size)
+        if file != EMOJI:
+            draw.text((x, baseline), run, fill=255, font=face, anchor="ls")
+            x += face.getlength(run)
+            continue
+        picture = _emoji_picture(run)
+        scale = _emoji_scale(typeface, size)
+        scaled = picture.resize(
+            (max(1, round(picture.width * scale)), max(1, round(picture.height * scale))),
+            Image.Resampling.LANCZOS,
+        )
+        # Centred on the middle of the capitals, as emoji sit in typeset text.
+        top = round(baseline - cap_height(typeface.primary) * size / 2 - scaled.height / 2)
+        if ink.colour is None:
+            ink.colour = Image.new("RGBA", ink.mask.size)
+        ink.colour.alpha_composite(scaled, (round(x), top))
+        ink.mask.paste(
+            ImageChops.lighter(
+                ink.mask.crop((round(x), top, round(x) + scaled.width, top + scaled.height)),
+                scaled.getchannel("A"),
+            ),
+            (round(x), top),
+        )
+        x += face.getlength(run) * scale
+
+
+@lru_cache(maxsize=256)
+def _emoji_picture(run: str) -> Image.Image:
+    """A run of emoji in colour at 109 px, from the top of the font's ascent to its descent."""
+    face = font(EMOJI, EMOJI_SIZE)
+    ascent, descent = face.getmetrics()
+    picture = Image.new("RGBA", (max(1, round(face.getlength(run))), ascent + descent))
+    ImageDraw.Draw(picture).text((0, ascent), run, font=face, anchor="ls", embedded_color=True)
+    return picture
+
+
+def set_lines(
+    lines: Sequence[str],
+    typeface: Typeface,
+    size: int,
+    *,
+    width: int,
+    first_baseline: int,
+    pitch: int,
+    height: int,
+) -> Ink:
+    """Lines centred across a ``width`` × ``height`` canvas, baselines ``pitch`` apart."""
+    ink = Ink(Image.new("L", (width, height)))
+    for index, line in enumerate(lines):
+        baseline = first_baseline + index * pitch
+        if _plain(line, typeface):
+            # One font: let FreeType centre the line itself, to the subpixel.
+            face = font(typeface.primary, size)
+            ImageDraw.Draw(ink.mask).text((width / 2, baseline), line, 255, face, anchor="ms")
+        else:
+            left = (width - length(line, typeface, size)) / 2
+            draw_line(ink, (left, baseline), line, typeface, size)
+    return ink
+
+
+def paint(
+    image: Image.Image, ink: Ink, origin: tuple[int, int], fill: tuple[int, int, int]
+) -> None:
+    """Lay ``ink`` on ``image`` at ``origin``: the text in ``fill``, emoji in their colours."""
+    image.paste(fill, (*origin, origin[0] + ink.mask.width, origin[1] + ink.mask.height), ink.mask)
+    if ink.colour is not None:
+        image.paste(ink.colour.convert("RGB"), origin, ink.colour.getchannel("A"))

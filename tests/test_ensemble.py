@@ -1,0 +1,108 @@
+"""The per-class vote weights and the numbers written as their evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from memegen.expressions import weighted_vote
+from memegen.training.datasets import FaceDataset
+from memegen.training.ensemble import (
+    fit_weights,
+    unique_names,
+    vote_nll,
+    voting_evidence,
+)
+from memegen.training.metrics import summarise
+
+
+def test_vote_nll_is_the_loss_of_the_vote_inference_runs():
+    probabilities = np.array([[[0.6, 0.4], [0.1, 0.9]], [[0.2, 0.8], [0.5, 0.5]]])
+    weights = np.array([[3.0, 1.0], [1.0, 1.0]])
+    # example 0, true class 0: (3·0.6 + 0.2)/4 = 0.5 and (0.4 + 0.8)/2 = 0.6 → 0.5/1.1
+    # example 1, true class 1: (3·0.1 + 0.5)/4 = 0.2 and (0.9 + 0.5)/2 = 0.7 → 0.7/0.9
+    expected = -(np.log(0.5 / 1.1) + np.log(0.7 / 0.9)) / 2
+    assert vote_nll(probabilities, np.array([0, 1]), weights) == pytest.approx(expected, abs=1e-6)
+
+
+def test_identical_models_get_equal_weights():
+    rng = np.random.default_rng(0)
+    one = rng.dirichlet(np.ones(7), size=50)
+    weights = fit_weights(np.stack([one, one, one]), rng.integers(0, 7, 50))
+    np.testing.assert_allclose(weights, 1.0, atol=1e-6)
+
+
+def _good_and_bad_at_class_zero(n: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Two models, faces of classes 0–2: one sure and right on class 0, one that knows nothing."""
+    labels = np.arange(n) % 3
+    good = np.zeros((n, 7))
+    good[:, :3] = np.where((labels == 0)[:, None], [0.9, 0.05, 0.05], [0.05, 0.475, 0.475])
+    clueless = np.zeros((n, 7))
+    clueless[:, :3] = 1 / 3
+    return np.stack([good, clueless]), labels
+
+
+def test_model_good_at_a_class_gets_the_bigger_say_on_it():
+    probabilities, labels = _good_and_bad_at_class_zero()
+    weights = fit_weights(probabilities, labels)
+    assert weights[0, 0] > 1.5 > 0.5 > weights[1, 0]
+
+
+def test_fitted_weights_are_non_negative_and_sum_to_the_model_count_per_class():
+    probabilities, labels = _good_and_bad_at_class_zero()
+    weights = fit_weights(probabilities, labels)
+    assert (weights >= 0).all()
+    np.testing.assert_allclose(weights.sum(axis=0), 2.0)
+    assert weights.shape == (2, 7)
+
+
+def test_fitted_weights_fit_the_weighting_set_at_least_as_well_as_equal_ones():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 7, 200)
+    sharp = np.full((200, 7), 0.02)
+    sharp[np.arange(200), labels] = 0.88
+    probabilities = np.stack([rng.dirichlet(np.ones(7), size=200), sharp * 0.5 + 1 / 14])
+    learned = vote_nll(probabilities, labels, fit_weights(probabilities, labels))
+    assert learned < vote_nll(probabilities, labels, np.ones((2, 7)))
+
+
+def test_one_model_votes_alone_with_unit_weights():
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(7), size=(1, 10))
+    np.testing.assert_array_equal(fit_weights(probabilities, np.zeros(10, int)), np.ones((1, 7)))
+
+
+def test_summary_counts_precision_and_recall_per_class_exactly():
+    # predicted 0, 0, 1 for true 0, 1, 1
+    probabilities = np.eye(7)[[0, 0, 1]] * 0.9 + 0.1 / 7
+    summary = summarise(probabilities, np.array([0, 1, 1]))
+    assert summary["accuracy"] == pytest.approx(2 / 3, abs=1e-6)
+    assert summary["per_class"]["angry"] == {
+        "precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3, abs=1e-6), "support": 1
+    }
+    assert summary["per_class"]["disgust"]["precision"] == 1.0
+    assert summary["per_class"]["disgust"]["recall"] == 0.5
+    # macro-F1 over the two classes present: (2/3 + 2/3) / 2
+    assert summary["macro_f1"] == pytest.approx(2 / 3, abs=1e-6)
+    assert summary["confusion"][1][:2] == [1, 1]
+
+
+def test_evidence_holds_every_models_numbers_and_both_votes():
+    probabilities, labels = _good_and_bad_at_class_zero(30)
+    weights = fit_weights(probabilities, labels)
+    weighting_set = FaceDataset("held-out", np.zeros((30, 48, 48), np.uint8), labels)
+    evidence = voting_evidence(["good", "clueless"], probabilities, labels, weights, weighting_set)
+    assert set(evidence["models"]) == {"good", "clueless"}
+    assert evidence["models"]["good"]["per_class"]["angry"]["recall"] == 1.0
+    assert evidence["weighting_set"]["examples"] == 30
+    learned = summarise(weighted_vote(probabilities, weights), labels)
+    assert evidence["learned_weights"]["accuracy"] == learned["accuracy"]
+    assert "equal_weights" in evidence and "method" in evidence
+
+
+def test_clashing_run_names_take_their_parent_folder():
+    runs = [Path("a/trial-0001"), Path("b/trial-0001"), Path("b/solo")]
+    assert unique_names(runs) == ["a-trial-0001", "b-trial-0001", "solo"]

@@ -1,0 +1,61 @@
+"""``train.train``: soft targets, balancing, and what a run folder records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from memegen import LABELS  # noqa: E402
+from memegen.training.datasets import FaceDataset  # noqa: E402
+from memegen.training.train import TrainConfig, train  # noqa: E402
+
+from tiny_datasets import face  # noqa: E402
+
+TINY = {"family": "vgg", "width": 4, "depth": 1, "batch_size": 16, "threads": 1}
+
+
+def _dataset(labels: list[int], soft: np.ndarray | None = None) -> FaceDataset:
+    rng = np.random.default_rng(0)
+    images = np.stack([face(label, rng) for label in labels])
+    return FaceDataset("tiny", images, np.array(labels), soft)
+
+
+def test_soft_labels_are_the_targets_when_present(tmp_path: Path):
+    # Hard labels say "angry" for every face; the vote distributions say "happy".
+    happy = LABELS.index("happy")
+    soft = np.zeros((48, len(LABELS)), np.float32)
+    soft[:, happy] = 1.0
+    train_set = _dataset([0] * 48, soft)
+    val_set = FaceDataset("val", train_set.images[:8], np.full(8, happy))
+    config = TrainConfig(**TINY, epochs=4, learning_rate=1e-2, label_smoothing=0.0)
+    result = train(config, train_set, val_set, tmp_path / "run")
+    assert result.best_accuracy == 1.0
+    assert json.loads((tmp_path / "run" / "class_counts.json").read_text())["soft_labels"]
+
+
+def test_run_records_the_class_counts_the_model_trained_on(tmp_path: Path):
+    labels = [0] * 20 + [1] * 5 + [2] * 3
+    config = TrainConfig(**TINY, epochs=1, balance="oversample")
+    train(config, _dataset(labels), _dataset([0, 1, 2]), tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "class_counts.json").read_text())
+    assert record["balance"] == "oversample"
+    assert [record["trained_on"][label] for label in LABELS[:4]] == [20, 20, 20, 0]
+    assert record["loss_weights"] is None
+    checkpoint = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert set(checkpoint) == {"model", "config"}
+    assert checkpoint["config"]["balance"] == "oversample"
+
+
+def test_weighted_balancing_records_its_loss_weights(tmp_path: Path):
+    config = TrainConfig(**TINY, epochs=1, balance="weighted")
+    train(config, _dataset([0, 0, 0, 1]), _dataset([0, 1]), tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "class_counts.json").read_text())
+    assert record["trained_on"]["angry"] == 3
+    # 4 examples, 2 classes present: 4/(2·3) and 4/(2·1)
+    assert record["loss_weights"]["angry"] == pytest.approx(2 / 3, abs=1e-6)
+    assert record["loss_weights"]["disgust"] == 2.0

@@ -1,0 +1,98 @@
+"""Dataset specs, the readers behind them and ``memegen train summary`` on tiny datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from memegen import LABELS
+from memegen.cli import main
+from memegen.facecrop import crop_face
+from memegen.training import commands
+from memegen.training.balance import STRATEGIES
+from memegen.training.datasets import KINDS, DatasetSpec, load_split, load_splits
+
+from tiny_datasets import (
+    ASTRONAUT_FACE,
+    write_ckplus,
+    write_class_folders,
+    write_expw,
+    write_ferplus,
+)
+
+# Per image, FER+ votes: neutral … NF (see tiny_datasets.FERPLUS_HEADER).
+VOTES = [
+    [4, 0, 0, 1, 3, 2, 0, 0, 0, 0],  # neutral, clearly
+    [0, 0, 0, 0, 0, 0, 0, 5, 5, 0],  # contempt and unknown only: none of ours
+    None,  # not in FER+ at all
+    [2, 2, 0, 0, 0, 0, 0, 0, 0, 0],  # neutral and happy tie
+]
+
+
+def _row(output: str, after: str, split: str) -> list[int]:
+    block = output.split(after, 1)[1]
+    line = next(line for line in block.splitlines() if line.startswith(split))
+    return [int(value) for value in line.split()[1:]]
+
+
+def test_summary_counts_every_class_and_split_of_each_reader(tmp_path: Path, capsys):
+    faces = write_class_folders(tmp_path / "faces", {"train": 3, "val": 1})
+    ckplus = write_ckplus(tmp_path / "ck", subjects=5, per_subject={"anger": 1, "contempt": 1})
+    fer, votes = write_ferplus(tmp_path / "fer", VOTES)
+    expw = write_expw(tmp_path / "expw")
+    assert main([
+        "train", "summary", "--data", str(faces), str(ckplus),
+        f"ferplus:{fer},votes={votes}", f"ferplus-soft:{fer},votes={votes}", str(expw),
+    ]) == 0
+    output = capsys.readouterr().out
+    assert _row(output, "(folders)", "train") == [3] * 7 + [21]
+    assert _row(output, "(folders)", "val") == [1] * 7 + [7]
+    ck_train, ck_val = _row(output, "(ckplus)", "train"), _row(output, "(ckplus)", "val")
+    assert ck_train[0] + ck_val[0] == 5 and ck_train[-1] + ck_val[-1] == 5  # contempt dropped
+    assert _row(output, "(ferplus)", "train") == [0, 0, 0, 0, 0, 0, 1, 1]
+    assert _row(output, "(ferplus-soft)", "train") == [0, 0, 0, 1, 0, 0, 1, 2]
+    assert _row(output, "(expw)", "all") == [0, 0, 0, 1, 0, 0, 0, 1]
+
+
+def test_ferplus_soft_labels_are_the_vote_share_found_through_fer2013_row(tmp_path: Path):
+    fer, votes = write_ferplus(tmp_path / "fer", VOTES)
+    dataset = load_split(f"ferplus-soft:{fer},votes={votes}", "train")
+    neutral, happy = LABELS.index("neutral"), LABELS.index("happy")
+    np.testing.assert_allclose(dataset.soft_labels[0][[0, 1, 4, neutral]], [0.3, 0.2, 0.1, 0.4])
+    assert dataset.labels.tolist() == [neutral, happy]  # a tie takes the first in LABELS order
+
+
+def test_ckplus_subjects_never_straddle_train_and_val(tmp_path: Path):
+    ckplus = write_ckplus(tmp_path / "ck", subjects=6, per_subject={"happy": 2, "sadness": 1})
+    splits = load_splits(DatasetSpec.parse(str(ckplus)))
+    assert not set(splits["train"].groups) & set(splits["val"].groups)
+    assert len(splits["train"]) + len(splits["val"]) == 18
+
+
+def test_expw_faces_are_cut_with_the_inference_crop(tmp_path: Path):
+    expw = write_expw(tmp_path / "expw")
+    dataset = load_split(f"{expw},margin=0.2", "all")
+    with Image.open(expw / "images" / "astronaut.jpg") as photo:
+        expected = crop_face(np.asarray(photo.convert("L")), ASTRONAUT_FACE, 48, 0.2)
+    np.testing.assert_array_equal(dataset.images[0], expected)
+
+
+def test_spec_guesses_the_reader_and_rejects_what_it_cannot_use(tmp_path: Path):
+    faces = write_class_folders(tmp_path / "faces", {"val": 1})
+    assert DatasetSpec.parse(f"{faces},split=val").kind == "folders"
+    assert DatasetSpec.parse(f"ckplus:{faces}").kind == "ckplus"
+    with pytest.raises(ValueError, match="unknown option"):
+        DatasetSpec.parse(f"{faces},colour=blue")
+    with pytest.raises(ValueError, match="needs votes"):
+        DatasetSpec.parse(f"ferplus:{faces}")
+    with pytest.raises(ValueError, match="no split 'test'"):
+        load_splits(DatasetSpec.parse(f"{faces},split=test"))
+    assert len(load_split(str(faces), "train")) == 7  # its only split stands in for train
+
+
+def test_command_line_offers_every_reader_and_balancing():
+    assert commands.DATASET_KINDS == KINDS
+    assert commands.BALANCE_CHOICES == STRATEGIES

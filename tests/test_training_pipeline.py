@@ -1,0 +1,110 @@
+"""The whole training half on a tiny generated dataset, in seconds.
+
+Load, balance, augment, search (two trials, the second resuming the study),
+train with the command line, weight an ensemble on held-out data, export it,
+read it back with the inference classifier, and report on it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("optuna")
+
+from PIL import Image  # noqa: E402
+
+from memegen import LABELS  # noqa: E402
+from memegen.cli import main  # noqa: E402
+from memegen.expressions import ExpressionClassifier, weighted_vote  # noqa: E402
+from memegen.training.augment import AugmentConfig, augment  # noqa: E402
+from memegen.training.balance import balance  # noqa: E402
+from memegen.training.datasets import load_split  # noqa: E402
+from memegen.training.search import SearchSettings, best_runs, run_search  # noqa: E402
+
+from tiny_datasets import ASTRONAUT_FACE, face, write_class_folders, write_expw  # noqa: E402
+
+TINY = ["--width", "4", "--depth", "1", "--epochs", "1", "--batch-size", "16", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_class_folders(root / "faces", {"train": 12, "val": 4})
+    rng = np.random.default_rng(5)
+    for number in range(12, 18):  # six more happy faces: the classes are no longer even
+        Image.fromarray(face(LABELS.index("happy"), rng)).save(
+            root / "faces" / "train" / "happy" / f"{number:03d}.png"
+        )
+    write_expw(root / "expw")
+    return root
+
+
+def test_loaded_faces_balance_and_augment(data: Path):
+    dataset = load_split(str(data / "faces"), "train")
+    assert dataset.images.shape == (90, 48, 48)
+    skewed = dataset.subset(np.flatnonzero(dataset.labels != 0)[:30])
+    chosen, weights = balance(skewed.labels, "undersample", len(LABELS), seed=0)
+    assert weights is None and len(set(np.bincount(skewed.labels[chosen])) - {0}) == 1
+    batch = torch.from_numpy(dataset.images[:8]).float().div(255).unsqueeze(1)
+    altered = augment(batch, AugmentConfig(), torch.Generator().manual_seed(0))
+    assert altered.shape == batch.shape and not torch.equal(altered, batch)
+    unaltered = replace(AugmentConfig().scaled(0.0), flip=0.0)
+    assert torch.allclose(augment(batch, unaltered, torch.Generator()), batch, atol=1e-5)
+
+
+def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path):
+    dataset = load_split(str(data / "faces"), "train")
+    storage = f"sqlite:///{tmp_path / 'search.db'}"
+    settings = SearchSettings(
+        runs_dir=tmp_path / "search", epochs=1, batch_size=16, threads=1,
+        families=("vgg",), widths=(4,), max_depth=1, holdout=0.25,
+    )
+    run_search(dataset, "study", storage, trials=1, timeout=60, settings=settings)
+    study = run_search(dataset, "study", storage, trials=1, timeout=60, settings=settings)
+    assert len(study.trials) == 2  # the second call resumed the first's study
+    searched = best_runs(study, 1)[0]
+
+    fitted = tmp_path / "fitted"
+    assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(fitted),
+                 "--balance", "oversample", *TINY]) == 0
+    counts = json.loads((fitted / "class_counts.json").read_text())["trained_on"]
+    # 17 happy and 11 of every other class after the 8 % holdout; oversampling evens them
+    assert set(counts.values()) == {17}
+
+    models = tmp_path / "models"
+    assert main(["train", "ensemble", str(fitted), str(searched),
+                 "--val-data", str(data / "faces"), "--out", str(models)]) == 0
+    manifest = json.loads((models / "manifest.json").read_text())
+    assert [entry["name"] for entry in manifest["models"]] == ["fitted", searched.name]
+    assert manifest["voting_evidence"]["weighting_set"]["examples"] == 28
+    for label in LABELS:
+        total = sum(entry["class_weights"][label] for entry in manifest["models"])
+        assert total == pytest.approx(2.0, abs=1e-5)
+
+    classifier = ExpressionClassifier(models / "manifest.json")
+    with Image.open(data / "expw" / "images" / "astronaut.jpg") as photo:
+        rgb = np.asarray(photo.convert("RGB"))
+    probabilities = classifier.classify(rgb, [ASTRONAUT_FACE])
+    assert probabilities.shape == (1, len(LABELS))
+    assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    each_model = classifier.model_probabilities(rgb, [ASTRONAUT_FACE])
+    assert each_model.shape == (2, 1, len(LABELS))
+    np.testing.assert_allclose(weighted_vote(each_model, classifier.weights), probabilities)
+
+    report = tmp_path / "report"
+    assert main(["train", "report", "--manifest", str(models / "manifest.json"),
+                 "--data", str(data / "faces"), "--photos", str(data / "expw"),
+                 "--out", str(report)]) == 0
+    text = (report / "report.md").read_text()
+    assert "faces/val" in text and "**ensemble**" in text and "expw (end to end)" in text
+    numbers = json.loads((report / "report.json").read_text())
+    assert numbers["datasets"]["faces/val"]["ensemble"]["examples"] == 28
+    assert numbers["photos"]["expw (end to end)"]["found_rate"] == 1.0
+    with Image.open(report / "confusion-faces-val.png") as picture:
+        assert picture.width > 400 and picture.height > 400
