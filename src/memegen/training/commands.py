@@ -85,6 +85,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ensemble.add_argument("--val-data", required=True,
                           help="data none of the runs trained on; its val split is used (or "
                           f"its only one); {SPEC_HELP}")
+    ensemble.add_argument("--indices", type=Path,
+                          help="keep only these rows of the train split: a run's "
+                          "holdout_indices.npy, held out by every run fitted with the same seed")
     ensemble.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
     ensemble.add_argument("--crop-margin", type=float, default=0.1)
     ensemble.set_defaults(handler=_ensemble)
@@ -180,10 +183,16 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _ensemble(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from memegen.training.datasets import load_split
     from memegen.training.ensemble import build_ensemble
 
-    weighting_set = load_split(args.val_data, "val")
+    if args.indices is None:
+        weighting_set = load_split(args.val_data, "val")
+    else:
+        rows = np.load(args.indices)
+        weighting_set = load_split(args.val_data, "train").subset(rows, "holdout")
     print(f"weighting set {weighting_set.name}: {weighting_set.class_counts()}", file=sys.stderr)
     print(build_ensemble(args.runs, weighting_set, args.out, args.crop_margin))
     return 0
