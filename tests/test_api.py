@@ -36,9 +36,10 @@ def post(
     path: str = "/api/v1/memes",
     data: bytes | None = None,
     filename: str = "photo.jpg",
-    **fields: str,
+    **fields: str | list[str],
 ) -> TestResponse:
-    """POST ``data`` (default: the astronaut) as the ``image`` part, plus text fields."""
+    """POST ``data`` (default: the astronaut) as the ``image`` part, plus text fields
+    (a list sends its field once per item)."""
     image = astronaut_jpeg() if data is None else data
     form: dict[str, Any] = {"image": (io.BytesIO(image), filename), **fields}
     return client.post(path, data=form, content_type="multipart/form-data")
@@ -207,6 +208,37 @@ def test_same_seed_same_caption(client: FlaskClient) -> None:
     first = post(client, seed="12345").get_json()["caption"]
     second = post(client, seed="12345").get_json()["caption"]
     assert first == second
+
+
+def test_reroll_with_recent_captions_never_repeats_them(
+    client: FlaskClient, pipeline: Any
+) -> None:
+    happy = pipeline.captions.captions("happy")
+    recent = [f"{caption.top} | {caption.bottom}" for caption in happy[:10]]
+    for seed in range(8):
+        body = post(client, seed=str(seed), recent=recent).get_json()
+        assert body["mood"] == "happy"
+        shown = f"{body['caption']['top']} | {body['caption']['bottom']}"
+        assert shown not in recent
+
+
+def test_recent_changes_the_pick_a_seed_would_make(client: FlaskClient) -> None:
+    first = post(client, seed="77").get_json()["caption"]
+    seen = f"{first['top']} | {first['bottom']}"
+    assert post(client, seed="77", recent=[seen]).get_json()["caption"] != first
+
+
+@pytest.mark.parametrize(
+    "recent",
+    [
+        ["no bar here"],
+        ["one | two | three"],
+        ["x" * 201 + " | fine"],
+        [f"caption {number} | again" for number in range(11)],
+    ],
+)
+def test_bad_recent_captions_are_400(client: FlaskClient, recent: list[str]) -> None:
+    assert_error(post(client, recent=recent), 400, "invalid_field")
 
 
 def test_analyze(client: FlaskClient) -> None:
@@ -481,6 +513,9 @@ def test_openapi_document(client: FlaskClient) -> None:
             return [ref for value in node for ref in refs(value)]
         return []
 
+    meme_form = schemas["MemeForm"]["properties"]
+    assert meme_form["recent"]["type"] == "array" and meme_form["recent"]["maxItems"] == 10
+    assert {"noface", "group", "mixed"} <= set(schemas["Meme"]["properties"]["mood"]["enum"])
     for ref in refs(document):
         assert ref.removeprefix("#/components/schemas/") in schemas, ref
     for path in ("/api/v1/memes", "/api/v1/analyze"):

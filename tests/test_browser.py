@@ -195,6 +195,37 @@ def test_make_edit_reroll_and_download(server: str, browser: Browser, tmp_path: 
     assert not problems, problems
 
 
+def test_reroll_sends_the_captions_already_shown_and_gets_a_new_one(
+    server: str, browser: Browser
+) -> None:
+    page, problems = open_page(browser, server)
+    upload_astronaut(page)
+    meme = page.get_by_test_id("meme-image")
+    top, bottom = page.get_by_test_id("top-input"), page.get_by_test_id("bottom-input")
+    # Chromium does not hand Playwright a multipart body that holds a file, so the page's
+    # own fetch notes the "recent" parts it sends.
+    page.evaluate(
+        """() => {
+            const send = window.fetch;
+            window.fetch = (url, options) => {
+                window.sentRecent = options.body.getAll("recent");
+                return send(url, options);
+            };
+        }"""
+    )
+    shown = [f"{top.input_value()} | {bottom.input_value()}"]
+    for _ in range(3):
+        before = meme.get_attribute("src") or ""
+        page.get_by_test_id("reroll-button").click()
+        assert page.evaluate("() => window.sentRecent") == shown
+        expect(meme).not_to_have_attribute("src", before, timeout=MEME_TIMEOUT_MS)
+        expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
+        caption = f"{top.input_value()} | {bottom.input_value()}"
+        assert caption not in shown
+        shown.append(caption)
+    assert not problems, problems
+
+
 def test_picking_a_style_redraws_the_meme_keeping_the_caption(
     server: str, browser: Browser
 ) -> None:

@@ -167,3 +167,62 @@ def test_make_keeps_an_animation_animated(tmp_path, suffix):
     assert result.returncode == 0, result.stderr
     with Image.open(output) as meme:
         assert meme.n_frames == 3
+
+
+def captions_folder(path, **moods):
+    path.mkdir()
+    for mood, line in moods.items():
+        (path / f"{mood}.txt").write_text(f"{line}\n", encoding="utf-8")
+    return path
+
+
+def test_captions_lists_every_mood_as_tab_separated_lines():
+    result = memegen("captions")
+    assert result.returncode == 0, result.stderr
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert all(len(parts) == 2 and parts[1].count("|") == 1 for parts in lines)
+    assert {mood for mood, _ in lines} == {*LABELS, "noface", "group", "mixed"}
+
+
+def test_captions_json_for_one_expression_holds_only_that_mood():
+    result = memegen("captions", "--expression", "mixed", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert list(document) == ["mixed"] and len(document["mixed"]) >= 30
+    assert all(set(caption) == {"top", "bottom"} for caption in document["mixed"])
+
+
+def test_captions_refuses_an_unknown_mood_naming_the_known_ones():
+    result = memegen("captions", "--expression", "excited")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "unknown mood 'excited'" in result.stderr and "mixed" in result.stderr
+
+
+def test_captions_folder_flag_overrides_the_environment(tmp_path, monkeypatch):
+    flag = captions_folder(tmp_path / "flag", happy="From the | flag")
+    monkeypatch.setenv("MEMEGEN_CAPTIONS_DIR", str(captions_folder(tmp_path / "env", happy="x|y")))
+    result = memegen("captions", "--expression", "happy", "--captions", flag)
+    assert result.stdout == "happy\tFrom the | flag\n"
+    from_env = memegen("captions", "--expression", "happy")
+    assert from_env.stdout == "happy\tx | y\n"
+
+
+def test_make_picks_from_the_captions_folder_given(tmp_path, monkeypatch):
+    (tmp_path / "in.jpg").write_bytes(astronaut_jpeg())
+    folder = captions_folder(tmp_path / "mine", happy="Only | this one")
+    monkeypatch.setenv("MEMEGEN_CAPTIONS_DIR", str(captions_folder(tmp_path / "env", happy="a|b")))
+    picked = memegen("make", tmp_path / "in.jpg", "-o", tmp_path / "picked.png",
+                     "--captions", folder)
+    assert picked.returncode == 0, picked.stderr
+    typed = memegen("make", tmp_path / "in.jpg", "-o", tmp_path / "typed.png",
+                    "--top", "Only", "--bottom", "this one")
+    assert typed.returncode == 0, typed.stderr
+    assert (tmp_path / "picked.png").read_bytes() == (tmp_path / "typed.png").read_bytes()
+
+
+@pytest.mark.parametrize("command", [("captions",), ("serve", "--port", "0")])
+def test_a_bad_captions_folder_is_refused_with_its_file_and_line(tmp_path, command):
+    folder = captions_folder(tmp_path / "bad", sad="no bar on this line")
+    result = memegen(*command, "--captions", folder)
+    assert result.returncode == 2
+    assert f"{folder / 'sad.txt'}:1:" in result.stderr and "Traceback" not in result.stderr

@@ -4,8 +4,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from memegen import LABELS
 from memegen.config import Settings
-from memegen.pipeline import NO_FACE, Pipeline
+from memegen.pipeline import (
+    GROUP,
+    MIXED,
+    MIXED_MARGIN_BELOW,
+    MIXED_TOP_BELOW,
+    NO_FACE,
+    Analysis,
+    FaceReading,
+    Pipeline,
+    choose_mood,
+)
 
 from sample_images import astronaut_jpeg
 
@@ -95,3 +106,74 @@ def test_the_watermark_comes_from_the_settings():
     two = np.asarray(plain.make_meme(astronaut_jpeg(), seed=3).image)
     rows, columns = np.nonzero(np.any(one != two, axis=2))
     assert rows.size and rows.min() > 330 and columns.min() > 250
+
+
+def reading(**scores: float) -> FaceReading:
+    """A face whose unnamed expressions share what the named ones leave, evenly."""
+    rest = (1.0 - sum(scores.values())) / (len(LABELS) - len(scores))
+    full = {label: scores.get(label, rest) for label in LABELS}
+    return FaceReading(
+        box=(0, 0, 10, 10), score=0.99, expression=max(full, key=full.get), scores=full
+    )
+
+
+def photo_of(*faces: FaceReading) -> Analysis:
+    return Analysis(width=100, height=100, faces=list(faces))
+
+
+def test_a_confident_face_gets_its_own_expression():
+    assert choose_mood(photo_of(reading(sad=0.8, angry=0.1))) == "sad"
+
+
+def test_a_face_with_no_likely_expression_is_mixed():
+    assert choose_mood(photo_of(reading(happy=MIXED_TOP_BELOW - 0.01, neutral=0.1))) == MIXED
+
+
+def test_a_face_torn_between_two_expressions_is_mixed():
+    close = reading(happy=0.5, surprise=0.5 - MIXED_MARGIN_BELOW + 0.01)
+    clear = reading(happy=0.6, surprise=0.6 - MIXED_MARGIN_BELOW - 0.01)
+    assert choose_mood(photo_of(close)) == MIXED
+    assert choose_mood(photo_of(clear)) == "happy"
+
+
+def test_only_the_main_face_decides_between_mood_and_mixed():
+    unsure = reading(fear=0.3, surprise=0.3)
+    assert choose_mood(photo_of(reading(happy=0.9), unsure)) == "happy"
+    assert choose_mood(photo_of(unsure, reading(happy=0.9))) == MIXED
+
+
+def test_three_faces_make_a_group_photo_even_when_the_main_face_is_sure():
+    assert choose_mood(photo_of(*[reading(angry=0.9)] * 3)) == GROUP
+    assert choose_mood(photo_of(*[reading(angry=0.9)] * 2)) == "angry"
+
+
+def test_no_face_is_no_face():
+    assert choose_mood(photo_of()) == NO_FACE
+
+
+def test_pick_caption_reports_and_draws_from_the_mixed_mood(pipeline):
+    caption, mood = pipeline.pick_caption(photo_of(reading(sad=0.35, neutral=0.3)), seed=4)
+    assert mood == MIXED
+    assert caption in pipeline.captions.captions(MIXED)
+
+
+def test_pick_caption_skips_recent_captions_while_others_remain(pipeline):
+    photo = photo_of(reading(happy=0.9))
+    everything = pipeline.captions.captions("happy")
+    recent = everything[:-1]
+    for seed in range(5):
+        caption, _ = pipeline.pick_caption(photo, seed=seed, recent=recent)
+        assert caption == everything[-1]
+
+
+def test_pick_caption_repeats_rather_than_fails_when_everything_is_recent(pipeline):
+    everything = pipeline.captions.captions(GROUP)
+    caption, mood = pipeline.pick_caption(photo_of(*[reading()] * 4), seed=1, recent=everything)
+    assert mood == GROUP
+    assert caption in everything
+
+
+def test_make_meme_avoids_the_recent_captions(pipeline):
+    first = pipeline.make_meme(astronaut_jpeg(), seed=8).caption
+    again = pipeline.make_meme(astronaut_jpeg(), seed=8, recent=[first]).caption
+    assert again != first

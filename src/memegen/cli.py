@@ -1,4 +1,4 @@
-"""``memegen serve | make | analyze | train``: a thin shell around ``Pipeline``.
+"""``memegen serve | make | analyze | captions | train``: a thin shell around ``Pipeline``.
 
 Machine-readable output goes to stdout (JSON Lines for ``analyze``); progress
 and errors go to stderr, so ``memegen analyze DIR > out.jsonl`` stays clean.
@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the web page and the JSON API")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    _add_captions_option(serve)
     serve.set_defaults(handler=_serve)
 
     make = commands.add_parser("make", help="turn one photo into a meme")
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--seed", type=int, help="seed for a reproducible caption")
     make.add_argument("--watermark", metavar="TEXT",
                       help="small mark in a corner (default MEMEGEN_WATERMARK, else none)")
+    _add_captions_option(make)
     make.set_defaults(handler=_make)
 
     analyze = commands.add_parser(
@@ -54,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
                          help="skip detection: the whole image is one face")
     analyze.set_defaults(handler=_analyze)
 
+    captions = commands.add_parser(
+        "captions", help="list the captions, as 'MOOD<TAB>TOP | BOTTOM' lines or as JSON"
+    )
+    captions.add_argument("--expression", metavar="MOOD",
+                          help="only this mood: an expression, noface, group or mixed")
+    captions.add_argument("--json", action="store_true",
+                          help='print {"MOOD": [{"top": ..., "bottom": ...}, ...]}')
+    _add_captions_option(captions)
+    captions.set_defaults(handler=_captions)
+
     try:
         from memegen.training.commands import add_parser as add_training_parser
     except ImportError:
@@ -63,13 +75,53 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_captions_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--captions", type=Path, metavar="DIR",
+        help="folder of MOOD.txt caption files replacing those moods' bundled captions"
+             " (default MEMEGEN_CAPTIONS_DIR, else only the bundled ones)",
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
+    from memegen.captions import CaptionFileError
     from memegen.config import Settings
     from memegen.web import create_app
     from memegen.web.server import serve
 
-    settings = Settings.from_env(host=args.host, port=args.port)
-    serve(create_app(settings), settings.host, settings.port, settings.threads)
+    settings = Settings.from_env(host=args.host, port=args.port, captions_dir=args.captions)
+    try:
+        app = create_app(settings)
+    except CaptionFileError as error:
+        # A bad caption folder is the user's to fix; a traceback would bury the file and line.
+        print(f"memegen: {error}", file=sys.stderr)
+        return 2
+    serve(app, settings.host, settings.port, settings.threads)
+    return 0
+
+
+def _captions(args: argparse.Namespace) -> int:
+    """Print the captions MemeGen would pick from, so a writer can review or diff a bank."""
+    from memegen.captions import CaptionBank
+    from memegen.config import Settings
+
+    try:
+        bank = CaptionBank.load(Settings.from_env(captions_dir=args.captions).captions_dir)
+        moods = bank.moods if args.expression is None else (args.expression,)
+        listed = {mood: bank.captions(mood) for mood in moods}
+    except ValueError as error:
+        print(f"memegen: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        document = {
+            mood: [{"top": caption.top, "bottom": caption.bottom} for caption in captions]
+            for mood, captions in listed.items()
+        }
+        print(json.dumps(document, ensure_ascii=False, indent=2))
+    else:
+        for mood, captions in listed.items():
+            for caption in captions:
+                print(f"{mood}\t{caption.top} | {caption.bottom}")
     return 0
 
 
@@ -85,7 +137,8 @@ def _make(args: argparse.Namespace) -> int:
         return 2
     try:
         data = args.image.read_bytes()
-        meme = Pipeline(Settings.from_env(watermark=args.watermark)).make_meme(
+        settings = Settings.from_env(watermark=args.watermark, captions_dir=args.captions)
+        meme = Pipeline(settings).make_meme(
             data,
             top=args.top,
             bottom=args.bottom,

@@ -6,6 +6,7 @@ method so that the benchmark can time the stages one by one.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,19 @@ from memegen.imaging import Photo, encode, load_photo
 from memegen.render import render
 
 NO_FACE = "noface"
+GROUP = "group"
+MIXED = "mixed"
+
+GROUP_MIN_FACES = 3
+"""From this many faces a photo is a group photo. Two faces are still a pair whose main
+face carries the joke; at three the joke is about the crowd, whatever its largest face shows."""
+MIXED_TOP_BELOW = 0.45
+"""A main face whose likeliest expression is below this probability gets a ``mixed`` caption:
+with seven expressions, under 0.45 means most of the mass is spread over the others, and a
+caption that names one feeling would often be wrong."""
+MIXED_MARGIN_BELOW = 0.15
+"""A main face whose two likeliest expressions are closer than this gets a ``mixed`` caption:
+the ensemble is torn between them, and the top one wins by a hair it may not win again."""
 
 
 @dataclass(frozen=True)
@@ -137,10 +151,15 @@ class Pipeline:
         top: str | None = None,
         bottom: str | None = None,
         seed: int | None = None,
+        recent: Collection[Caption] = (),
     ) -> tuple[Caption, str]:
-        """The caption for the main (largest) face's mood; ``top``/``bottom`` replace its lines."""
-        mood = analysis.faces[0].expression if analysis.faces else NO_FACE
-        picked = self.captions.pick(mood, seed=seed)
+        """A caption for :func:`choose_mood`'s mood; ``top``/``bottom`` replace its lines.
+
+        Captions in ``recent`` (the ones the user just saw) are skipped while the mood
+        has others, so a re-roll shows something new rather than the same joke again.
+        """
+        mood = choose_mood(analysis)
+        picked = self.captions.pick(mood, seed=seed, exclude=recent)
         caption = Caption(
             top=picked.top if top is None else top,
             bottom=picked.bottom if bottom is None else bottom,
@@ -156,8 +175,9 @@ class Pipeline:
         seed: int | None = None,
         style: str = "classic",
         animate: bool = False,
+        recent: Collection[Caption] = (),
     ) -> Meme:
-        """The meme for the upload ``data``.
+        """The meme for the upload ``data``; ``recent`` captions are avoided (see ``pick_caption``).
 
         With ``animate``, an animated upload gives an animated meme: faces are read
         on the first frame and the same caption is drawn on every frame (a caption
@@ -167,7 +187,9 @@ class Pipeline:
         faces = self.detect(photo)
         readings = self.classify(photo, faces)
         analysis = Analysis(photo.width, photo.height, readings)
-        caption, mood = self.pick_caption(analysis, top=top, bottom=bottom, seed=seed)
+        caption, mood = self.pick_caption(
+            analysis, top=top, bottom=bottom, seed=seed, recent=recent
+        )
         # Boxes in the working pixels handed to the renderer, which scales both.
         marks = [
             (face.box, reading.expression) for face, reading in zip(faces, readings, strict=True)
@@ -208,6 +230,26 @@ class Pipeline:
             durations=photo.animation.durations,
             loop=photo.animation.loop,
         )
+
+
+def choose_mood(analysis: Analysis) -> str:
+    """The caption mood for a photo: what the caption should be about.
+
+    In order: no face gives ``noface``; :data:`GROUP_MIN_FACES` or more give ``group``
+    (the crowd is the joke, in every style); a main (largest) face the classifier is
+    unsure of gives ``mixed`` (see :data:`MIXED_TOP_BELOW` and :data:`MIXED_MARGIN_BELOW`),
+    since a confident joke about the wrong feeling falls flatter than a joke about not
+    being sure; otherwise the main face's expression.
+    """
+    if not analysis.faces:
+        return NO_FACE
+    if len(analysis.faces) >= GROUP_MIN_FACES:
+        return GROUP
+    main = analysis.faces[0]
+    first, second = sorted(main.scores.values(), reverse=True)[:2]
+    if first < MIXED_TOP_BELOW or first - second < MIXED_MARGIN_BELOW:
+        return MIXED
+    return main.expression
 
 
 def _to_original(box: tuple[float, float, float, float], photo: Photo) -> tuple[int, int, int, int]:

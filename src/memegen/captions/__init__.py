@@ -18,8 +18,9 @@ from memegen import LABELS
 
 DATA_DIR = Path(__file__).parent / "data"
 
-#: Every mood the bank knows: one per expression, then "no face found", then "several faces".
-MOODS: tuple[str, ...] = (*LABELS, "noface", "group")
+#: Every mood the bank knows: one per expression, then "no face found", "several faces",
+#: and "mixed" for a face whose expression the classifier cannot call.
+MOODS: tuple[str, ...] = (*LABELS, "noface", "group", "mixed")
 
 
 @dataclass(frozen=True)

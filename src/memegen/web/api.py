@@ -54,6 +54,7 @@ def create_meme() -> tuple[Response, int, dict[str, str]]:
         seed=form.seed,
         style=form.style,
         animate=form.format in ANIMATED_FORMATS,
+        recent=form.recent,
     )
     stored = app_state.store.save(meme.encode(form.format), EXTENSIONS[form.format])
     image_url = url_for("api.get_meme", meme_id=stored.id, ext=stored.suffix)

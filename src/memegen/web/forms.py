@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from flask import request
 from werkzeug.datastructures import MultiDict
 
+from memegen.captions import Caption
 from memegen.render import STYLES
 from memegen.web.errors import ApiError, describe_size
 
@@ -21,6 +22,9 @@ DEFAULT_FORMAT = "jpeg"
 DEFAULT_STYLE = "classic"
 MAX_TEXT_LENGTH = 200
 """Longer lines cannot be set legibly on a photo; refusing them beats shrinking to dust."""
+MAX_RECENT = 10
+"""How many ``recent`` captions a form may name: enough to stop a re-roll streak repeating,
+few enough that a mood of 30 captions never runs out of fresh ones."""
 SEED_LIMIT = 2**63
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
@@ -36,6 +40,7 @@ class MemeForm:
     seed: int | None
     style: str
     format: str
+    recent: tuple[Caption, ...]
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ def meme_form(max_upload_bytes: int) -> MemeForm:
         seed=_seed(form),
         style=_style(form),
         format=_format(form),
+        recent=_recent(form),
     )
 
 
@@ -100,6 +106,27 @@ def _text(form: MultiDict[str, str], name: str) -> str | None:
             400, "invalid_field", f"'{name}' is longer than {MAX_TEXT_LENGTH} characters."
         )
     return value
+
+
+def _recent(form: MultiDict[str, str]) -> tuple[Caption, ...]:
+    """The captions the client showed last, each sent as ``TOP | BOTTOM``, to pick around."""
+    values = form.getlist("recent")
+    if len(values) > MAX_RECENT:
+        raise ApiError(
+            400, "invalid_field", f"'recent' may be given at most {MAX_RECENT} times."
+        )
+    captions = []
+    for value in values:
+        sides = [side.strip() for side in value.split("|")]
+        if len(sides) != 2 or any(len(side) > MAX_TEXT_LENGTH for side in sides):
+            raise ApiError(
+                400,
+                "invalid_field",
+                "Each 'recent' must be one caption as 'TOP | BOTTOM' (one '|',"
+                f" each side at most {MAX_TEXT_LENGTH} characters).",
+            )
+        captions.append(Caption(*sides))
+    return tuple(captions)
 
 
 def _seed(form: MultiDict[str, str]) -> int | None:

@@ -6,9 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from memegen import LABELS, __version__
+from memegen.captions import MOODS
 from memegen.config import Settings
+from memegen.pipeline import GROUP_MIN_FACES, MIXED_MARGIN_BELOW, MIXED_TOP_BELOW
 from memegen.render import STYLES
-from memegen.web.forms import DEFAULT_FORMAT, DEFAULT_STYLE, FORMAT_BY_EXTENSION, MAX_TEXT_LENGTH
+from memegen.web.forms import (
+    DEFAULT_FORMAT,
+    DEFAULT_STYLE,
+    FORMAT_BY_EXTENSION,
+    MAX_RECENT,
+    MAX_TEXT_LENGTH,
+)
 
 REF = "#/components/schemas/"
 
@@ -171,8 +179,13 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "caption": {"$ref": REF + "Caption"},
                 "mood": {
                     "type": "string",
-                    "description": "Expression the caption was chosen for, or `noface`.",
-                    "examples": ["happy", "noface"],
+                    "enum": list(MOODS),
+                    "description": "What the caption was chosen for: the main face's"
+                    " expression; `noface` when there is none; `group` from"
+                    f" {GROUP_MIN_FACES} faces; `mixed` when the main face's likeliest"
+                    f" expression is under {MIXED_TOP_BELOW} or within {MIXED_MARGIN_BELOW}"
+                    " of the next.",
+                    "examples": ["happy", "noface", "mixed"],
                 },
                 "expires_at": {
                     "type": "string",
@@ -206,6 +219,14 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "type": "integer",
                     "minimum": 0,
                     "description": "Makes the caption choice repeatable; a new seed re-rolls.",
+                },
+                "recent": {
+                    "type": "array",
+                    "maxItems": MAX_RECENT,
+                    "items": {"type": "string", "examples": ["Feelings loading | Please wait"]},
+                    "description": "Captions already shown, one part each, as `TOP | BOTTOM`"
+                    " (one `|`). The pick avoids them while the mood has others, so a"
+                    " re-roll shows a new caption.",
                 },
                 "style": {
                     "type": "string",

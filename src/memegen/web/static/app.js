@@ -7,6 +7,10 @@
   const FORMAT = "png"; // lossless, so the PNG download is exact and the JPEG one is one step
   // Animated uploads come back animated in their own kind; a still one is just its frame.
   const ANIMATED_FORMATS = { "image/gif": "gif", "image/webp": "webp" };
+  // A re-roll names the captions picked lately, so the server picks one not yet seen
+  // (the API takes at most this many).
+  const RECENT_LIMIT = 10;
+  const MOOD_NAMES = { noface: "No face found", group: "Group photo", mixed: "Mixed feelings" };
 
   const byId = (id) => document.getElementById(id);
   const app = byId("app");
@@ -52,6 +56,7 @@
     request: 0, // number of the newest request; older answers are dropped
     controller: null,
     editTimer: 0,
+    recent: [], // captions the server picked lately, oldest first, as "TOP | BOTTOM"
   };
 
   // ---- messages -------------------------------------------------------------
@@ -209,7 +214,21 @@
   }
 
   // POST the kept photo. Without top/bottom the server picks a caption for the mood.
-  async function generate({ top, bottom, busyText, fromEdit = false, newPhoto = false }) {
+  function remember(caption) {
+    const line = `${caption.top} | ${caption.bottom}`;
+    state.recent = state.recent.filter((seen) => seen !== line);
+    state.recent.push(line);
+    state.recent = state.recent.slice(-RECENT_LIMIT);
+  }
+
+  async function generate({
+    top,
+    bottom,
+    busyText,
+    fromEdit = false,
+    newPhoto = false,
+    avoidRecent = false,
+  }) {
     if (!state.file) return;
     clearTimeout(state.editTimer);
     const number = ++state.request;
@@ -224,6 +243,7 @@
     body.append("seed", String(state.seed));
     body.append("style", selectedStyle());
     body.append("format", ANIMATED_FORMATS[state.file.type] || FORMAT);
+    if (avoidRecent) for (const line of state.recent) body.append("recent", line);
 
     clearError();
     setBusy(true, busyText || "Redrawing…");
@@ -285,7 +305,7 @@
     ui.memeImage.height = meme.height;
     ui.memeImage.alt = `Meme: ${meme.caption.top} / ${meme.caption.bottom}`;
     drawBoxes(meme);
-    showFaces(meme.faces);
+    showFaces(meme.faces, meme.mood);
 
     enableLink(ui.downloadPng, downloadUrl(meme.image_url, "png"));
     enableLink(ui.downloadJpeg, downloadUrl(meme.image_url, "jpg"));
@@ -297,6 +317,7 @@
       // After an edit the fields already hold what was sent, and may hold newer typing.
       ui.top.value = meme.caption.top;
       ui.bottom.value = meme.caption.bottom;
+      remember(meme.caption);
     }
     ui.top.disabled = false;
     ui.bottom.disabled = false;
@@ -304,7 +325,7 @@
     for (const radio of ui.styles) radio.disabled = false;
 
     ui.mood.hidden = false;
-    ui.mood.textContent = meme.mood === "noface" ? "No face found" : `Mood: ${meme.mood}`;
+    ui.mood.textContent = MOOD_NAMES[meme.mood] || `Mood: ${meme.mood}`;
     ui.mood.dataset.expression = meme.mood;
     const count = meme.faces.length;
     announce(`Meme ready: ${count} face${count === 1 ? "" : "s"}, mood ${meme.mood}.`);
@@ -334,7 +355,7 @@
     });
   }
 
-  function showFaces(faces) {
+  function showFaces(faces, mood) {
     ui.faceList.replaceChildren();
     if (faces.length === 0) {
       ui.facesSummary.textContent =
@@ -344,7 +365,9 @@
     ui.facesSummary.textContent =
       faces.length === 1
         ? "One face. The bars show how sure MemeGen is of each expression."
-        : `${faces.length} faces, largest first; the caption follows face 1.`;
+        : `${faces.length} faces, largest first; the caption is ${
+            mood === "group" ? "for the whole group" : "for face 1"
+          }.`;
     faces.forEach((face, index) => ui.faceList.append(faceCard(face, index)));
   }
 
@@ -422,7 +445,7 @@
 
   ui.reroll.addEventListener("click", () => {
     state.seed = randomSeed();
-    generate({ busyText: "Finding another caption…" });
+    generate({ busyText: "Finding another caption…", avoidRecent: true });
   });
 
   ui.showBoxes.addEventListener("change", () => {
