@@ -226,3 +226,14 @@ def test_a_bad_captions_folder_is_refused_with_its_file_and_line(tmp_path, comma
     result = memegen(*command, "--captions", folder)
     assert result.returncode == 2
     assert f"{folder / 'sad.txt'}:1:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_captions_piped_into_a_reader_that_stops_early_ends_quietly():
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "memegen", "captions"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    listing.stdout.close()
+    _, errors = listing.communicate(timeout=60)
+    assert b"Traceback" not in errors
