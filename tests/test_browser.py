@@ -178,6 +178,7 @@ def test_make_edit_reroll_and_download(server: str, browser: Browser, tmp_path: 
     for testid, magic, fmt in (
         ("download-png", b"\x89PNG\r\n\x1a\n", "PNG"),
         ("download-jpeg", b"\xff\xd8\xff", "JPEG"),
+        ("download-webp", b"RIFF", "WEBP"),
     ):
         with page.expect_download() as download_info:
             page.get_by_test_id(testid).click()
@@ -257,6 +258,13 @@ def test_picking_a_style_redraws_the_meme_keeping_the_caption(
     expect(meme).not_to_have_attribute("src", poster_src, timeout=MEME_TIMEOUT_MS)
     expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
     expect(page.get_by_test_id("style-modern")).to_be_checked()
+
+    # A caption in Cyrillic and Devanagari goes through the page and back as typed.
+    modern_src = meme.get_attribute("src") or ""
+    top.fill("Привет, नमस्ते")
+    expect(meme).not_to_have_attribute("src", modern_src, timeout=MEME_TIMEOUT_MS)
+    expect(meme).to_have_attribute("alt", re.compile("Привет, नमस्ते"))
+    expect(page.get_by_test_id("error")).to_be_empty()
     page.screenshot(path=str(STYLES_SHOT), full_page=True)
     assert not problems, problems
 

@@ -190,3 +190,25 @@ def test_a_file_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
     tmp_path.joinpath("angry.txt").write_bytes(b"caf\xe9 | latin-1\n")
     with pytest.raises(CaptionFileError, match=r"angry\.txt: not UTF-8"):
         CaptionBank.load(tmp_path)
+
+
+def test_every_caption_fits_at_the_minimum_font_size_on_a_400px_square(bank):
+    """The smallest picture we design for: every line must fit whole, never cut with "…"."""
+    from memegen import render, typeset
+
+    side = 400
+    min_size, _ = render._font_bounds(side, side)
+    box_width = side - 2 * max(1, round(side * render.SIDE_MARGIN))
+    box_height = round(side * render.BOX_HEIGHT)
+    too_long = []
+    for mood in bank.moods:
+        for caption in bank.captions(mood):
+            for text in (caption.top, caption.bottom):
+                block = render.fit_text(
+                    text, box_width, box_height, max_size=min_size, min_size=min_size
+                )
+                if block is None:
+                    continue
+                if " ".join(block.lines).split() != typeset.upper(text).split():
+                    too_long.append(f"{mood}: {text}")
+    assert too_long == []

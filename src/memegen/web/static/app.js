@@ -36,6 +36,7 @@
     showBoxes: byId("show-boxes"),
     downloadPng: byId("download-png"),
     downloadJpeg: byId("download-jpeg"),
+    downloadWebp: byId("download-webp"),
     downloadGif: byId("download-gif"),
     captionForm: byId("caption-form"),
     top: byId("top-input"),
@@ -129,7 +130,7 @@
     ui.faceBoxes.replaceChildren();
     ui.placeholder.hidden = false;
     ui.mood.hidden = true;
-    for (const link of [ui.downloadPng, ui.downloadJpeg]) {
+    for (const link of [ui.downloadPng, ui.downloadJpeg, ui.downloadWebp]) {
       link.removeAttribute("href");
       link.setAttribute("aria-disabled", "true");
     }
@@ -309,7 +310,8 @@
 
     enableLink(ui.downloadPng, downloadUrl(meme.image_url, "png"));
     enableLink(ui.downloadJpeg, downloadUrl(meme.image_url, "jpg"));
-    // PNG and JPEG hold the first frame; an animated meme also offers the whole GIF.
+    // WebP keeps an animation, as GIF does; PNG and JPEG hold the first frame.
+    enableLink(ui.downloadWebp, downloadUrl(meme.image_url, "webp"));
     ui.downloadGif.hidden = meme.frames <= 1;
     if (meme.frames > 1) ui.downloadGif.href = downloadUrl(meme.image_url, "gif");
 
@@ -452,7 +454,7 @@
     ui.faceBoxes.hidden = !ui.showBoxes.checked;
   });
 
-  for (const link of [ui.downloadPng, ui.downloadJpeg]) {
+  for (const link of [ui.downloadPng, ui.downloadJpeg, ui.downloadWebp]) {
     link.addEventListener("click", (event) => {
       if (link.getAttribute("aria-disabled") === "true") event.preventDefault();
     });
