@@ -151,7 +151,8 @@ def load_photo(
         animation = None
         try:
             image.load()
-            upright = ImageOps.exif_transpose(image)
+            # exif_transpose copies the picture even when it is upright: skip it then.
+            upright = image if orientation == 1 else ImageOps.exif_transpose(image)
             pixels = _to_rgb_array(upright)
             if max_frames > 0 and orientation == 1:
                 animation = _read_frames(image, max_frames, frame_max_side)
