@@ -13,7 +13,14 @@ from memegen.cli import main
 from memegen.facecrop import crop_face
 from memegen.training import commands
 from memegen.training.balance import STRATEGIES
-from memegen.training.datasets import KINDS, DatasetSpec, load_split, load_splits
+from memegen.training.datasets import (
+    KINDS,
+    DatasetSpec,
+    image_digests,
+    load_split,
+    load_splits,
+    split_by_digests,
+)
 
 from tiny_datasets import (
     ASTRONAUT_FACE,
@@ -63,6 +70,16 @@ def test_ferplus_soft_labels_are_the_vote_share_found_through_fer2013_row(tmp_pa
     neutral, happy = LABELS.index("neutral"), LABELS.index("happy")
     np.testing.assert_allclose(dataset.soft_labels[0][[0, 1, 4, neutral]], [0.3, 0.2, 0.1, 0.4])
     assert dataset.labels.tolist() == [neutral, happy]  # a tie takes the first in LABELS order
+
+
+def test_a_holdout_is_found_again_by_pixels_in_a_reordered_relabelled_dataset():
+    images = np.random.default_rng(0).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    images[5] = images[1]  # FER2013 holds a few identical copies; both count as held out
+    held_out_digests = image_digests(images[[1, 3]])
+    order = np.array([4, 3, 5, 0, 1, 2])  # another dataset's row order, e.g. FER+'s
+    kept, held_out = split_by_digests(images[order], held_out_digests)
+    assert order[held_out].tolist() == [3, 5, 1]
+    assert sorted(order[kept].tolist()) == [0, 2, 4]
 
 
 def test_ckplus_subjects_never_straddle_train_and_val(tmp_path: Path):

@@ -76,6 +76,12 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     counts = json.loads((fitted / "class_counts.json").read_text())["trained_on"]
     # 17 happy and 11 of every other class after the 8 % holdout; oversampling evens them
     assert set(counts.values()) == {17}
+    sharing = tmp_path / "sharing"
+    assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(sharing),
+                 "--holdout-from", str(fitted), "--seed", "7", *TINY]) == 0
+    np.testing.assert_array_equal(
+        np.load(sharing / "holdout_indices.npy"), np.load(fitted / "holdout_indices.npy")
+    )
 
     models = tmp_path / "models"
     assert main(["train", "ensemble", str(fitted), str(searched),

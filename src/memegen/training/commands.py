@@ -19,6 +19,11 @@ SPEC_HELP = (
     "votes, fer2013new.csv), holdout=F and seed=N (CK+ subject split), margin=M (ExpW crop)"
 )
 DEFAULT_STORAGE = "sqlite:///runs/search.db"
+CROP_MARGIN_HELP = (
+    "margin added around a detected face box before cropping, as a fraction of its side "
+    "(0.0 measured best end to end on the ExpW photos; see docs/model-card.md)"
+)
+MIRROR_HELP = "average each model over the crop and its mirror image (twice the time per face)"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +50,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--threads", type=int, default=2)
     fit.add_argument("--holdout", type=float, default=0.08,
                      help="fraction of train/ kept aside to pick the best epoch")
+    fit.add_argument("--holdout-from", type=Path, metavar="RUN",
+                     help="hold out exactly the images RUN held out (matched by pixels, so it "
+                     "works across datasets such as FER2013 and FER+), instead of --holdout; "
+                     "members that share a holdout let the ensemble weigh them on unseen rows")
     fit.add_argument("--init-from", type=Path,
                      help="start from these weights (a run's best.pt) to fine-tune")
     fit.set_defaults(handler=_fit)
@@ -75,7 +84,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export = commands.add_parser("export", help="write ONNX + manifest for trained runs")
     export.add_argument("runs", type=Path, nargs="+", help="run folders to export")
     export.add_argument("--out", type=Path, required=True, help="folder for the ONNX files")
-    export.add_argument("--crop-margin", type=float, default=0.1)
+    export.add_argument("--crop-margin", type=float, default=0.0, help=CROP_MARGIN_HELP)
+    export.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
+                        help=MIRROR_HELP)
     export.set_defaults(handler=_export)
 
     ensemble = commands.add_parser(
@@ -89,7 +100,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                           help="keep only these rows of the train split: a run's "
                           "holdout_indices.npy, held out by every run fitted with the same seed")
     ensemble.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
-    ensemble.add_argument("--crop-margin", type=float, default=0.1)
+    ensemble.add_argument("--crop-margin", type=float, default=0.0, help=CROP_MARGIN_HELP)
+    ensemble.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
+                          help=MIRROR_HELP)
     ensemble.set_defaults(handler=_ensemble)
 
     report = commands.add_parser("report", help="measure an exported ensemble, write Markdown")
@@ -127,7 +140,12 @@ def _summary(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from memegen.training.datasets import load_split, stratified_split
+    from memegen.training.datasets import (
+        image_digests,
+        load_split,
+        split_by_digests,
+        stratified_split,
+    )
     from memegen.training.train import TrainConfig, train
 
     config = TrainConfig(
@@ -143,11 +161,17 @@ def _fit(args: argparse.Namespace) -> int:
         init_from=str(args.init_from or ""),
     )
     dataset = load_split(args.data, "train")
-    kept, held_out = stratified_split(dataset.labels, args.holdout, args.seed)
+    if args.holdout_from is None:
+        kept, held_out = stratified_split(dataset.labels, args.holdout, args.seed)
+    else:
+        digests = np.load(args.holdout_from / "holdout_digests.npy")
+        kept, held_out = split_by_digests(dataset.images, digests)
     train_set, val_set = dataset.subset(kept), dataset.subset(held_out, "holdout")
     print(f"train {train_set.class_counts()}\nholdout {val_set.class_counts()}", file=sys.stderr)
-    result = train(config, train_set, val_set, args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
     np.save(args.out / "holdout_indices.npy", held_out)
+    np.save(args.out / "holdout_digests.npy", image_digests(val_set.images))
+    result = train(config, train_set, val_set, args.out)
     print(json.dumps(asdict(result)))
     return 0
 
@@ -177,7 +201,7 @@ def _search(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from memegen.training.export import export_runs
 
-    manifest_path = export_runs(args.runs, args.out, crop_margin=args.crop_margin)
+    manifest_path = export_runs(args.runs, args.out, args.crop_margin, args.mirror)
     print(manifest_path)
     return 0
 
@@ -194,7 +218,7 @@ def _ensemble(args: argparse.Namespace) -> int:
         rows = np.load(args.indices)
         weighting_set = load_split(args.val_data, "train").subset(rows, "holdout")
     print(f"weighting set {weighting_set.name}: {weighting_set.class_counts()}", file=sys.stderr)
-    print(build_ensemble(args.runs, weighting_set, args.out, args.crop_margin))
+    print(build_ensemble(args.runs, weighting_set, args.out, args.crop_margin, args.mirror))
     return 0
 
 

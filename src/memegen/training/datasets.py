@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,24 @@ def stratified_split(
         held_out.append(indices[:cut])
         kept.append(indices[cut:])
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held_out))
+
+
+def image_digests(images: np.ndarray) -> np.ndarray:
+    """A 64-bit digest of each image's pixels, to recognise the same face in another dataset.
+
+    FER+ relabels FER2013's images and drops some, so row numbers differ between
+    the two; pixels do not. Identical copies (FER2013 has a few) share a digest.
+    """
+    digests = [hashlib.blake2b(image.tobytes(), digest_size=8).digest() for image in images]
+    return np.array([int.from_bytes(digest) for digest in digests], dtype=np.uint64)
+
+
+def split_by_digests(
+    images: np.ndarray, held_out_digests: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held_out): held out are the images whose digest is in ``held_out_digests``."""
+    held = np.isin(image_digests(images), held_out_digests)
+    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def load_fer2013_csv(path: Path, usage: str | None = None) -> FaceDataset:

@@ -116,26 +116,39 @@ def unique_names(run_dirs: Sequence[Path]) -> list[str]:
 
 
 def build_ensemble(
-    run_dirs: Sequence[Path], weighting_set: FaceDataset, out_dir: Path, crop_margin: float
+    run_dirs: Sequence[Path],
+    weighting_set: FaceDataset,
+    out_dir: Path,
+    crop_margin: float,
+    mirror: bool = True,
 ) -> Path:
     """Export every run to ONNX and write the manifest with fitted weights and their evidence."""
     out_dir.mkdir(parents=True, exist_ok=True)
     names = unique_names(run_dirs)
     trained = [load_trained(run_dir) for run_dir in run_dirs]
     probabilities = np.stack(
-        [predict_probabilities(network, weighting_set.images, cfg) for network, cfg in trained]
+        [
+            predict_probabilities(network, weighting_set.images, cfg, mirror=mirror)
+            for network, cfg in trained
+        ]
     )
     weights = fit_weights(probabilities, weighting_set.labels)
     evidence = voting_evidence(names, probabilities, weighting_set.labels, weights, weighting_set)
     entries = []
     for name, (network, config), model_weights in zip(names, trained, weights, strict=True):
         file_name = f"{name}.onnx"
-        export_onnx(network, 48, out_dir / file_name)
+        export_onnx(network, 48, out_dir / file_name, mirror)
         measured = evidence["models"][name]
         metrics = {key: measured[key] for key in ("examples", "accuracy", "macro_f1", "nll")}
         entries.append(
             model_entry(
-                name, file_name, config, crop_margin, model_weights, {"validation": metrics}
+                name,
+                file_name,
+                config,
+                crop_margin,
+                model_weights,
+                {"validation": metrics},
+                mirror,
             )
         )
     return write_manifest(out_dir, entries, evidence)

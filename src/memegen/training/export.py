@@ -1,8 +1,10 @@
 """Write trained runs as ONNX files plus the manifest that inference reads.
 
 The exported graph takes normalised N×1×S×S crops and returns class
-probabilities averaged over the crop and its mirror image, so inference needs
-no knowledge of how a model was trained beyond what the manifest states.
+probabilities (by default averaged over the crop and its mirror image), so
+inference needs no knowledge of how a model was trained beyond what the
+manifest states. The mirror pass buys a little accuracy for twice the time;
+an ensemble that must fit a per-face budget can leave it out.
 """
 
 from __future__ import annotations
@@ -21,22 +23,25 @@ from memegen.training.train import TrainConfig, load_trained
 INPUT_NAME, OUTPUT_NAME = "faces", "probabilities"
 
 
-class MirrorAveraged(torch.nn.Module):
-    """Softmax of the network, averaged with the softmax on the mirrored crop."""
+class ExportedProbabilities(torch.nn.Module):
+    """Softmax of the network; with ``mirror``, averaged with the softmax on the mirrored crop."""
 
-    def __init__(self, network: torch.nn.Module) -> None:
+    def __init__(self, network: torch.nn.Module, mirror: bool = True) -> None:
         super().__init__()
         self.network = network
+        self.mirror = mirror
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         direct = F.softmax(self.network(faces), dim=1)
+        if not self.mirror:
+            return direct
         mirrored = F.softmax(self.network(torch.flip(faces, dims=[3])), dim=1)
         return (direct + mirrored) / 2
 
 
-def export_onnx(network: torch.nn.Module, input_size: int, path: Path) -> None:
-    """Write ``network`` (wrapped in ``MirrorAveraged``) to ``path`` with a dynamic batch axis."""
-    wrapped = MirrorAveraged(network.eval()).eval()
+def export_onnx(network: torch.nn.Module, input_size: int, path: Path, mirror: bool = True) -> None:
+    """Write ``network`` (as ``ExportedProbabilities``) to ``path`` with a dynamic batch axis."""
+    wrapped = ExportedProbabilities(network.eval(), mirror).eval()
     example = torch.zeros(2, 1, input_size, input_size)
     torch.onnx.export(
         wrapped,
@@ -57,6 +62,7 @@ def model_entry(
     crop_margin: float,
     class_weights: Sequence[float] | None = None,
     metrics: dict | None = None,
+    mirror: bool = True,
 ) -> dict:
     """One model's record in the manifest: file, preprocessing, vote weights, evidence."""
     weights = np.ones(len(LABELS)) if class_weights is None else np.asarray(class_weights)
@@ -69,6 +75,7 @@ def model_entry(
             "mean": config.mean,
             "std": config.std,
             "crop_margin": crop_margin,
+            "mirror_averaged_in_graph": mirror,
         },
         "class_weights": {
             label: round(float(w), 6) for label, w in zip(LABELS, weights, strict=True)
@@ -91,13 +98,15 @@ def write_manifest(out_dir: Path, models: list[dict], voting_evidence: dict | No
     return path
 
 
-def export_runs(run_dirs: Sequence[Path], out_dir: Path, crop_margin: float) -> Path:
+def export_runs(
+    run_dirs: Sequence[Path], out_dir: Path, crop_margin: float, mirror: bool = True
+) -> Path:
     """Export each run with equal vote weights; the ensemble step replaces them later."""
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = []
     for run_dir in run_dirs:
         network, config = load_trained(run_dir)
         file_name = f"{run_dir.name}.onnx"
-        export_onnx(network, 48, out_dir / file_name)
-        entries.append(model_entry(run_dir.name, file_name, config, crop_margin))
+        export_onnx(network, 48, out_dir / file_name, mirror)
+        entries.append(model_entry(run_dir.name, file_name, config, crop_margin, mirror=mirror))
     return write_manifest(out_dir, entries)

@@ -81,16 +81,22 @@ def _normalise(batch: torch.Tensor, config: TrainConfig) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_probabilities(
-    model: torch.nn.Module, images: np.ndarray, config: TrainConfig, batch_size: int = 512
+    model: torch.nn.Module,
+    images: np.ndarray,
+    config: TrainConfig,
+    batch_size: int = 512,
+    mirror: bool = True,
 ) -> np.ndarray:
-    """Class probabilities for grey uint8 crops, averaged over the crop and its mirror."""
+    """Class probabilities for grey uint8 crops, as the exported graph computes them."""
     model.eval()
     outputs = []
     pixels = _to_tensor(images, config)
     for start in range(0, len(pixels), batch_size):
         batch = _normalise(pixels[start : start + batch_size], config)
-        probabilities = F.softmax(model(batch), dim=1) + F.softmax(model(batch.flip(3)), dim=1)
-        outputs.append((probabilities / 2).numpy())
+        probabilities = F.softmax(model(batch), dim=1)
+        if mirror:
+            probabilities = (probabilities + F.softmax(model(batch.flip(3)), dim=1)) / 2
+        outputs.append(probabilities.numpy())
     return np.concatenate(outputs)
 
 
