@@ -378,7 +378,7 @@ def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
 
         return {"train": lambda: part(0, "train"), "val": lambda: part(1, "val")}
     if spec.kind == "expw":
-        margin = float(options.get("margin", 0.1))
+        margin = float(options.get("margin", 0.0))
         return {"all": lambda: crop_labelled_boxes(root, read_expw_boxes(root), margin)}
     raise ValueError(f"unknown dataset kind {spec.kind!r}; choose from {', '.join(KINDS)}")
 
