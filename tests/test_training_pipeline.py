@@ -82,6 +82,8 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     np.testing.assert_array_equal(
         np.load(sharing / "holdout_indices.npy"), np.load(fitted / "holdout_indices.npy")
     )
+    assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(tmp_path / "x"),
+                 "--holdout-from", str(tmp_path / "no-such-run"), *TINY]) == 2
 
     models = tmp_path / "models"
     assert main(["train", "ensemble", str(fitted), str(searched),

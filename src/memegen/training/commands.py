@@ -164,7 +164,12 @@ def _fit(args: argparse.Namespace) -> int:
     if args.holdout_from is None:
         kept, held_out = stratified_split(dataset.labels, args.holdout, args.seed)
     else:
-        digests = np.load(args.holdout_from / "holdout_digests.npy")
+        digests_path = args.holdout_from / "holdout_digests.npy"
+        if not digests_path.is_file():
+            print(f"memegen: {digests_path} is missing; is {args.holdout_from} a run folder "
+                  "made by this version of `memegen train fit`?", file=sys.stderr)
+            return 2
+        digests = np.load(digests_path)
         kept, held_out = split_by_digests(dataset.images, digests)
     train_set, val_set = dataset.subset(kept), dataset.subset(held_out, "holdout")
     print(f"train {train_set.class_counts()}\nholdout {val_set.class_counts()}", file=sys.stderr)
