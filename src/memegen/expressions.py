@@ -30,6 +30,12 @@ class ExpressionModel:
     std: float
     crop_margin: float
     class_weights: np.ndarray
+    input_name: str
+
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities (faces × labels) for grey uint8 crops of ``input_size``."""
+        faces = (crops[:, None].astype(np.float32) / 255.0 - self.mean) / self.std
+        return self.session.run(None, {self.input_name: faces})[0]
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -37,6 +43,22 @@ def _session(path: Path) -> ort.InferenceSession:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _model(entry: dict, session: ort.InferenceSession) -> ExpressionModel:
+    """One manifest entry with its loaded session."""
+    return ExpressionModel(
+        name=entry["name"],
+        session=session,
+        input_size=entry["input"]["size"],
+        mean=entry["input"]["mean"],
+        std=entry["input"]["std"],
+        crop_margin=entry["input"]["crop_margin"],
+        class_weights=np.array(
+            [entry["class_weights"][label] for label in LABELS], dtype=np.float32
+        ),
+        input_name=session.get_inputs()[0].name,
+    )
 
 
 class ExpressionClassifier:
@@ -49,17 +71,7 @@ class ExpressionClassifier:
         if not manifest["models"]:
             raise ValueError(f"{manifest_path}: lists no models")
         self.models = [
-            ExpressionModel(
-                name=entry["name"],
-                session=_session(Path(manifest_path).parent / entry["file"]),
-                input_size=entry["input"]["size"],
-                mean=entry["input"]["mean"],
-                std=entry["input"]["std"],
-                crop_margin=entry["input"]["crop_margin"],
-                class_weights=np.array(
-                    [entry["class_weights"][label] for label in LABELS], dtype=np.float32
-                ),
-            )
+            _model(entry, _session(Path(manifest_path).parent / entry["file"]))
             for entry in manifest["models"]
         ]
         self.weights = np.stack([model.class_weights for model in self.models])
@@ -94,8 +106,7 @@ class ExpressionClassifier:
                 crops[key] = np.stack(
                     [crop_face(image, box, model.input_size, margin) for box in boxes]
                 )
-            faces = (crops[key][:, None].astype(np.float32) / 255.0 - model.mean) / model.std
-            votes.append(model.session.run(None, {model.session.get_inputs()[0].name: faces})[0])
+            votes.append(model.probabilities(crops[key]))
         return np.stack(votes)
 
 

@@ -15,28 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from memegen import LABELS
-from memegen.training.train import TrainConfig, load_trained
+from memegen.training.train import ExportedProbabilities, TrainConfig, load_trained
 
 INPUT_NAME, OUTPUT_NAME = "faces", "probabilities"
-
-
-class ExportedProbabilities(torch.nn.Module):
-    """Softmax of the network; with ``mirror``, averaged with the softmax on the mirrored crop."""
-
-    def __init__(self, network: torch.nn.Module, mirror: bool = True) -> None:
-        super().__init__()
-        self.network = network
-        self.mirror = mirror
-
-    def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        direct = F.softmax(self.network(faces), dim=1)
-        if not self.mirror:
-            return direct
-        mirrored = F.softmax(self.network(torch.flip(faces, dims=[3])), dim=1)
-        return (direct + mirrored) / 2
 
 
 def export_onnx(network: torch.nn.Module, input_size: int, path: Path, mirror: bool = True) -> None:

@@ -79,6 +79,26 @@ def _normalise(batch: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     return ((batch - config.mean) / config.std).contiguous(memory_format=torch.channels_last)
 
 
+class ExportedProbabilities(torch.nn.Module):
+    """Softmax of the network; with ``mirror``, averaged with the softmax on the mirrored crop.
+
+    This is the graph ``export`` writes, and ``predict_probabilities`` runs the
+    same module, so held-out numbers and vote weights describe what ships.
+    """
+
+    def __init__(self, network: torch.nn.Module, mirror: bool = True) -> None:
+        super().__init__()
+        self.network = network
+        self.mirror = mirror
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        direct = F.softmax(self.network(faces), dim=1)
+        if not self.mirror:
+            return direct
+        mirrored = F.softmax(self.network(torch.flip(faces, dims=[3])), dim=1)
+        return (direct + mirrored) / 2
+
+
 @torch.no_grad()
 def predict_probabilities(
     model: torch.nn.Module,
@@ -89,14 +109,12 @@ def predict_probabilities(
 ) -> np.ndarray:
     """Class probabilities for grey uint8 crops, as the exported graph computes them."""
     model.eval()
-    outputs = []
+    exported = ExportedProbabilities(model, mirror)
     pixels = _to_tensor(images, config)
-    for start in range(0, len(pixels), batch_size):
-        batch = _normalise(pixels[start : start + batch_size], config)
-        probabilities = F.softmax(model(batch), dim=1)
-        if mirror:
-            probabilities = (probabilities + F.softmax(model(batch.flip(3)), dim=1)) / 2
-        outputs.append(probabilities.numpy())
+    outputs = [
+        exported(_normalise(pixels[start : start + batch_size], config)).numpy()
+        for start in range(0, len(pixels), batch_size)
+    ]
     return np.concatenate(outputs)
 
 
