@@ -34,8 +34,13 @@ class ExpressionModel:
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """Class probabilities (faces × labels) for grey uint8 crops of ``input_size``."""
-        faces = (crops[:, None].astype(np.float32) / 255.0 - self.mean) / self.std
+        faces = normalise(crops, self.mean, self.std)
         return self.session.run(None, {self.input_name: faces})[0]
+
+
+def normalise(crops: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """The N×1×S×S float32 input a model's graph takes, from N×S×S grey uint8 crops."""
+    return (crops[:, None].astype(np.float32) / 255.0 - mean) / std
 
 
 def _session(path: Path) -> ort.InferenceSession:

@@ -105,6 +105,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                           help=MIRROR_HELP)
     ensemble.set_defaults(handler=_ensemble)
 
+    quantize = commands.add_parser(
+        "quantize", help="write int8 copies of an exported ensemble (faster on a CPU)"
+    )
+    quantize.add_argument("manifest", type=Path, help="manifest.json of the float ensemble")
+    quantize.add_argument("--calibration-data", required=True,
+                          help="crops that set the activation ranges: the models' training "
+                          f"data, never measuring data; its train split is used; {SPEC_HELP}")
+    quantize.add_argument("--count", type=int, default=512, help="calibration crops to draw")
+    quantize.add_argument("--seed", type=int, default=0)
+    quantize.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
+    quantize.set_defaults(handler=_quantize)
+
     report = commands.add_parser("report", help="measure an exported ensemble, write Markdown")
     report.add_argument("--manifest", type=Path, required=True)
     report.add_argument("--data", nargs="*", default=[],
@@ -224,6 +236,15 @@ def _ensemble(args: argparse.Namespace) -> int:
         weighting_set = load_split(args.val_data, "train").subset(rows, "holdout")
     print(f"weighting set {weighting_set.name}: {weighting_set.class_counts()}", file=sys.stderr)
     print(build_ensemble(args.runs, weighting_set, args.out, args.crop_margin, args.mirror))
+    return 0
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from memegen.training.datasets import load_split
+    from memegen.training.quantize import quantize_ensemble
+
+    calibration = load_split(args.calibration_data, "train")
+    print(quantize_ensemble(args.manifest, calibration, args.out, args.count, args.seed))
     return 0
 
 

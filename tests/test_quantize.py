@@ -1,0 +1,98 @@
+"""Int8 copies of an exported ensemble answer like the float models and load like any ensemble."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from memegen import LABELS  # noqa: E402
+from memegen.cli import main  # noqa: E402
+from memegen.expressions import ExpressionClassifier, normalise  # noqa: E402
+from memegen.training.architectures import build  # noqa: E402
+from memegen.training.datasets import FaceDataset  # noqa: E402
+from memegen.training.export import export_onnx, model_entry, write_manifest  # noqa: E402
+from memegen.training.quantize import calibration_faces  # noqa: E402
+from memegen.training.train import TrainConfig  # noqa: E402
+
+from tiny_datasets import face, write_class_folders  # noqa: E402
+
+
+def _trained_vgg(seed: int) -> torch.nn.Module:
+    """A small VGG fitted for a few steps to tell the tiny faces' classes apart.
+
+    Untrained nets answer nearly uniformly, which any quantization would keep.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    labels = np.arange(140) % len(LABELS)
+    faces = np.stack([face(label, rng) for label in labels])
+    inputs = normalise(faces, TrainConfig.mean, TrainConfig.std)
+    network = build("vgg", len(LABELS), width=8, depth=1, dropout=0.0)
+    optimiser = torch.optim.Adam(network.parameters(), lr=0.01)
+    for _ in range(30):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(
+            network(torch.from_numpy(inputs)), torch.from_numpy(labels)
+        )
+        loss.backward()
+        optimiser.step()
+    return network.eval()
+
+
+@pytest.fixture
+def float_ensemble(tmp_path: Path) -> Path:
+    """A two-model float ensemble with unequal vote weights."""
+    folder = tmp_path / "float"
+    folder.mkdir()
+    entries = []
+    for seed, weight in ((0, 1.5), (1, 0.5)):
+        network = _trained_vgg(seed)
+        export_onnx(network, 48, folder / f"net{seed}.onnx")
+        entries.append(model_entry(f"net{seed}", f"net{seed}.onnx", TrainConfig(), 0.0,
+                                   [weight] * len(LABELS)))
+    return write_manifest(folder, entries)
+
+
+def test_calibration_faces_are_distinct_rows_fixed_by_the_seed():
+    images = np.arange(10)[:, None, None] * np.ones((1, 48, 48), dtype=np.uint8)
+    dataset = FaceDataset("ten", images, np.zeros(10, dtype=np.int64))
+    chosen = calibration_faces(dataset, 4, seed=3)
+    assert len({int(image[0, 0]) for image in chosen}) == 4
+    np.testing.assert_array_equal(chosen, calibration_faces(dataset, 4, seed=3))
+    assert len(calibration_faces(dataset, 50, seed=3)) == 10
+
+
+def test_quantize_command_writes_int8_models_that_vote_like_the_floats(
+    float_ensemble: Path, tmp_path: Path
+):
+    data = write_class_folders(tmp_path / "faces", {"train": 6})
+    out = tmp_path / "int8"
+    assert main(["train", "quantize", str(float_ensemble), "--calibration-data", str(data),
+                 "--count", "32", "--out", str(out)]) == 0
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [entry["file"] for entry in manifest["models"]] == ["net0-int8.onnx", "net1-int8.onnx"]
+    first = manifest["models"][0]
+    assert first["quantization"]["from"] == "net0.onnx"
+    assert first["quantization"]["calibration"]["examples"] == 32
+    assert first["class_weights"]["happy"] == 1.5
+    operators = {node.op_type for node in onnx.load(out / "net0-int8.onnx").graph.node}
+    assert "QLinearConv" in operators and "Conv" not in operators
+
+    rng = np.random.default_rng(9)
+    crops = np.stack([face(label % len(LABELS), rng) for label in range(28)])
+    boxes = [(0.0, 0.0, 48.0, 48.0)]
+    floats = ExpressionClassifier(float_ensemble)
+    int8s = ExpressionClassifier(out / "manifest.json")
+    expected = np.concatenate([floats.classify(crop, boxes, precropped=True) for crop in crops])
+    got = np.concatenate([int8s.classify(crop, boxes, precropped=True) for crop in crops])
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+    assert np.ptp(expected, axis=0).mean() > 0.5  # the float vote really tells faces apart
+    np.testing.assert_allclose(got, expected, atol=0.05)
+    assert np.mean(got.argmax(axis=1) == expected.argmax(axis=1)) >= 0.9
