@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from memegen.faces import MIN_SCORE, TILE_MIN_SCORE, TILE_MIN_SIDE, Face, FaceDetector
+from memegen.faces import MIN_SCORE, TILE_MIN_SCORE, Face, FaceDetector
 
 Box = tuple[float, float, float, float]
 
@@ -158,7 +158,8 @@ def main() -> None:
     parser.add_argument("data_root", nargs="?", type=Path, default=Path("/tmp/memegen-data"))
     parser.add_argument("--min-score", type=float, default=MIN_SCORE)
     parser.add_argument("--tile-min-score", type=float, default=TILE_MIN_SCORE)
-    parser.add_argument("--tile-min-side", type=int, default=TILE_MIN_SIDE)
+    parser.add_argument("--tiles", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the tiled pass on pictures that are not portraits")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
@@ -167,7 +168,7 @@ def main() -> None:
     detector = FaceDetector(
         min_score=args.min_score,
         tile_min_score=args.tile_min_score,
-        tile_min_side=args.tile_min_side,
+        tiled=args.tiles,
     )
     photos = args.data_root / "photos"
     print("recall on photos/dlib_faces:")

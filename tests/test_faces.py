@@ -132,8 +132,20 @@ def test_a_40px_face_in_a_12mp_photo_is_found_by_the_tiled_pass(group_photo):
     faces = default_detector().detect(picture)
     assert len(faces) == 3
     assert any(iou(face.box, small_face) > 0.5 for face in faces)
-    whole_picture_only = FaceDetector(tile_min_side=10**9).detect(picture)
+    whole_picture_only = FaceDetector(tiled=False).detect(picture)
     assert not any(iou(face.box, small_face) > 0.1 for face in whole_picture_only)
+
+
+def test_40px_faces_in_an_800px_web_photo_are_found_by_the_tiled_pass(astronaut):
+    picture = gray_noise(600, 800, seed=3)
+    truths = [
+        paste(picture, astronaut, 40 / 105, 60, 300),
+        paste(picture, astronaut, 45 / 105, 480, 40),
+    ]
+    faces = default_detector().detect(picture)
+    assert len(faces) == 2
+    assert all(any(iou(face.box, truth) > 0.5 for face in faces) for truth in truths)
+    assert not FaceDetector(tiled=False).detect(picture)
 
 
 def test_faces_come_largest_first(group_photo):

@@ -1,14 +1,16 @@
-"""Face detection: MediaPipe's BlazeFace full-range model, tiled for big photos, Haar as a fallback.
+"""Face detection: BlazeFace full-range (MediaPipe), tiled for small faces, Haar as a fallback.
 
 BlazeFace sees a 192×192 picture, so on its own it only finds faces that are at
 least ~16 px there, i.e. about a twelfth of the photo's long side. That is fine
 for portraits and selfies, the usual meme material, and costs one inference
-(~7 ms on one core). Group photos are different: a face of 40 px in a 12 MP
-picture is 2 px in that 192 view. For big pictures a tiled pass therefore runs
-the same model on overlapping 192×192 tiles cut from shrunken copies of the
-picture ("levels"), from a fine level (20 px faces in a 2048 px copy) up to the
-one the whole-picture pass already covers. All detections go through one
-weighted non-maximum suppression, as MediaPipe merges its own.
+(~7 ms on one core). Group photos and people seen from further away are
+different: a face of 40 px in a 12 MP picture is 2 px in that 192 view, and one
+of 50 px in an 800 px web photo is 12 px. Unless the first look found a face
+big enough to make the picture a portrait, a tiled pass therefore runs the same
+model on overlapping 192×192 tiles cut from shrunken copies of the picture
+("levels"), from a fine level (20 px faces) up to the one the whole-picture
+pass already covers. All detections go through one weighted non-maximum
+suppression, as MediaPipe merges its own.
 
 When nothing is found, two fallbacks follow, cheapest first. A face that fills
 the frame is too big for the model, so the picture is looked at once more from
@@ -53,13 +55,10 @@ DETAIL_MAX_SIDE = 2048
 #: misses nearly all tight face crops otherwise; measured on crops of dlib's faces).
 CLOSE_UP_SIDE = 96
 CLOSE_UP_MIN_FRACTION = 0.4
-#: Pictures whose long side is shorter than this skip the tiled pass: the whole-picture pass
-#: already finds faces of 1/12 of the long side, and tiling would cost 30+ inferences.
-TILE_MIN_SIDE = 1600
-#: A face at least this fraction of the short side makes a big picture a portrait: its
-#: subject is found by the whole-picture pass, and the tiled pass (about 150 inferences,
-#: a second on one core for 12 MP) is skipped. Group photos, whose faces are a few percent
-#: of the picture, still get it.
+#: A face at least this fraction of the short side makes a picture a portrait: its subject
+#: is found by the whole-picture pass, and the tiled pass (about 50 inferences for 1 MP,
+#: 150 for 12 MP: a quarter of a second and a second on one core) is skipped. Group photos,
+#: whose faces are a few percent of the picture, still get it.
 PORTRAIT_FACE_FRACTION = 0.15
 #: Smallest face (pixels of the ≤2048 px copy) that the tiled pass is built to find: 40 px in
 #: a 4000×3000 photo. The model finds some faces of 14 px in its input, most of 16 px, and
@@ -123,7 +122,7 @@ def _full_range_anchors() -> np.ndarray:
 
 
 class FaceDetector:
-    """BlazeFace full-range with a tiled pass for big pictures and a Haar fallback.
+    """BlazeFace full-range with a tiled pass for small faces and a Haar fallback.
 
     One onnxruntime session with one thread: the server runs one request per thread, and
     ``InferenceSession.run`` is safe to call from several threads at once.
@@ -134,7 +133,7 @@ class FaceDetector:
         model_path: Path = MODEL_PATH,
         min_score: float = MIN_SCORE,
         tile_min_score: float = TILE_MIN_SCORE,
-        tile_min_side: int = TILE_MIN_SIDE,
+        tiled: bool = True,
     ) -> None:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -151,7 +150,7 @@ class FaceDetector:
         self._outputs = [regressors.name, scores.name]
         self._min_logit = _logit(min_score)
         self._tile_min_logit = _logit(tile_min_score)
-        self._tile_min_side = tile_min_side
+        self._tiled = tiled
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Every face in an H×W×3 uint8 RGB picture, largest first; none is a normal answer."""
@@ -161,7 +160,7 @@ class FaceDetector:
         if height == 0 or width == 0:
             return []
         found = [self._whole_picture(rgb, INPUT_SIDE)]
-        if max(height, width) >= self._tile_min_side and not is_portrait(found[0], rgb.shape):
+        if self._tiled and not is_portrait(found[0], rgb.shape):
             found.extend(self._tiles(rgb))
         faces = _to_faces(_weighted_nms(_Detections.concat(found)), width, height)
         if not faces:
