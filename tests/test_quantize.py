@@ -84,6 +84,7 @@ def test_quantize_command_writes_int8_models_that_vote_like_the_floats(
     assert first["class_weights"]["happy"] == 1.5
     operators = {node.op_type for node in onnx.load(out / "net0-int8.onnx").graph.node}
     assert "QLinearConv" in operators and "Conv" not in operators
+    assert "Softmax" in operators  # probabilities stay float, not in steps of 1/256
 
     rng = np.random.default_rng(9)
     crops = np.stack([face(label % len(LABELS), rng) for label in range(28)])
