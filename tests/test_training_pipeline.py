@@ -2,7 +2,8 @@
 
 Load, balance, augment, search (two trials, the second resuming the study),
 train with the command line, weight an ensemble on held-out data, export it,
-read it back with the inference classifier, and report on it.
+fit its class biases, read it back with the inference classifier, and report
+on it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from PIL import Image  # noqa: E402
 
 from memegen import LABELS  # noqa: E402
 from memegen.cli import main  # noqa: E402
-from memegen.expressions import ExpressionClassifier, weighted_vote  # noqa: E402
+from memegen.expressions import ExpressionClassifier, shift_priors, weighted_vote  # noqa: E402
 from memegen.training.augment import AugmentConfig, augment  # noqa: E402
 from memegen.training.balance import balance  # noqa: E402
 from memegen.training.datasets import load_split  # noqa: E402
@@ -95,6 +96,12 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
         total = sum(entry["class_weights"][label] for entry in manifest["models"])
         assert total == pytest.approx(2.0, abs=1e-5)
 
+    assert main(["train", "bias", str(models / "manifest.json"),
+                 "--val-data", str(data / "faces")]) == 0
+    manifest = json.loads((models / "manifest.json").read_text())
+    assert set(manifest["class_bias"]) == set(LABELS)
+    assert manifest["class_bias_evidence"]["weighting_set"]["examples"] == 28
+
     classifier = ExpressionClassifier(models / "manifest.json")
     with Image.open(data / "expw" / "images" / "astronaut.jpg") as photo:
         rgb = np.asarray(photo.convert("RGB"))
@@ -103,7 +110,10 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
     each_model = classifier.model_probabilities(rgb, [ASTRONAUT_FACE])
     assert each_model.shape == (2, 1, len(LABELS))
-    np.testing.assert_allclose(weighted_vote(each_model, classifier.weights), probabilities)
+    bias = np.array([manifest["class_bias"][label] for label in LABELS])
+    np.testing.assert_allclose(
+        shift_priors(weighted_vote(each_model, classifier.weights), bias), probabilities, atol=1e-6
+    )
 
     report = tmp_path / "report"
     assert main(["train", "report", "--manifest", str(models / "manifest.json"),

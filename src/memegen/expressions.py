@@ -1,9 +1,10 @@
 """Read each face's expression with the exported ensemble (ONNX Runtime only).
 
 The manifest beside the ONNX files says everything inference must know: the
-label order, each model's input size, normalisation and crop margin, and the
-per-class weight each model gets in the vote. Sessions are created once per
-process and shared by every thread.
+label order, each model's input size, normalisation and crop margin, the
+per-class weight each model gets in the vote, and an optional per-class bias
+that shifts the vote's class priors (``memegen train bias``). Sessions are
+created once per process and shared by every thread.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def _model(entry: dict, session: ort.InferenceSession) -> ExpressionModel:
 
 
 class ExpressionClassifier:
-    """A per-class weighted soft vote of the manifest's models."""
+    """A per-class weighted soft vote of the manifest's models, with its class priors shifted."""
 
     def __init__(self, manifest_path: Path) -> None:
         manifest = json.loads(Path(manifest_path).read_text())
@@ -80,6 +81,8 @@ class ExpressionClassifier:
             for entry in manifest["models"]
         ]
         self.weights = np.stack([model.class_weights for model in self.models])
+        bias = manifest.get("class_bias", {})
+        self.class_bias = np.array([bias.get(label, 0.0) for label in LABELS], dtype=np.float32)
 
     def classify(
         self, image: np.ndarray, boxes: Sequence[Box], *, precropped: bool = False
@@ -91,9 +94,11 @@ class ExpressionClassifier:
         """
         if not boxes:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
-        return weighted_vote(
-            self.model_probabilities(image, boxes, precropped=precropped), self.weights
-        )
+        return self.vote(self.model_probabilities(image, boxes, precropped=precropped))
+
+    def vote(self, model_probabilities: np.ndarray) -> np.ndarray:
+        """The vote (faces × labels) of each model's probabilities (models × faces × labels)."""
+        return shift_priors(weighted_vote(model_probabilities, self.weights), self.class_bias)
 
     def model_probabilities(
         self, image: np.ndarray, boxes: Sequence[Box], *, precropped: bool = False
@@ -123,6 +128,17 @@ def weighted_vote(probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """
     weighted = (probabilities * weights[:, None, :]).sum(axis=0) / weights.sum(axis=0)
     return (weighted / weighted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def shift_priors(probabilities: np.ndarray, class_bias: np.ndarray) -> np.ndarray:
+    """Multiply each class's probability by exp(bias) and renormalise each face's row.
+
+    Adding a constant to a class's log-probability is how a classifier trained on
+    one class balance is moved to another: FER2013 has 16 happy faces for every
+    disgusted one, and the bias lets the vote stop echoing that.
+    """
+    shifted = probabilities.astype(np.float64) * np.exp(class_bias.astype(np.float64))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 @lru_cache(maxsize=4)

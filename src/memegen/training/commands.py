@@ -23,6 +23,10 @@ CROP_MARGIN_HELP = (
     "margin added around a detected face box before cropping, as a fraction of its side "
     "(0.0 measured best end to end on the ExpW photos; see docs/model-card.md)"
 )
+INDICES_HELP = (
+    "use these rows of --val-data's train split instead of its val split: a run's "
+    "holdout_indices.npy, held out by every run fitted with the same seed"
+)
 MIRROR_HELP = "average each model over the crop and its mirror image (twice the time per face)"
 
 
@@ -96,14 +100,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ensemble.add_argument("--val-data", required=True,
                           help="data none of the runs trained on; its val split is used (or "
                           f"its only one); {SPEC_HELP}")
-    ensemble.add_argument("--indices", type=Path,
-                          help="keep only these rows of the train split: a run's "
-                          "holdout_indices.npy, held out by every run fitted with the same seed")
+    ensemble.add_argument("--indices", type=Path, help=INDICES_HELP)
     ensemble.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
     ensemble.add_argument("--crop-margin", type=float, default=0.0, help=CROP_MARGIN_HELP)
     ensemble.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                           help=MIRROR_HELP)
     ensemble.set_defaults(handler=_ensemble)
+
+    bias = commands.add_parser(
+        "bias", help="fit per-class biases that even out the vote's class priors (in place)"
+    )
+    bias.add_argument("manifest", type=Path, help="manifest.json of an exported ensemble")
+    bias.add_argument("--val-data", required=True,
+                      help="data none of the models trained on; its val split is used (or its "
+                      f"only one); {SPEC_HELP}")
+    bias.add_argument("--indices", type=Path, help=INDICES_HELP)
+    bias.set_defaults(handler=_bias)
 
     quantize = commands.add_parser(
         "quantize", help="write int8 copies of an exported ensemble (faster on a CPU)"
@@ -223,11 +235,11 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ensemble(args: argparse.Namespace) -> int:
+def _weighting_set(args: argparse.Namespace):
+    """--val-data's val split, or the --indices rows of its train split."""
     import numpy as np
 
     from memegen.training.datasets import load_split
-    from memegen.training.ensemble import build_ensemble
 
     if args.indices is None:
         weighting_set = load_split(args.val_data, "val")
@@ -235,7 +247,21 @@ def _ensemble(args: argparse.Namespace) -> int:
         rows = np.load(args.indices)
         weighting_set = load_split(args.val_data, "train").subset(rows, "holdout")
     print(f"weighting set {weighting_set.name}: {weighting_set.class_counts()}", file=sys.stderr)
+    return weighting_set
+
+
+def _ensemble(args: argparse.Namespace) -> int:
+    from memegen.training.ensemble import build_ensemble
+
+    weighting_set = _weighting_set(args)
     print(build_ensemble(args.runs, weighting_set, args.out, args.crop_margin, args.mirror))
+    return 0
+
+
+def _bias(args: argparse.Namespace) -> int:
+    from memegen.training.class_bias import add_class_bias
+
+    print(add_class_bias(args.manifest, _weighting_set(args)))
     return 0
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from memegen import LABELS
-from memegen.expressions import ExpressionClassifier, weighted_vote
+from memegen.expressions import ExpressionClassifier
 from memegen.training.datasets import FaceDataset, read_expw_boxes
 from memegen.training.metrics import summarise
 
@@ -33,14 +33,19 @@ class Evaluation:
     ensemble: dict
 
 
-def evaluate_crops(classifier: ExpressionClassifier, dataset: FaceDataset) -> Evaluation:
-    """Classify each crop of ``dataset`` as one pre-cropped face, like ``analyze --whole-image``."""
+def crop_probabilities(classifier: ExpressionClassifier, dataset: FaceDataset) -> np.ndarray:
+    """Each model's probabilities (models × faces × labels) for every crop of ``dataset``,
+    each classified as one pre-cropped face, like ``analyze --whole-image``."""
     per_image = [
         classifier.model_probabilities(image, [(0, 0, image.shape[1], image.shape[0])],
                                        precropped=True)
         for image in dataset.images
     ]
-    probabilities = np.concatenate(per_image, axis=1)
+    return np.concatenate(per_image, axis=1)
+
+
+def evaluate_crops(classifier: ExpressionClassifier, dataset: FaceDataset) -> Evaluation:
+    probabilities = crop_probabilities(classifier, dataset)
     return _evaluation(dataset.name, classifier, probabilities, dataset.labels)
 
 
@@ -51,7 +56,7 @@ def _evaluation(
         model.name: summarise(model_probabilities, labels)
         for model, model_probabilities in zip(classifier.models, probabilities, strict=True)
     }
-    ensemble = summarise(weighted_vote(probabilities, classifier.weights), labels)
+    ensemble = summarise(classifier.vote(probabilities), labels)
     return Evaluation(name, models, ensemble)
 
 
@@ -213,6 +218,9 @@ def write_report(
     for entry in manifest["models"]:
         weights = " | ".join(f"{entry['class_weights'][label]:.2f}" for label in LABELS)
         lines.append(f"| {entry['name']} | {weights} |")
+    if "class_bias" in manifest:
+        bias = " | ".join(f"{manifest['class_bias'][label]:+.2f}" for label in LABELS)
+        lines.append(f"| *class bias (log-probability)* | {bias} |")
     lines.append("")
     record: dict = {"manifest": str(manifest_path), "datasets": {}, "photos": {}}
     for evaluation in evaluations:

@@ -1,0 +1,66 @@
+"""Per-class biases that shift the vote's class priors: exact maths, and the balance chosen."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from memegen.expressions import shift_priors
+from memegen.training.class_bias import choose_class_bias, fit_class_bias
+
+
+def _prior_only_vote(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """A vote that knows nothing about the faces and always answers the class frequencies."""
+    labels = np.repeat(np.arange(len(counts)), counts)
+    frequencies = np.array(counts) / sum(counts)
+    return np.tile(frequencies, (len(labels), 1)), labels
+
+
+def test_shift_priors_multiplies_by_exp_bias_and_renormalises():
+    vote = np.array([[0.5, 0.25, 0.25]])
+    shifted = shift_priors(vote, np.log(np.array([1.0, 2.0, 2.0])))
+    np.testing.assert_allclose(shifted, [[0.5 / 1.5, 0.5 / 1.5, 0.5 / 1.5]], atol=1e-6)
+
+
+def test_zero_bias_changes_nothing():
+    vote = np.random.default_rng(0).dirichlet(np.ones(7), size=5)
+    np.testing.assert_allclose(shift_priors(vote, np.zeros(7)), vote, atol=1e-6)
+
+
+def test_a_calibrated_vote_needs_no_bias_at_balance_zero():
+    vote, labels = _prior_only_vote([60, 30, 10])
+    np.testing.assert_allclose(fit_class_bias(vote, labels, 0.0), 0.0, atol=1e-5)
+
+
+def test_full_balance_undoes_the_class_frequencies():
+    vote, labels = _prior_only_vote([60, 30, 10])
+    bias = fit_class_bias(vote, labels, 1.0)
+    expected = -np.log([0.6, 0.3, 0.1])
+    np.testing.assert_allclose(bias, expected - expected.mean(), atol=1e-5)
+    np.testing.assert_allclose(shift_priors(vote[:1], bias), [[1 / 3] * 3], atol=1e-5)
+
+
+def test_the_most_even_balance_that_keeps_accuracy_is_chosen():
+    # Class 6 is rare, and its faces look like class 0's to the vote, only a little less so;
+    # the other classes are easy.
+    rng = np.random.default_rng(4)
+    labels = np.repeat(np.arange(7), [300] * 6 + [60])
+    vote = np.full((len(labels), 7), 0.02)
+    vote[np.arange(len(labels)), labels] = 0.8
+    vote[labels == 0, 0], vote[labels == 0, 6] = 0.55, 0.3
+    vote[labels == 6, 0], vote[labels == 6, 6] = 0.5, 0.35
+    vote += rng.uniform(0, 0.4, vote.shape)
+    vote /= vote.sum(axis=1, keepdims=True)
+    bias, evidence = choose_class_bias(vote, labels)
+    candidates = {candidate["balance"]: candidate for candidate in evidence["candidates"]}
+    uncorrected = evidence["uncorrected"]["accuracy"]
+    kept = [balance for balance, seen in candidates.items() if seen["accuracy"] >= uncorrected]
+    assert evidence["chosen_balance"] == max(kept)
+    assert candidates[1.0]["accuracy"] < evidence["uncorrected"]["accuracy"]
+    assert candidates[1.0]["macro_recall"] > evidence["uncorrected"]["macro_recall"]
+    chosen = candidates[evidence["chosen_balance"]]
+    assert chosen["accuracy"] == pytest.approx(
+        float((shift_priors(vote, bias).argmax(axis=1) == labels).mean()), abs=1e-6
+    )
