@@ -56,9 +56,9 @@ DETAIL_MAX_SIDE = 2048
 CLOSE_UP_SIDE = 96
 CLOSE_UP_MIN_FRACTION = 0.4
 #: A face at least this fraction of the short side makes a picture a portrait: its subject
-#: is found by the whole-picture pass, and the tiled pass (about 50 inferences for 1 MP,
-#: 150 for 12 MP: a quarter of a second and a second on one core) is skipped. Group photos,
-#: whose faces are a few percent of the picture, still get it.
+#: is found by the whole-picture pass, and the tiled pass (about 45 inferences for 1 MP,
+#: 150-200 for 12 MP: a third of a second and a second on one core) is skipped. Group
+#: photos, whose faces are a few percent of the picture, still get it.
 PORTRAIT_FACE_FRACTION = 0.15
 #: Smallest face (pixels of the ≤2048 px copy) that the tiled pass is built to find: 40 px in
 #: a 4000×3000 photo. The model finds some faces of 14 px in its input, most of 16 px, and
