@@ -97,10 +97,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "ensemble", help="fit per-class vote weights on held-out data, export ONNX + manifest"
     )
     ensemble.add_argument("runs", type=Path, nargs="+", help="run folders to combine")
-    ensemble.add_argument("--val-data", required=True,
-                          help="data none of the runs trained on; its val split is used (or "
-                          f"its only one); {SPEC_HELP}")
-    ensemble.add_argument("--indices", type=Path, help=INDICES_HELP)
+    _add_weighting_set_arguments(ensemble)
     ensemble.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
     ensemble.add_argument("--crop-margin", type=float, default=0.0, help=CROP_MARGIN_HELP)
     ensemble.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
@@ -111,10 +108,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "bias", help="fit per-class biases that even out the vote's class priors (in place)"
     )
     bias.add_argument("manifest", type=Path, help="manifest.json of an exported ensemble")
-    bias.add_argument("--val-data", required=True,
-                      help="data none of the models trained on; its val split is used (or its "
-                      f"only one); {SPEC_HELP}")
-    bias.add_argument("--indices", type=Path, help=INDICES_HELP)
+    _add_weighting_set_arguments(bias)
     bias.set_defaults(handler=_bias)
 
     quantize = commands.add_parser(
@@ -141,6 +135,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="overlap for a detection to count as the labelled face")
     report.add_argument("--out", type=Path, required=True)
     report.set_defaults(handler=_report)
+
+
+def _add_weighting_set_arguments(parser: argparse.ArgumentParser) -> None:
+    """--val-data and --indices: the held-out faces that ``ensemble`` and ``bias`` fit on."""
+    parser.add_argument("--val-data", required=True,
+                        help="data none of the models trained on; its val split is used (or "
+                        f"its only one); {SPEC_HELP}")
+    parser.add_argument("--indices", type=Path, help=INDICES_HELP)
 
 
 def _summary(args: argparse.Namespace) -> int:
