@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 
 torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
 
 from memegen import LABELS  # noqa: E402
 from memegen.cli import main  # noqa: E402
