@@ -27,6 +27,7 @@ import torch
 from memegen import LABELS
 from memegen.expressions import ExpressionClassifier, shift_priors, weighted_vote
 from memegen.training.datasets import FaceDataset
+from memegen.training.export import save_manifest
 from memegen.training.metrics import summarise
 from memegen.training.report import crop_probabilities
 
@@ -109,5 +110,4 @@ def add_class_bias(manifest_path: Path, weighting_set: FaceDataset) -> Path:
         label: round(float(value), 6) for label, value in zip(LABELS, bias, strict=True)
     }
     manifest["class_bias_evidence"] = evidence
-    Path(manifest_path).write_text(json.dumps(manifest, indent=2) + "\n")
-    return Path(manifest_path)
+    return save_manifest(Path(manifest_path), manifest)

@@ -76,7 +76,11 @@ def write_manifest(out_dir: Path, models: list[dict], voting_evidence: dict | No
         "models": models,
         "voting_evidence": voting_evidence or {},
     }
-    path = out_dir / "manifest.json"
+    return save_manifest(out_dir / "manifest.json", manifest)
+
+
+def save_manifest(path: Path, manifest: dict) -> Path:
+    """Write ``manifest`` as the JSON file inference reads; every training step writes it so."""
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path
 

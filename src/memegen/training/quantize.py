@@ -37,7 +37,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from memegen.expressions import normalise
 from memegen.training.datasets import FaceDataset
-from memegen.training.export import INPUT_NAME
+from memegen.training.export import INPUT_NAME, save_manifest
 
 PERCENTILE = 99.999
 QUANTIZED_OPERATORS = ["Conv", "Relu", "MaxPool", "GlobalAveragePool", "Gemm"]
@@ -56,7 +56,7 @@ class _Crops(CalibrationDataReader):
 
 
 def calibration_faces(dataset: FaceDataset, count: int, seed: int) -> np.ndarray:
-    """``count`` crops (N×48×48 uint8) drawn at random, without replacement, from ``dataset``."""
+    """``count`` crops (N×S×S uint8) drawn at random, without replacement, from ``dataset``."""
     chosen = np.random.default_rng(seed).permutation(len(dataset))[:count]
     return dataset.images[np.sort(chosen)]
 
@@ -108,6 +108,4 @@ def quantize_ensemble(
             },
         }
         entry["file"] = file_name
-    path = out_dir / "manifest.json"
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
-    return path
+    return save_manifest(out_dir / "manifest.json", manifest)
