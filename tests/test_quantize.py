@@ -13,50 +13,17 @@ onnx = pytest.importorskip("onnx")
 
 from memegen import LABELS  # noqa: E402
 from memegen.cli import main  # noqa: E402
-from memegen.expressions import ExpressionClassifier, normalise  # noqa: E402
-from memegen.training.architectures import build  # noqa: E402
+from memegen.expressions import ExpressionClassifier  # noqa: E402
 from memegen.training.datasets import FaceDataset  # noqa: E402
-from memegen.training.export import export_onnx, model_entry, write_manifest  # noqa: E402
 from memegen.training.quantize import calibration_faces  # noqa: E402
-from memegen.training.train import TrainConfig  # noqa: E402
 
 from tiny_datasets import face, write_class_folders  # noqa: E402
-
-
-def _trained_vgg(seed: int) -> torch.nn.Module:
-    """A small VGG fitted for a few steps to tell the tiny faces' classes apart.
-
-    Untrained nets answer nearly uniformly, which any quantization would keep.
-    """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    labels = np.arange(140) % len(LABELS)
-    faces = np.stack([face(label, rng) for label in labels])
-    inputs = normalise(faces, TrainConfig.mean, TrainConfig.std)
-    network = build("vgg", len(LABELS), width=8, depth=1, dropout=0.0)
-    optimiser = torch.optim.Adam(network.parameters(), lr=0.01)
-    for _ in range(30):
-        optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(
-            network(torch.from_numpy(inputs)), torch.from_numpy(labels)
-        )
-        loss.backward()
-        optimiser.step()
-    return network.eval()
+from tiny_networks import write_float_ensemble  # noqa: E402
 
 
 @pytest.fixture
 def float_ensemble(tmp_path: Path) -> Path:
-    """A two-model float ensemble with unequal vote weights."""
-    folder = tmp_path / "float"
-    folder.mkdir()
-    entries = []
-    for seed, weight in ((0, 1.5), (1, 0.5)):
-        network = _trained_vgg(seed)
-        export_onnx(network, 48, folder / f"net{seed}.onnx")
-        entries.append(model_entry(f"net{seed}", f"net{seed}.onnx", TrainConfig(), 0.0,
-                                   [weight] * len(LABELS)))
-    return write_manifest(folder, entries)
+    return write_float_ensemble(tmp_path / "float")
 
 
 def test_calibration_faces_are_distinct_rows_fixed_by_the_seed():

@@ -27,7 +27,7 @@ import torch
 from memegen import LABELS
 from memegen.expressions import ExpressionClassifier, shift_priors, weighted_vote
 from memegen.training.datasets import FaceDataset
-from memegen.training.export import save_manifest
+from memegen.training.export import per_label, save_manifest
 from memegen.training.metrics import summarise
 from memegen.training.report import crop_probabilities
 
@@ -106,8 +106,6 @@ def add_class_bias(manifest_path: Path, weighting_set: FaceDataset) -> Path:
         "class_counts": weighting_set.class_counts(),
     }
     manifest = json.loads(Path(manifest_path).read_text())
-    manifest["class_bias"] = {
-        label: round(float(value), 6) for label, value in zip(LABELS, bias, strict=True)
-    }
+    manifest["class_bias"] = per_label(bias)
     manifest["class_bias_evidence"] = evidence
     return save_manifest(Path(manifest_path), manifest)

@@ -111,6 +111,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_weighting_set_arguments(bias)
     bias.set_defaults(handler=_bias)
 
+    mirror = commands.add_parser(
+        "mirror", help="keep each model's mirror pass only where it helps the vote on held-out data"
+    )
+    mirror.add_argument("manifest", type=Path, help="manifest.json of a mirror-pass ensemble")
+    _add_weighting_set_arguments(mirror)
+    mirror.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
+    mirror.set_defaults(handler=_mirror)
+
     quantize = commands.add_parser(
         "quantize", help="write int8 copies of an exported ensemble (faster on a CPU)"
     )
@@ -264,6 +272,17 @@ def _bias(args: argparse.Namespace) -> int:
     from memegen.training.class_bias import add_class_bias
 
     print(add_class_bias(args.manifest, _weighting_set(args)))
+    return 0
+
+
+def _mirror(args: argparse.Namespace) -> int:
+    from memegen.training.mirror import drop_unpaid_mirror_passes
+
+    try:
+        print(drop_unpaid_mirror_passes(args.manifest, _weighting_set(args), args.out))
+    except ValueError as error:
+        print(f"memegen: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

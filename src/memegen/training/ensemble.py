@@ -102,6 +102,12 @@ def voting_evidence(
     }
 
 
+def validation_metrics(evidence: dict, name: str) -> dict:
+    """A model's headline numbers on the weighting set, as its manifest entry records them."""
+    measured = evidence["models"][name]
+    return {key: measured[key] for key in ("examples", "accuracy", "macro_f1", "nll")}
+
+
 def _without_confusion(summary: dict) -> dict:
     return {key: value for key, value in summary.items() if key != "confusion"}
 
@@ -138,8 +144,6 @@ def build_ensemble(
     for name, (network, config), model_weights in zip(names, trained, weights, strict=True):
         file_name = f"{name}.onnx"
         export_onnx(network, 48, out_dir / file_name, mirror)
-        measured = evidence["models"][name]
-        metrics = {key: measured[key] for key in ("examples", "accuracy", "macro_f1", "nll")}
         entries.append(
             model_entry(
                 name,
@@ -147,7 +151,7 @@ def build_ensemble(
                 config,
                 crop_margin,
                 model_weights,
-                {"validation": metrics},
+                {"validation": validation_metrics(evidence, name)},
                 mirror,
             )
         )

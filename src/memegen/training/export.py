@@ -60,12 +60,15 @@ def model_entry(
             "crop_margin": crop_margin,
             "mirror_averaged_in_graph": mirror,
         },
-        "class_weights": {
-            label: round(float(w), 6) for label, w in zip(LABELS, weights, strict=True)
-        },
+        "class_weights": per_label(weights),
         "architecture": {"family": config.family, "width": config.width, "depth": config.depth},
         "metrics": metrics or {},
     }
+
+
+def per_label(values: Sequence[float]) -> dict[str, float]:
+    """One number per class, keyed by label, as manifests record weights and biases."""
+    return {label: round(float(value), 6) for label, value in zip(LABELS, values, strict=True)}
 
 
 def write_manifest(out_dir: Path, models: list[dict], voting_evidence: dict | None = None) -> Path:
