@@ -15,21 +15,22 @@ import torch
 
 from memegen import LABELS
 from memegen.expressions import normalise
-from memegen.training.architectures import build
 from memegen.training.export import export_onnx, model_entry, write_manifest
-from memegen.training.train import TrainConfig
+from memegen.training.train import TrainConfig, build_model
 
 from tiny_datasets import face
 
+TINY_VGG = TrainConfig(family="vgg", width=8, depth=1, dropout=0.0)
+
 
 def trained_vgg(seed: int) -> torch.nn.Module:
-    """A VGG of width 8 fitted for 30 steps to 140 tiny faces."""
+    """A ``TINY_VGG`` fitted for 30 steps to 140 tiny faces."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     labels = np.arange(140) % len(LABELS)
     faces = np.stack([face(label, rng) for label in labels])
-    inputs = normalise(faces, TrainConfig.mean, TrainConfig.std)
-    network = build("vgg", len(LABELS), width=8, depth=1, dropout=0.0)
+    inputs = normalise(faces, TINY_VGG.mean, TINY_VGG.std)
+    network = build_model(TINY_VGG)
     optimiser = torch.optim.Adam(network.parameters(), lr=0.01)
     for _ in range(30):
         optimiser.zero_grad()
@@ -47,6 +48,6 @@ def write_float_ensemble(folder: Path) -> Path:
     entries = []
     for seed, weight in ((0, 1.5), (1, 0.5)):
         export_onnx(trained_vgg(seed), 48, folder / f"net{seed}.onnx")
-        entries.append(model_entry(f"net{seed}", f"net{seed}.onnx", TrainConfig(), 0.0,
+        entries.append(model_entry(f"net{seed}", f"net{seed}.onnx", TINY_VGG, 0.0,
                                    [weight] * len(LABELS)))
     return write_manifest(folder, entries)

@@ -119,6 +119,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     mirror.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
     mirror.set_defaults(handler=_mirror)
 
+    rebuild = commands.add_parser(
+        "rebuild", help="turn an exported float VGG member back into a run to fine-tune"
+    )
+    rebuild.add_argument("manifest", type=Path, help="manifest.json of a float ensemble")
+    rebuild.add_argument("model", help="the member's name in the manifest")
+    rebuild.add_argument("--data", required=True,
+                         help=f"the member's training data; its train split is used; {SPEC_HELP}")
+    rebuild.add_argument("--out", type=Path, required=True, help="run folder to write")
+    rebuild.set_defaults(handler=_rebuild)
+
     quantize = commands.add_parser(
         "quantize", help="write int8 copies of an exported ensemble (faster on a CPU)"
     )
@@ -283,6 +293,22 @@ def _mirror(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"memegen: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from memegen.training.datasets import load_split
+    from memegen.training.rebuild import rebuild_run
+
+    try:
+        difference = rebuild_run(
+            args.manifest, args.model, load_split(args.data, "train"), args.out
+        )
+    except ValueError as error:
+        print(f"memegen: {error}", file=sys.stderr)
+        return 2
+    print(f"largest difference from the graph's probabilities: {difference:.1e}", file=sys.stderr)
+    print(args.out / "best.pt")
     return 0
 
 

@@ -39,18 +39,24 @@ METHOD = (
 )
 
 
-def plain_pass_output(model: onnx.ModelProto) -> str:
-    """The tensor holding the probabilities of the unmirrored pass of an exported graph.
+def plain_pass_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """The nodes of an exported graph's unmirrored pass, in order.
 
     The mirror is a ``Slice`` that reverses the input's width; the plain pass is
-    the softmax reached from the input without going through it.
+    everything reached from the input without going through it.
     """
-    reached = {INPUT_NAME}
-    for node in model.graph.node:  # ONNX stores nodes in topological order
+    reached, nodes = {INPUT_NAME}, []
+    for node in graph.node:  # ONNX stores nodes in topological order
         if node.op_type != "Slice" and reached.intersection(node.input):
             reached.update(node.output)
+            nodes.append(node)
+    return nodes
+
+
+def plain_pass_output(model: onnx.ModelProto) -> str:
+    """The tensor holding the probabilities of the unmirrored pass of a mirror-pass graph."""
     softmaxes = [node for node in model.graph.node if node.op_type == "Softmax"]
-    plain = [node.output[0] for node in softmaxes if node.input[0] in reached]
+    plain = [node.output[0] for node in plain_pass_nodes(model.graph) if node in softmaxes]
     if len(softmaxes) != 2 or len(plain) != 1:
         raise ValueError("the graph has no mirror pass beside a plain one")
     return plain[0]
