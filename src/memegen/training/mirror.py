@@ -56,7 +56,7 @@ def plain_pass_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
 def plain_pass_output(model: onnx.ModelProto) -> str:
     """The tensor holding the probabilities of the unmirrored pass of a mirror-pass graph."""
     softmaxes = [node for node in model.graph.node if node.op_type == "Softmax"]
-    plain = [node.output[0] for node in plain_pass_nodes(model.graph) if node in softmaxes]
+    plain = [node.output[0] for node in plain_pass_nodes(model.graph) if node.op_type == "Softmax"]
     if len(softmaxes) != 2 or len(plain) != 1:
         raise ValueError("the graph has no mirror pass beside a plain one")
     return plain[0]
