@@ -25,13 +25,8 @@ from memegen.training.mirror import (  # noqa: E402
 from memegen.training.quantize import quantize_model  # noqa: E402
 from memegen.training.train import TrainConfig  # noqa: E402
 
-from tiny_datasets import face, write_class_folders  # noqa: E402
+from tiny_datasets import faces_of_every_class, write_class_folders  # noqa: E402
 from tiny_networks import trained_vgg, write_float_ensemble  # noqa: E402
-
-
-def _faces(count: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.stack([face(number % len(LABELS), rng) for number in range(count)])
 
 
 def _outputs(path: Path, faces: np.ndarray) -> list[np.ndarray]:
@@ -53,7 +48,7 @@ def test_plain_pass_of_a_float_graph_answers_like_an_export_without_mirror(tmp_p
     export_onnx(network, 48, tmp_path / "single.onnx", mirror=False)
     write_plain_pass(tmp_path / "mirrored.onnx", tmp_path / "cut.onnx")
 
-    faces = _faces(14, seed=3)
+    faces = faces_of_every_class(14, seed=3)
     cut = _answers(tmp_path / "cut.onnx", faces)
     np.testing.assert_allclose(cut, _answers(tmp_path / "single.onnx", faces), atol=1e-6)
     assert np.abs(cut - _answers(tmp_path / "mirrored.onnx", faces)).max() > 1e-3
@@ -65,7 +60,7 @@ def test_plain_pass_of_a_float_graph_answers_like_an_export_without_mirror(tmp_p
 
 def test_plain_pass_of_an_int8_graph_is_one_of_its_two_passes_exactly(tmp_path: Path):
     export_onnx(trained_vgg(1), 48, tmp_path / "float.onnx", mirror=True)
-    calibration = normalise(_faces(32, seed=4), TrainConfig.mean, TrainConfig.std)
+    calibration = normalise(faces_of_every_class(32, seed=4), TrainConfig.mean, TrainConfig.std)
     quantize_model(tmp_path / "float.onnx", tmp_path / "int8.onnx", calibration)
     write_plain_pass(tmp_path / "int8.onnx", tmp_path / "cut.onnx")
     assert "QLinearConv" in {node.op_type for node in onnx.load(tmp_path / "cut.onnx").graph.node}
@@ -78,7 +73,7 @@ def test_plain_pass_of_an_int8_graph_is_one_of_its_two_passes_exactly(tmp_path: 
         if node.op_type == "Softmax":
             whole.graph.output.append(onnx.ValueInfoProto(name=node.output[0]))
     onnx.save(whole, tmp_path / "exposed.onnx")
-    faces = _faces(14, seed=5)
+    faces = faces_of_every_class(14, seed=5)
     average, *passes = _outputs(tmp_path / "exposed.onnx", faces)
     np.testing.assert_allclose((passes[0] + passes[1]) / 2, average, atol=1e-6)
     cut = _answers(tmp_path / "cut.onnx", faces)
@@ -133,7 +128,7 @@ def test_mirror_command_writes_an_ensemble_that_loads_with_refitted_weights_and_
         assert total == pytest.approx(2.0, abs=1e-5)
 
     classifier = ExpressionClassifier(out / "manifest.json")
-    crops = _faces(7, seed=6)
+    crops = faces_of_every_class(7, seed=6)
     votes = np.concatenate(
         [classifier.classify(crop, [(0, 0, 48, 48)], precropped=True) for crop in crops]
     )

@@ -11,13 +11,12 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from memegen import LABELS  # noqa: E402
 from memegen.cli import main  # noqa: E402
 from memegen.expressions import ExpressionClassifier  # noqa: E402
 from memegen.training.datasets import FaceDataset  # noqa: E402
 from memegen.training.quantize import calibration_faces  # noqa: E402
 
-from tiny_datasets import face, write_class_folders  # noqa: E402
+from tiny_datasets import faces_of_every_class, write_class_folders  # noqa: E402
 from tiny_networks import write_float_ensemble  # noqa: E402
 
 
@@ -53,8 +52,7 @@ def test_quantize_command_writes_int8_models_that_vote_like_the_floats(
     assert "QLinearConv" in operators and "Conv" not in operators
     assert "Softmax" in operators  # probabilities stay float, not in steps of 1/256
 
-    rng = np.random.default_rng(9)
-    crops = np.stack([face(label % len(LABELS), rng) for label in range(28)])
+    crops = faces_of_every_class(28, seed=9)
     boxes = [(0.0, 0.0, 48.0, 48.0)]
     floats = ExpressionClassifier(float_ensemble)
     int8s = ExpressionClassifier(out / "manifest.json")

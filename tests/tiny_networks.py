@@ -18,7 +18,7 @@ from memegen.expressions import normalise
 from memegen.training.export import export_onnx, model_entry, write_manifest
 from memegen.training.train import TrainConfig, build_model
 
-from tiny_datasets import face
+from tiny_datasets import faces_of_every_class
 
 TINY_VGG = TrainConfig(family="vgg", width=8, depth=1, dropout=0.0)
 
@@ -26,9 +26,8 @@ TINY_VGG = TrainConfig(family="vgg", width=8, depth=1, dropout=0.0)
 def trained_vgg(seed: int) -> torch.nn.Module:
     """A ``TINY_VGG`` fitted for 30 steps to 140 tiny faces."""
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     labels = np.arange(140) % len(LABELS)
-    faces = np.stack([face(label, rng) for label in labels])
+    faces = faces_of_every_class(140, seed)
     inputs = normalise(faces, TINY_VGG.mean, TINY_VGG.std)
     network = build_model(TINY_VGG)
     optimiser = torch.optim.Adam(network.parameters(), lr=0.01)

@@ -156,7 +156,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_weighting_set_arguments(parser: argparse.ArgumentParser) -> None:
-    """--val-data and --indices: the held-out faces that ``ensemble`` and ``bias`` fit on."""
+    """--val-data and --indices: the held-out faces that ``ensemble``, ``mirror`` and ``bias``
+    fit on."""
     parser.add_argument("--val-data", required=True,
                         help="data none of the models trained on; its val split is used (or "
                         f"its only one); {SPEC_HELP}")

@@ -85,7 +85,7 @@ def choose_mirror_passes(
     keep = [True] * len(mirrored)
     evidence = []
     for index in range(len(mirrored)):
-        current = np.stack([m if k else p for m, p, k in zip(mirrored, plain, keep, strict=True)])
+        current = _with_passes(mirrored, plain, keep)
         without = current.copy()
         without[index] = plain[index]
         with_nll = vote_nll(current, labels, fit_weights(current, labels))
@@ -99,6 +99,11 @@ def choose_mirror_passes(
             }
         )
     return keep, evidence
+
+
+def _with_passes(mirrored: np.ndarray, plain: np.ndarray, keep: list[bool]) -> np.ndarray:
+    """Each model's probabilities with its mirror pass where ``keep`` says so, else without."""
+    return np.stack([m if k else p for m, p, k in zip(mirrored, plain, keep, strict=True)])
 
 
 def drop_unpaid_mirror_passes(
@@ -127,7 +132,7 @@ def drop_unpaid_mirror_passes(
     )
     labels = weighting_set.labels
     keep, choices = choose_mirror_passes(mirrored, plain, labels)
-    chosen = np.stack([m if k else p for m, p, k in zip(mirrored, plain, keep, strict=True)])
+    chosen = _with_passes(mirrored, plain, keep)
     weights = fit_weights(chosen, labels)
     names = [entry["name"] for entry in manifest["models"]]
     evidence = voting_evidence(names, chosen, labels, weights, weighting_set)

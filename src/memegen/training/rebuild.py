@@ -31,6 +31,7 @@ from memegen.expressions import normalise
 from memegen.training.datasets import FaceDataset
 from memegen.training.export import INPUT_NAME
 from memegen.training.mirror import plain_pass_nodes
+from memegen.training.quantize import calibration_faces
 from memegen.training.train import TrainConfig, build_model, predict_probabilities
 
 STATISTICS_FACES = 4096
@@ -127,11 +128,10 @@ def rebuild_run(
         std=entry["input"]["std"],
     )
     path = manifest_path.parent / entry["file"]
-    faces = train_set.images
-    chosen = np.sort(np.random.default_rng(0).permutation(len(faces))[:STATISTICS_FACES])
-    network = rebuild_vgg(onnx.load(path).graph, config, faces[chosen])
+    sample = calibration_faces(train_set, STATISTICS_FACES, seed=0)
+    network = rebuild_vgg(onnx.load(path).graph, config, sample)
 
-    check = faces[:CHECK_FACES]
+    check = train_set.images[:CHECK_FACES]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     expected = session.run(None, {INPUT_NAME: normalise(check, config.mean, config.std)})[0]
     mirror = entry["input"]["mirror_averaged_in_graph"]
