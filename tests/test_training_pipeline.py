@@ -124,5 +124,6 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     numbers = json.loads((report / "report.json").read_text())
     assert numbers["datasets"]["faces/val"]["ensemble"]["examples"] == 28
     assert numbers["photos"]["expw (end to end)"]["found_rate"] == 1.0
+    assert numbers["photos"]["expw (end to end)"]["found_in_their_convention_rate"] == 1.0
     with Image.open(report / "confusion-faces-val.png") as picture:
         assert picture.width > 400 and picture.height > 400

@@ -1,0 +1,57 @@
+"""Matching labelled face boxes to detections when the two are drawn to different conventions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memegen.training.report import (
+    BoxConvention,
+    LabelledPhoto,
+    best_overlaps,
+    fit_box_convention,
+    found_in_fitted_convention,
+)
+
+#: The way the photos below label a face, relative to the detector's box (about ExpW's).
+LABELS_DRAWN = BoxConvention(scale=1.15, shift=-0.1)
+
+
+def _photo(offset: float) -> LabelledPhoto:
+    """Three labelled faces: one found as drawn, one missed only by its much bigger label
+    box, one the detector missed; the detector also finds one unlabelled face."""
+    found = np.array([[offset, 0.0, offset + 100, 100]])
+    missed_by_convention = np.array([[offset + 300, 0.0, offset + 400, 100]])
+    detected = np.concatenate([found, missed_by_convention, [[offset, 600, offset + 80, 680]]])
+    labelled = np.concatenate([
+        LABELS_DRAWN.apply(found),
+        BoxConvention(scale=1.7, shift=-0.2).apply(missed_by_convention),
+        [[offset + 900, 0, offset + 1000, 100]],
+    ])
+    return LabelledPhoto(labelled, detected)
+
+
+def test_a_convention_widens_the_detectors_square_and_moves_it_up():
+    mapped = BoxConvention(scale=1.2, shift=-0.1).apply(np.array([[0.0, 0.0, 10.0, 10.0]]))
+    np.testing.assert_allclose(mapped, [[-1.0, -2.0, 11.0, 10.0]])
+
+
+def test_the_fitted_convention_is_the_median_of_the_faces_found_as_drawn():
+    convention = fit_box_convention([_photo(0.0), _photo(2000.0)], iou_threshold=0.4)
+    assert convention.scale == pytest.approx(1.15)
+    assert convention.shift == pytest.approx(-0.1)
+
+
+def test_without_faces_found_the_convention_is_the_detectors_own():
+    photo = LabelledPhoto(np.array([[0.0, 0.0, 10.0, 10.0]]), np.zeros((0, 4)))
+    assert fit_box_convention([photo], iou_threshold=0.4) == BoxConvention()
+    assert best_overlaps(photo).tolist() == [0.0]
+
+
+def test_a_face_missed_only_by_its_box_convention_is_found_once_boxes_are_mapped():
+    photos = [_photo(2000.0 * index) for index in range(4)]
+    as_drawn = sum(int((best_overlaps(photo) >= 0.4).sum()) for photo in photos)
+    found, conventions = found_in_fitted_convention(photos, iou_threshold=0.4)
+    assert as_drawn == 4
+    assert found == 8
+    np.testing.assert_allclose([(c.scale, c.shift) for c in conventions], [(1.15, -0.1)] * 2)
