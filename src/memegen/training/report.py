@@ -106,25 +106,31 @@ class LabelledPhoto:
     detected: np.ndarray
 
 
+def best_match(box: Sequence[float], detected: np.ndarray) -> tuple[int, float] | None:
+    """The detection (row of ``detected``) that overlaps ``box`` most, and their IoU."""
+    if not len(detected):
+        return None
+    overlaps = box_iou(box, detected)
+    best = int(overlaps.argmax())
+    return best, float(overlaps[best])
+
+
 def best_overlaps(photo: LabelledPhoto, convention: BoxConvention = BoxConvention()) -> np.ndarray:
     """Each labelled box's IoU with the detection that overlaps it most (0 with none)."""
-    if not len(photo.detected):
-        return np.zeros(len(photo.labelled))
     detected = convention.apply(photo.detected)
-    return np.array([box_iou(box, detected).max() for box in photo.labelled])
+    matches = [best_match(box, detected) for box in photo.labelled]
+    return np.array([match[1] if match else 0.0 for match in matches])
 
 
 def fit_box_convention(photos: Sequence[LabelledPhoto], iou_threshold: float) -> BoxConvention:
     """The median convention of the faces found as drawn (best IoU ≥ ``iou_threshold``)."""
     scales, shifts = [], []
     for photo in photos:
-        if not len(photo.detected):
-            continue
         for box in photo.labelled:
-            overlaps = box_iou(box, photo.detected)
-            if overlaps.max() < iou_threshold:
+            match = best_match(box, photo.detected)
+            if match is None or match[1] < iou_threshold:
                 continue
-            x1, y1, x2, y2 = photo.detected[int(overlaps.argmax())]
+            x1, y1, x2, y2 = photo.detected[match[0]]
             side = max(x2 - x1, y2 - y1)
             scales.append(max(box[2] - box[0], box[3] - box[1]) / side)
             shifts.append(((box[1] + box[3]) - (y1 + y2)) / 2 / side)
@@ -194,23 +200,20 @@ def evaluate_photos(
         by_image.setdefault(item.image, []).append(item)
     images = list(by_image)[:limit]
     labelled = sum(len(by_image[name]) for name in images)
-    chunks, labels, boxes = [], [], []
+    chunks, labels, labelled_photos = [], [], []
     for name in images:
         with Image.open(Path(root) / name) as photo:
             rgb = np.asarray(photo.convert("RGB"))
         faces = detector.detect(rgb)
         found_boxes = np.array([face.box for face in faces], dtype=np.float64).reshape(-1, 4)
-        boxes.append(LabelledPhoto(
+        labelled_photos.append(LabelledPhoto(
             np.array([item.box for item in by_image[name]], dtype=np.float64), found_boxes
         ))
-        if not faces:
-            continue
         matched = []
         for item in by_image[name]:
-            overlaps = box_iou(item.box, found_boxes)
-            best = int(overlaps.argmax())
-            if overlaps[best] >= iou_threshold:
-                matched.append(faces[best].box)
+            match = best_match(item.box, found_boxes)
+            if match is not None and match[1] >= iou_threshold:
+                matched.append(faces[match[0]].box)
                 labels.append(item.label)
         if matched:
             chunks.append(classifier.model_probabilities(rgb, matched))
@@ -219,7 +222,7 @@ def evaluate_photos(
     if chunks:
         probabilities = np.concatenate(chunks, axis=1)
         evaluation = _evaluation(name, classifier, probabilities, np.array(labels))
-    found_mapped, conventions = found_in_fitted_convention(boxes, iou_threshold)
+    found_mapped, conventions = found_in_fitted_convention(labelled_photos, iou_threshold)
     return PhotoEvaluation(
         name, labelled, len(labels), iou_threshold, evaluation, found_mapped, conventions
     )
