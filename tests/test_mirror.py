@@ -1,4 +1,4 @@
-"""Mirror passes are cut from exported graphs exactly, and kept only where they help the vote."""
+"""Mirror passes are cut from exported graphs exactly, and run only where they help the vote."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ onnx = pytest.importorskip("onnx")
 
 from memegen import LABELS  # noqa: E402
 from memegen.cli import main  # noqa: E402
-from memegen.expressions import ExpressionClassifier, normalise  # noqa: E402
+from memegen.expressions import ExpressionClassifier, ExpressionModel, normalise  # noqa: E402
 from memegen.training.ensemble import fit_weights, vote_nll  # noqa: E402
 from memegen.training.export import export_onnx  # noqa: E402
 from memegen.training.mirror import (  # noqa: E402
+    THRESHOLDS,
     choose_mirror_passes,
+    choose_mirror_thresholds,
     plain_pass_output,
     write_plain_pass,
 )
@@ -104,6 +106,61 @@ def test_a_mirror_pass_stays_only_when_it_lowers_the_vote_nll_enough():
     assert choose_mirror_passes(sharper, noisy, labels, min_gain=10.0)[0] == [False, False]
 
 
+def _model(path: Path, mirror_below: float) -> ExpressionModel:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return ExpressionModel(
+        "net", session, 48, TrainConfig.mean, TrainConfig.std, 0.0,
+        np.ones(len(LABELS), dtype=np.float32), "faces", mirror_below,
+    )
+
+
+def test_a_face_below_the_threshold_is_read_again_mirrored_and_averaged(tmp_path: Path):
+    network = trained_vgg(0)
+    export_onnx(network, 48, tmp_path / "mirrored.onnx", mirror=True)
+    export_onnx(network, 48, tmp_path / "single.onnx", mirror=False)
+    faces = faces_of_every_class(14, seed=7)
+    in_graph = _answers(tmp_path / "mirrored.onnx", faces)
+    plain = _answers(tmp_path / "single.onnx", faces)
+
+    always = _model(tmp_path / "single.onnx", 1.0).probabilities(faces)
+    np.testing.assert_allclose(always, in_graph, atol=1e-6)
+    never = _model(tmp_path / "single.onnx", 0.0).probabilities(faces)
+    np.testing.assert_allclose(never, plain, atol=1e-6)
+
+    threshold = float(np.median(plain.max(axis=1)))
+    some = _model(tmp_path / "single.onnx", threshold).probabilities(faces)
+    unsure = plain.max(axis=1) < threshold
+    assert 0 < unsure.sum() < len(faces)
+    np.testing.assert_allclose(some[unsure], in_graph[unsure], atol=1e-6)
+    np.testing.assert_allclose(some[~unsure], plain[~unsure], atol=1e-6)
+
+
+def test_the_mirror_pass_is_skipped_on_the_faces_where_it_changes_nothing():
+    labels = np.arange(70) % len(LABELS)
+    sure = np.full((70, len(LABELS)), 0.01)
+    sure[np.arange(70), labels] = 0.94
+    torn = np.full((70, len(LABELS)), 1 / len(LABELS))
+    unsure_faces = np.arange(70) % 2 == 1
+    plain = np.where(unsure_faces[:, None], torn, sure)
+    flipped = np.where(unsure_faces[:, None], sure, plain)  # the second look settles torn faces
+    other = np.random.default_rng(1).dirichlet(np.ones(len(LABELS)), size=70)
+
+    thresholds, evidence = choose_mirror_thresholds(
+        np.stack([plain, other]), np.stack([flipped, other]), [True, False], labels
+    )
+    assert thresholds == [min(THRESHOLDS), 0.0]
+    assert evidence[0]["mirrored_share"] == pytest.approx(0.5)
+    assert evidence[1] == {"below": 0.0}
+
+    # When the model is sure but wrong and its mirror image puts that right, every face
+    # must be read twice.
+    sure_but_wrong = np.where(unsure_faces[:, None], torn, np.roll(sure, 1, axis=1))
+    thresholds, _ = choose_mirror_thresholds(
+        np.stack([sure_but_wrong, other]), np.stack([flipped, other]), [True, False], labels
+    )
+    assert thresholds == [max(THRESHOLDS), 0.0]
+
+
 def test_mirror_command_writes_an_ensemble_that_loads_with_refitted_weights_and_biases(
     tmp_path: Path,
 ):
@@ -120,9 +177,11 @@ def test_mirror_command_writes_an_ensemble_that_loads_with_refitted_weights_and_
         entry["file"] for entry in manifest["models"]
     )
     for entry in manifest["models"]:
-        kept = entry["mirror_pass"]["kept"]
-        assert entry["input"]["mirror_averaged_in_graph"] == kept
-        assert _softmaxes(out / entry["file"]) == (2 if kept else 1)
+        assert not entry["input"]["mirror_averaged_in_graph"]
+        assert _softmaxes(out / entry["file"]) == 1
+        below = entry["input"]["mirror_below"]
+        assert below == entry["mirror_pass"]["below"]
+        assert (below > 0) == entry["mirror_pass"]["kept"]
     for label in LABELS:
         total = sum(entry["class_weights"][label] for entry in manifest["models"])
         assert total == pytest.approx(2.0, abs=1e-5)

@@ -2,9 +2,10 @@
 
 The manifest beside the ONNX files says everything inference must know: the
 label order, each model's input size, normalisation and crop margin, the
-per-class weight each model gets in the vote, and an optional per-class bias
-that shifts the vote's class priors (``memegen train bias``). Sessions are
-created once per process and shared by every thread.
+per-class weight each model gets in the vote, below which top probability a
+model reads a face a second time mirrored (``memegen train mirror``), and an
+optional per-class bias that shifts the vote's class priors (``memegen train
+bias``). Sessions are created once per process and shared by every thread.
 """
 
 from __future__ import annotations
@@ -32,9 +33,23 @@ class ExpressionModel:
     crop_margin: float
     class_weights: np.ndarray
     input_name: str
+    mirror_below: float
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
-        """Class probabilities (faces × labels) for grey uint8 crops of ``input_size``."""
+        """Class probabilities (faces × labels) for grey uint8 crops of ``input_size``.
+
+        A face the graph is unsure of (top probability below ``mirror_below``) is
+        read again mirrored and the two readings are averaged: the second look
+        helps where the first was torn, and sure faces skip its cost.
+        """
+        probabilities = self._read(crops)
+        unsure = probabilities.max(axis=1) < self.mirror_below
+        if unsure.any():
+            mirrored = self._read(crops[unsure][:, :, ::-1])
+            probabilities[unsure] = (probabilities[unsure] + mirrored) / 2
+        return probabilities
+
+    def _read(self, crops: np.ndarray) -> np.ndarray:
         faces = normalise(crops, self.mean, self.std)
         return self.session.run(None, {self.input_name: faces})[0]
 
@@ -64,6 +79,7 @@ def _model(entry: dict, session: ort.InferenceSession) -> ExpressionModel:
             [entry["class_weights"][label] for label in LABELS], dtype=np.float32
         ),
         input_name=session.get_inputs()[0].name,
+        mirror_below=entry["input"].get("mirror_below", 0.0),
     )
 
 

@@ -112,7 +112,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bias.set_defaults(handler=_bias)
 
     mirror = commands.add_parser(
-        "mirror", help="keep each model's mirror pass only where it helps the vote on held-out data"
+        "mirror", help="keep each model's mirror pass only where, and for the faces on which, "
+        "it helps the vote on held-out data"
     )
     mirror.add_argument("manifest", type=Path, help="manifest.json of a mirror-pass ensemble")
     _add_weighting_set_arguments(mirror)
@@ -287,10 +288,10 @@ def _bias(args: argparse.Namespace) -> int:
 
 
 def _mirror(args: argparse.Namespace) -> int:
-    from memegen.training.mirror import drop_unpaid_mirror_passes
+    from memegen.training.mirror import fit_mirror_passes
 
     try:
-        print(drop_unpaid_mirror_passes(args.manifest, _weighting_set(args), args.out))
+        print(fit_mirror_passes(args.manifest, _weighting_set(args), args.out))
     except ValueError as error:
         print(f"memegen: {error}", file=sys.stderr)
         return 2

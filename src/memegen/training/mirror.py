@@ -1,24 +1,28 @@
-"""Keep each model's mirror pass only where it pays for itself on held-out data.
+"""Read a face a second time mirrored only where it pays, judged on held-out data.
 
-An exported graph can average a face's probabilities with its mirror image's
-(``memegen train ensemble --mirror``). That pass costs as much as the model
-itself, and whether it helps depends on the model: a net that already learned
-to answer the same for both sides of a face gains nothing from it. The
-decision is made per model on the weighting set, through the exported graphs:
-with every other model as chosen so far, the vote's weights are refitted with
-and without this model's mirror pass, and the pass stays only if it lowers the
-vote's negative log-likelihood by at least ``MIN_GAIN`` nats per face.
+Averaging a face's probabilities with its mirror image's costs a second pass
+through the model, and whether it helps depends on the model: a net that
+already learned to answer the same for both sides of a face gains nothing from
+it. Both decisions are made per model on the weighting set, through the
+exported graphs, with every other model as chosen so far and the vote's weights
+refitted for each trial:
 
-A model whose pass goes gets a cut-down copy of its graph (the plain pass
-alone, int8 or float alike), so no retraining or checkpoint is needed. The
-vote weights are refitted for the chosen graphs, and so are the class biases
-when the source manifest had them.
+1. the pass stays only if it lowers the vote's negative log-likelihood by at
+   least ``MIN_GAIN`` nats per face;
+2. a pass that stays runs only on faces the model is unsure of: those whose
+   top probability is below the lowest of ``THRESHOLDS`` that costs the vote
+   at most ``MAX_SKIP_LOSS`` nats against mirroring every face.
+
+Every model's graph is cut down to its plain pass (int8 or float alike, no
+retraining or checkpoint needed); inference flips the crop itself when the
+manifest's ``mirror_below`` says so. The vote weights are refitted for the
+chosen passes, and so are the class biases when the source manifest had them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +37,14 @@ from memegen.training.export import INPUT_NAME, OUTPUT_NAME, per_label, save_man
 from memegen.training.report import crop_probabilities
 
 MIN_GAIN = 0.002
+MAX_SKIP_LOSS = 0.001
+THRESHOLDS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 METHOD = (
     "each mirror pass, in manifest order, is kept only if the weighting set's vote "
-    f"(weights refitted) has a negative log-likelihood at least {MIN_GAIN} nats lower with it"
+    f"(weights refitted) has a negative log-likelihood at least {MIN_GAIN} nats lower with it; "
+    "a kept pass then runs only on faces whose plain top probability is below the lowest of "
+    f"{list(THRESHOLDS)} that raises that negative log-likelihood by at most {MAX_SKIP_LOSS} "
+    "nats against mirroring every face"
 )
 
 
@@ -106,45 +115,88 @@ def _with_passes(mirrored: np.ndarray, plain: np.ndarray, keep: list[bool]) -> n
     return np.stack([m if k else p for m, p, k in zip(mirrored, plain, keep, strict=True)])
 
 
-def drop_unpaid_mirror_passes(
-    manifest_path: Path, weighting_set: FaceDataset, out_dir: Path
-) -> Path:
-    """Copy the ensemble to ``out_dir`` with only the mirror passes that pay, weights refitted.
+def mirrored_below(plain: np.ndarray, flipped: np.ndarray, threshold: float) -> np.ndarray:
+    """Probabilities (faces × labels) when the mirror pass runs only on faces whose plain top
+    probability is below ``threshold``, as ``memegen.expressions`` runs it."""
+    unsure = plain.max(axis=1) < threshold
+    return np.where(unsure[:, None], (plain + flipped) / 2, plain)
 
-    Every model must have a mirror pass to judge; class biases, if the source
-    had them, are fitted again on ``weighting_set`` for the new vote.
+
+def _with_thresholds(plain: np.ndarray, flipped: np.ndarray, thresholds: list[float]) -> np.ndarray:
+    return np.stack([
+        mirrored_below(p, f, t) for p, f, t in zip(plain, flipped, thresholds, strict=True)
+    ])
+
+
+def choose_mirror_thresholds(
+    plain: np.ndarray,
+    flipped: np.ndarray,
+    keep: list[bool],
+    labels: np.ndarray,
+    max_loss: float = MAX_SKIP_LOSS,
+) -> tuple[list[float], list[dict]]:
+    """For each kept mirror pass, the ``mirror_below`` threshold that skips it most often.
+
+    ``plain`` and ``flipped`` are models × faces × labels probabilities of the
+    plain passes on the faces and on their mirror images. A model without its
+    pass gets 0.0 (never mirror); every threshold tried is in the evidence.
+    """
+    thresholds = [THRESHOLDS[0] if kept else 0.0 for kept in keep]
+    evidence: list[dict] = []
+    for index, kept in enumerate(keep):
+        if not kept:
+            evidence.append({"below": 0.0})
+            continue
+        nlls = {}
+        for threshold in THRESHOLDS:
+            trial = [*thresholds[:index], threshold, *thresholds[index + 1 :]]
+            probabilities = _with_thresholds(plain, flipped, trial)
+            nlls[threshold] = vote_nll(probabilities, labels, fit_weights(probabilities, labels))
+        thresholds[index] = min(t for t in THRESHOLDS if nlls[t] <= nlls[THRESHOLDS[0]] + max_loss)
+        mirrored_share = (plain[index].max(axis=1) < thresholds[index]).mean()
+        evidence.append({
+            "below": thresholds[index],
+            "mirrored_share": round(float(mirrored_share), 4),
+            "vote_nll_by_threshold": {str(t): round(nll, 6) for t, nll in nlls.items()},
+        })
+    return thresholds, evidence
+
+
+def fit_mirror_passes(manifest_path: Path, weighting_set: FaceDataset, out_dir: Path) -> Path:
+    """Copy the ensemble to ``out_dir`` as plain graphs, each with the mirror pass that pays.
+
+    Every model must have a mirror pass in its graph to judge; class biases, if
+    the source had them, are fitted again on ``weighting_set`` for the new vote.
     """
     manifest_path = Path(manifest_path)
     if Path(out_dir).resolve() == manifest_path.parent.resolve():
         raise ValueError("write the new ensemble to another folder than the source's")
     manifest = json.loads(manifest_path.read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
-    mirrored = crop_probabilities(ExpressionClassifier(manifest_path), weighting_set)
-    sources = []
     for entry in manifest["models"]:
         if not entry["input"]["mirror_averaged_in_graph"]:
             raise ValueError(f"{entry['name']}: its graph has no mirror pass")
-        sources.append(manifest_path.parent / entry["file"])
-        entry["file"] = f"{sources[-1].stem}-no-mirror.onnx"
-        write_plain_pass(sources[-1], out_dir / entry["file"])
-    plain = crop_probabilities(
-        ExpressionClassifier(save_manifest(out_dir / "manifest.json", manifest)), weighting_set
-    )
+        source = manifest_path.parent / entry["file"]
+        entry["file"] = f"{source.stem}-plain.onnx"
+        write_plain_pass(source, out_dir / entry["file"])
+        entry["input"]["mirror_averaged_in_graph"] = False
+        entry["input"].pop("mirror_below", None)
+    classifier = ExpressionClassifier(save_manifest(out_dir / "manifest.json", manifest))
+    plain = crop_probabilities(classifier, weighting_set)
+    mirror_images = dataclasses.replace(weighting_set, images=weighting_set.images[:, :, ::-1])
+    flipped = crop_probabilities(classifier, mirror_images)
     labels = weighting_set.labels
-    keep, choices = choose_mirror_passes(mirrored, plain, labels)
-    chosen = _with_passes(mirrored, plain, keep)
+    keep, choices = choose_mirror_passes((plain + flipped) / 2, plain, labels)
+    thresholds, threshold_choices = choose_mirror_thresholds(plain, flipped, keep, labels)
+    chosen = _with_thresholds(plain, flipped, thresholds)
     weights = fit_weights(chosen, labels)
     names = [entry["name"] for entry in manifest["models"]]
     evidence = voting_evidence(names, chosen, labels, weights, weighting_set)
-    for entry, source, kept, choice, model_weights in zip(
-        manifest["models"], sources, keep, choices, weights, strict=True
+    for entry, threshold, choice, threshold_choice, model_weights in zip(
+        manifest["models"], thresholds, choices, threshold_choices, weights, strict=True
     ):
-        if kept:
-            (out_dir / entry["file"]).unlink()
-            entry["file"] = source.name
-            shutil.copyfile(source, out_dir / source.name)
-        entry["input"]["mirror_averaged_in_graph"] = kept
-        entry["mirror_pass"] = choice
+        entry["input"]["mirror_below"] = threshold
+        entry["mirror_pass"] = choice | threshold_choice
         entry["class_weights"] = per_label(model_weights)
         entry["metrics"]["validation"] = validation_metrics(evidence, entry["name"])
     manifest["voting_evidence"] = evidence
