@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from memegen.config import DEFAULT_MANIFEST
-from memegen.expressions import ExpressionClassifier
+from memegen.expressions import ExpressionClassifier, unsure_faces
 from memegen.facecrop import crop_face
 from memegen.faces import default_detector
 from memegen.imaging import load_photo
@@ -64,9 +64,9 @@ def over_faces(classifier: ExpressionClassifier, folder: Path, count: int) -> di
         samples.append((time.perf_counter() - started) * 1000)
     mirrored = {}
     for model in classifier.models:
-        plain = dataclasses.replace(model, mirror_below=0.0)
-        tops = [plain.probabilities(face[None]).max() for face in faces]
-        mirrored[model.name] = round(float(np.mean(np.array(tops) < model.mirror_below)), 3)
+        plain = dataclasses.replace(model, mirror_below=0.0).probabilities(np.stack(faces))
+        share = unsure_faces(plain, model.mirror_below).mean()
+        mirrored[model.name] = round(float(share), 3)
     counted = samples[20:]
     return {
         "faces": len(faces),

@@ -43,7 +43,7 @@ class ExpressionModel:
         helps where the first was torn, and sure faces skip its cost.
         """
         probabilities = self._read(crops)
-        unsure = probabilities.max(axis=1) < self.mirror_below
+        unsure = unsure_faces(probabilities, self.mirror_below)
         if unsure.any():
             mirrored = self._read(crops[unsure][:, :, ::-1])
             probabilities[unsure] = (probabilities[unsure] + mirrored) / 2
@@ -52,6 +52,15 @@ class ExpressionModel:
     def _read(self, crops: np.ndarray) -> np.ndarray:
         faces = normalise(crops, self.mean, self.std)
         return self.session.run(None, {self.input_name: faces})[0]
+
+
+def unsure_faces(probabilities: np.ndarray, mirror_below: float) -> np.ndarray:
+    """Which faces (rows of one model's probabilities) that model reads again mirrored.
+
+    The one statement of the rule, shared by inference and by ``memegen train
+    mirror``, which picks ``mirror_below`` by replaying it on held-out faces.
+    """
+    return probabilities.max(axis=1) < mirror_below
 
 
 def normalise(crops: np.ndarray, mean: float, std: float) -> np.ndarray:

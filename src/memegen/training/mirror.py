@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 from onnx import utils
 
-from memegen.expressions import ExpressionClassifier
+from memegen.expressions import ExpressionClassifier, unsure_faces
 from memegen.training.class_bias import add_class_bias
 from memegen.training.datasets import FaceDataset
 from memegen.training.ensemble import fit_weights, validation_metrics, vote_nll, voting_evidence
@@ -118,8 +118,7 @@ def _with_passes(mirrored: np.ndarray, plain: np.ndarray, keep: list[bool]) -> n
 def mirrored_below(plain: np.ndarray, flipped: np.ndarray, threshold: float) -> np.ndarray:
     """Probabilities (faces × labels) when the mirror pass runs only on faces whose plain top
     probability is below ``threshold``, as ``memegen.expressions`` runs it."""
-    unsure = plain.max(axis=1) < threshold
-    return np.where(unsure[:, None], (plain + flipped) / 2, plain)
+    return np.where(unsure_faces(plain, threshold)[:, None], (plain + flipped) / 2, plain)
 
 
 def _with_thresholds(plain: np.ndarray, flipped: np.ndarray, thresholds: list[float]) -> np.ndarray:
@@ -153,7 +152,7 @@ def choose_mirror_thresholds(
             probabilities = _with_thresholds(plain, flipped, trial)
             nlls[threshold] = vote_nll(probabilities, labels, fit_weights(probabilities, labels))
         thresholds[index] = min(t for t in THRESHOLDS if nlls[t] <= nlls[THRESHOLDS[0]] + max_loss)
-        mirrored_share = (plain[index].max(axis=1) < thresholds[index]).mean()
+        mirrored_share = unsure_faces(plain[index], thresholds[index]).mean()
         evidence.append({
             "below": thresholds[index],
             "mirrored_share": round(float(mirrored_share), 4),
