@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("torch")
 
 from memegen.expressions import shift_priors
-from memegen.training.class_bias import choose_class_bias, fit_class_bias
+from memegen.training.class_bias import choose_class_bias, fit_class_bias, paired_accuracy_change
 
 
 def _prior_only_vote(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -42,25 +42,47 @@ def test_full_balance_undoes_the_class_frequencies():
     np.testing.assert_allclose(shift_priors(vote[:1], bias), [[1 / 3] * 3], atol=1e-5)
 
 
-def test_the_most_even_balance_that_keeps_accuracy_is_chosen():
-    # Class 6 is rare, and its faces look like class 0's to the vote, only a little less so;
-    # the other classes are easy.
+def _rare_class_confused_vote(rare_score: float, rare_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class 6 is rare, and its faces look like class 0's to the vote, a little less so
+    the lower ``rare_score`` is; the other classes are easy."""
     rng = np.random.default_rng(4)
-    labels = np.repeat(np.arange(7), [300] * 6 + [60])
+    labels = np.repeat(np.arange(7), [300] * 6 + [rare_count])
     vote = np.full((len(labels), 7), 0.02)
     vote[np.arange(len(labels)), labels] = 0.8
     vote[labels == 0, 0], vote[labels == 0, 6] = 0.55, 0.3
-    vote[labels == 6, 0], vote[labels == 6, 6] = 0.5, 0.35
+    vote[labels == 6, 0], vote[labels == 6, 6] = 0.5, rare_score
     vote += rng.uniform(0, 0.4, vote.shape)
-    vote /= vote.sum(axis=1, keepdims=True)
+    return vote / vote.sum(axis=1, keepdims=True), labels
+
+
+def test_paired_accuracy_change_counts_the_faces_whose_outcome_changed():
+    right = np.array([True, True, False, False])
+    right_before = np.array([True, False, True, False])
+    change, error = paired_accuracy_change(right, right_before)
+    assert change == 0.0
+    assert error == pytest.approx(np.sqrt(2 / 3) / 2)
+
+
+def test_the_most_even_balance_that_keeps_accuracy_is_chosen():
+    vote, labels = _rare_class_confused_vote(0.35, 60)
     bias, evidence = choose_class_bias(vote, labels)
     candidates = {candidate["balance"]: candidate for candidate in evidence["candidates"]}
-    uncorrected = evidence["uncorrected"]["accuracy"]
-    kept = [balance for balance, seen in candidates.items() if seen["accuracy"] >= uncorrected]
-    assert evidence["chosen_balance"] == max(kept)
-    assert candidates[1.0]["accuracy"] < evidence["uncorrected"]["accuracy"]
+    kept = [
+        balance for balance, seen in candidates.items()
+        if seen["accuracy_change"] >= -seen["standard_error"]
+    ]
+    assert evidence["chosen_balance"] == max(kept) < 1.0
     assert candidates[1.0]["macro_recall"] > evidence["uncorrected"]["macro_recall"]
     chosen = candidates[evidence["chosen_balance"]]
     assert chosen["accuracy"] == pytest.approx(
         float((shift_priors(vote, bias).argmax(axis=1) == labels).mean()), abs=1e-6
     )
+
+
+def test_an_accuracy_loss_within_one_standard_error_does_not_block_the_even_balance():
+    vote, labels = _rare_class_confused_vote(0.38, 150)
+    _, evidence = choose_class_bias(vote, labels)
+    even = evidence["candidates"][-1]
+    assert even["balance"] == evidence["chosen_balance"] == 1.0
+    assert even["accuracy"] < evidence["uncorrected"]["accuracy"]
+    assert -even["standard_error"] <= even["accuracy_change"] < 0
