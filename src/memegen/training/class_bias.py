@@ -89,7 +89,7 @@ def paired_accuracy_change(right: np.ndarray, right_before: np.ndarray) -> tuple
 
 
 def choose_class_bias(vote: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, dict]:
-    """The biases of the most even balance that keeps the vote's accuracy, and the evidence."""
+    """The biases of the most even balance whose accuracy loss is within noise, and the evidence."""
     uncorrected = _numbers(vote, labels)
     right_before = vote.argmax(axis=1) == labels
     candidates, chosen, chosen_balance = [], np.zeros(vote.shape[1]), None
