@@ -115,6 +115,15 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
         shift_priors(weighted_vote(each_model, classifier.weights), bias), probabilities, atol=1e-6
     )
 
+    student = tmp_path / "student"
+    assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(student),
+                 "--holdout-from", str(fitted), "--teacher", str(models / "manifest.json"),
+                 "--teacher-share", "0.5", *TINY]) == 0
+    assert json.loads((student / "class_counts.json").read_text())["soft_labels"]
+    student_config = json.loads((student / "config.json").read_text())
+    assert (student_config["teacher"], student_config["teacher_share"]) == (
+        str(models / "manifest.json"), 0.5)
+
     report = tmp_path / "report"
     assert main(["train", "report", "--manifest", str(models / "manifest.json"),
                  "--data", str(data / "faces"), "--photos", str(data / "expw"),

@@ -60,6 +60,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      "members that share a holdout let the ensemble weigh them on unseen rows")
     fit.add_argument("--init-from", type=Path,
                      help="start from these weights (a run's best.pt) to fine-tune")
+    fit.add_argument("--teacher", type=Path, metavar="MANIFEST",
+                     help="an exported ensemble whose vote (without class bias) on each "
+                     "training face is blended into its target (distillation); its members "
+                     "must not have trained on this run's held-out faces")
+    fit.add_argument("--teacher-share", type=float, default=0.5,
+                     help="the teacher's share of each target, 0 to 1 (with --teacher)")
     fit.set_defaults(handler=_fit)
 
     search = commands.add_parser("search", help="search architectures and settings (Optuna)")
@@ -205,6 +211,8 @@ def _fit(args: argparse.Namespace) -> int:
         threads=args.threads,
         balance=args.balance,
         init_from=str(args.init_from or ""),
+        teacher=str(args.teacher or ""),
+        teacher_share=args.teacher_share if args.teacher else 0.0,
     )
     dataset = load_split(args.data, "train")
     if args.holdout_from is None:
@@ -219,6 +227,10 @@ def _fit(args: argparse.Namespace) -> int:
         kept, held_out = split_by_digests(dataset.images, digests)
     train_set, val_set = dataset.subset(kept), dataset.subset(held_out, "holdout")
     print(f"train {train_set.class_counts()}\nholdout {val_set.class_counts()}", file=sys.stderr)
+    if args.teacher:
+        from memegen.training.distill import with_teacher_targets
+
+        train_set = with_teacher_targets(train_set, args.teacher, args.teacher_share)
     args.out.mkdir(parents=True, exist_ok=True)
     np.save(args.out / "holdout_indices.npy", held_out)
     np.save(args.out / "holdout_digests.npy", image_digests(val_set.images))

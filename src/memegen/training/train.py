@@ -7,7 +7,10 @@ every epoch) and ``best.pt`` (the weights with the best held-out accuracy).
 Running the same command again resumes from ``last.pt``.
 
 Targets are the dataset's hard labels, or its ``soft_labels`` when it has them
-(FER+ vote distributions): cross-entropy then takes probability targets.
+(FER+ vote distributions, or labels blended with a teacher's vote by
+``memegen.training.distill``): cross-entropy then takes probability targets.
+``teacher`` and ``teacher_share`` in the config only record where such targets
+came from; the caller blends them.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class TrainConfig:
     std: float = 0.25
     balance: str = "none"
     init_from: str = ""
+    teacher: str = ""
+    teacher_share: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @classmethod

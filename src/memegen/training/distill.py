@@ -1,0 +1,50 @@
+"""Training targets that mix the labels with an exported ensemble's vote (distillation).
+
+FER2013 has one annotator's label per face, and about a quarter of them are not
+what ten FER+ annotators would say. A student that learns from the vote's
+probabilities as well sees which faces are unclear, and how: a fearful face that
+also looks surprised gets a target with some surprise in it.
+
+The teacher is read through its manifest and ONNX files, as the app reads it, so
+training needs none of the teacher's PyTorch code. The vote is taken without the
+class bias: a student should learn the data's own class priors, and the bias is
+fitted again for whatever ensemble the student joins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from memegen import LABELS
+from memegen.expressions import ExpressionClassifier, weighted_vote
+from memegen.training.datasets import FaceDataset
+from memegen.training.report import crop_probabilities
+
+
+def teacher_vote(manifest_path: Path, dataset: FaceDataset) -> np.ndarray:
+    """The ensemble's vote (faces × labels) on every crop, without its class bias."""
+    classifier = ExpressionClassifier(Path(manifest_path))
+    return weighted_vote(crop_probabilities(classifier, dataset), classifier.weights)
+
+
+def blend_targets(dataset: FaceDataset, teacher: np.ndarray, share: float) -> np.ndarray:
+    """``share`` of the teacher's probabilities plus the rest of the dataset's own targets
+    (its soft labels where it has them, else its labels as one-hot rows)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the teacher's share must be between 0 and 1, not {share}")
+    if teacher.shape != (len(dataset), len(LABELS)):
+        raise ValueError(f"teacher probabilities of shape {teacher.shape} do not fit "
+                         f"{len(dataset)} faces")
+    own = dataset.soft_labels
+    if own is None:
+        own = np.eye(len(LABELS), dtype=np.float32)[dataset.labels]
+    return ((1.0 - share) * own + share * teacher).astype(np.float32)
+
+
+def with_teacher_targets(dataset: FaceDataset, manifest_path: Path, share: float) -> FaceDataset:
+    """``dataset`` with blended soft labels; its hard labels stay for balancing and counts."""
+    targets = blend_targets(dataset, teacher_vote(manifest_path, dataset), share)
+    return dataclasses.replace(dataset, soft_labels=targets)
