@@ -172,6 +172,7 @@ def test_mirror_command_writes_an_ensemble_that_loads_with_refitted_weights_and_
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["class_bias_evidence"]["weighting_set"]["examples"] == 42
+    assert manifest["vote_temperature"] == manifest["vote_temperature_evidence"]["temperature"]
     assert manifest["mirror_pass_evidence"]["weighting_set"]["examples"] == 42
     assert sorted(path.name for path in out.glob("*.onnx")) == sorted(
         entry["file"] for entry in manifest["models"]

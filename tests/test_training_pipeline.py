@@ -22,7 +22,12 @@ from PIL import Image  # noqa: E402
 
 from memegen import LABELS  # noqa: E402
 from memegen.cli import main  # noqa: E402
-from memegen.expressions import ExpressionClassifier, shift_priors, weighted_vote  # noqa: E402
+from memegen.expressions import (  # noqa: E402
+    ExpressionClassifier,
+    apply_temperature,
+    shift_priors,
+    weighted_vote,
+)
 from memegen.training.augment import AugmentConfig, augment  # noqa: E402
 from memegen.training.balance import balance  # noqa: E402
 from memegen.training.datasets import load_split  # noqa: E402
@@ -101,6 +106,11 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     manifest = json.loads((models / "manifest.json").read_text())
     assert set(manifest["class_bias"]) == set(LABELS)
     assert manifest["class_bias_evidence"]["weighting_set"]["examples"] == 28
+    temperature = manifest["vote_temperature"]
+    assert 0.25 <= temperature <= 4.0
+    evidence = manifest["vote_temperature_evidence"]
+    assert evidence["temperature"] == temperature
+    assert evidence["nll_after"] <= evidence["nll_before"]
 
     classifier = ExpressionClassifier(models / "manifest.json")
     with Image.open(data / "expw" / "images" / "astronaut.jpg") as photo:
@@ -112,7 +122,10 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     assert each_model.shape == (2, 1, len(LABELS))
     bias = np.array([manifest["class_bias"][label] for label in LABELS])
     np.testing.assert_allclose(
-        shift_priors(weighted_vote(each_model, classifier.weights), bias), probabilities, atol=1e-6
+        apply_temperature(shift_priors(weighted_vote(each_model, classifier.weights), bias),
+                          temperature),
+        probabilities,
+        atol=1e-6,
     )
 
     student = tmp_path / "student"

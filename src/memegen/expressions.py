@@ -4,8 +4,9 @@ The manifest beside the ONNX files says everything inference must know: the
 label order, each model's input size, normalisation and crop margin, the
 per-class weight each model gets in the vote, below which top probability a
 model reads a face a second time mirrored (``memegen train mirror``), and an
-optional per-class bias that shifts the vote's class priors (``memegen train
-bias``). Sessions are created once per process and shared by every thread.
+optional per-class bias that shifts the vote's class priors and a temperature
+that scales its confidence (both from ``memegen train bias``). Sessions are
+created once per process and shared by every thread.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def _model(entry: dict, session: ort.InferenceSession) -> ExpressionModel:
 
 
 class ExpressionClassifier:
-    """A per-class weighted soft vote of the manifest's models, with its class priors shifted."""
+    """A per-class weighted soft vote of the manifest's models, with its class priors shifted
+    and its confidence scaled."""
 
     def __init__(self, manifest_path: Path) -> None:
         manifest = json.loads(Path(manifest_path).read_text())
@@ -108,6 +110,7 @@ class ExpressionClassifier:
         self.weights = np.stack([model.class_weights for model in self.models])
         bias = manifest.get("class_bias", {})
         self.class_bias = np.array([bias.get(label, 0.0) for label in LABELS], dtype=np.float32)
+        self.temperature = float(manifest.get("vote_temperature", 1.0))
 
     def classify(
         self, image: np.ndarray, boxes: Sequence[Box], *, precropped: bool = False
@@ -123,7 +126,8 @@ class ExpressionClassifier:
 
     def vote(self, model_probabilities: np.ndarray) -> np.ndarray:
         """The vote (faces × labels) of each model's probabilities (models × faces × labels)."""
-        return shift_priors(weighted_vote(model_probabilities, self.weights), self.class_bias)
+        shifted = shift_priors(weighted_vote(model_probabilities, self.weights), self.class_bias)
+        return apply_temperature(shifted, self.temperature)
 
     def model_probabilities(
         self, image: np.ndarray, boxes: Sequence[Box], *, precropped: bool = False
@@ -164,6 +168,17 @@ def shift_priors(probabilities: np.ndarray, class_bias: np.ndarray) -> np.ndarra
     """
     shifted = probabilities.astype(np.float64) * np.exp(class_bias.astype(np.float64))
     return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Raise each probability to the power 1 / ``temperature`` and renormalise each face's row.
+
+    Below 1 the vote grows surer, above 1 less sure; no face's top class moves.
+    """
+    if temperature == 1.0:
+        return probabilities
+    scaled = np.power(probabilities.astype(np.float64), 1.0 / temperature)
+    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 @lru_cache(maxsize=4)

@@ -16,6 +16,10 @@ uncorrected vote's by more than one standard error of the paired difference:
 as much evenness as costs no accuracy the weighting set can tell from noise
 (without that allowance, a loss of six faces in 2,297 would decide). Every
 candidate's numbers go into the manifest as the evidence.
+
+The same step then fits the shifted vote's temperature
+(``memegen.training.calibration``): the bias moves probability between classes,
+the temperature sets how sure the result is, and one is fitted for the other.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch
 
 from memegen import LABELS
 from memegen.expressions import ExpressionClassifier, shift_priors, weighted_vote
+from memegen.training.calibration import fit_temperature, temperature_evidence
 from memegen.training.datasets import FaceDataset
 from memegen.training.export import per_label, save_manifest
 from memegen.training.metrics import summarise
@@ -115,17 +120,22 @@ def choose_class_bias(vote: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
 
 
 def add_class_bias(manifest_path: Path, weighting_set: FaceDataset) -> Path:
-    """Fit the biases on ``weighting_set`` through the exported models; write them into the
-    manifest (replacing any it had) with their evidence."""
+    """Fit the biases, then the temperature, on ``weighting_set`` through the exported models;
+    write both into the manifest (replacing any it had) with their evidence."""
     classifier = ExpressionClassifier(manifest_path)
     vote = weighted_vote(crop_probabilities(classifier, weighting_set), classifier.weights)
-    bias, evidence = choose_class_bias(vote, weighting_set.labels)
-    evidence["weighting_set"] = {
+    labels = weighting_set.labels
+    bias, evidence = choose_class_bias(vote, labels)
+    shifted = shift_priors(vote, bias)
+    temperature = fit_temperature(shifted, labels)
+    weighting = {
         "name": weighting_set.name,
         "examples": len(weighting_set),
         "class_counts": weighting_set.class_counts(),
     }
     manifest = json.loads(Path(manifest_path).read_text())
     manifest["class_bias"] = per_label(bias)
-    manifest["class_bias_evidence"] = evidence
+    manifest["class_bias_evidence"] = evidence | {"weighting_set": weighting}
+    manifest["vote_temperature"] = temperature
+    manifest["vote_temperature_evidence"] = temperature_evidence(shifted, labels, temperature)
     return save_manifest(Path(manifest_path), manifest)

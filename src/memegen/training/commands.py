@@ -111,7 +111,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ensemble.set_defaults(handler=_ensemble)
 
     bias = commands.add_parser(
-        "bias", help="fit per-class biases that even out the vote's class priors (in place)"
+        "bias", help="fit per-class biases that even out the vote's class priors, and a "
+        "temperature that makes its confidence match its accuracy (in place)"
     )
     bias.add_argument("manifest", type=Path, help="manifest.json of an exported ensemble")
     _add_weighting_set_arguments(bias)

@@ -32,18 +32,41 @@ def per_class(matrix: np.ndarray) -> dict[str, np.ndarray]:
     return {"precision": precision, "recall": recall, "f1": f1, "support": support}
 
 
+CALIBRATION_BINS = 10
+
+
+def mean_nll(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood of the labels (probabilities clipped at 1e-12)."""
+    picked = probabilities[np.arange(len(labels)), labels].astype(np.float64)
+    return float(-np.log(np.clip(picked, 1e-12, None)).mean())
+
+
+def calibration_error(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Expected calibration error: the gap between top probability and accuracy in ten
+    equal-width bins of top probability, averaged with each bin weighted by its faces."""
+    confidence = probabilities.max(axis=1)
+    right = probabilities.argmax(axis=1) == labels
+    bins = np.minimum((confidence * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+    error = 0.0
+    for index in np.unique(bins):
+        members = bins == index
+        error += members.mean() * abs(right[members].mean() - confidence[members].mean())
+    return float(error)
+
+
 def summarise(probabilities: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy, macro-F1, mean negative log-likelihood and per-class numbers, JSON-ready."""
+    """Accuracy, macro-F1, mean negative log-likelihood, calibration error and per-class
+    numbers, JSON-ready."""
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(labels, predicted, probabilities.shape[1])
     classes = per_class(matrix)
     present = classes["support"] > 0
-    picked = probabilities[np.arange(len(labels)), labels]
     return {
         "examples": len(labels),
         "accuracy": round(float((predicted == labels).mean()), 6),
         "macro_f1": round(float(classes["f1"][present].mean()), 6),
-        "nll": round(float(-np.log(np.clip(picked, 1e-12, None)).mean()), 6),
+        "nll": round(mean_nll(probabilities, labels), 6),
+        "calibration_error": round(calibration_error(probabilities, labels), 6),
         "per_class": {
             label: {
                 "precision": round(float(classes["precision"][i]), 6),

@@ -164,8 +164,9 @@ def choose_mirror_thresholds(
 def fit_mirror_passes(manifest_path: Path, weighting_set: FaceDataset, out_dir: Path) -> Path:
     """Copy the ensemble to ``out_dir`` as plain graphs, each with the mirror pass that pays.
 
-    Every model must have a mirror pass in its graph to judge; class biases, if
-    the source had them, are fitted again on ``weighting_set`` for the new vote.
+    Every model must have a mirror pass in its graph to judge; class biases (and the
+    temperature fitted with them), if the source had them, are fitted again on
+    ``weighting_set`` for the new vote.
     """
     manifest_path = Path(manifest_path)
     if Path(out_dir).resolve() == manifest_path.parent.resolve():
@@ -204,7 +205,8 @@ def fit_mirror_passes(manifest_path: Path, weighting_set: FaceDataset, out_dir: 
         "weighting_set": evidence["weighting_set"],
     }
     had_class_bias = manifest.pop("class_bias", None) is not None
-    manifest.pop("class_bias_evidence", None)
+    for stale in ("class_bias_evidence", "vote_temperature", "vote_temperature_evidence"):
+        manifest.pop(stale, None)
     path = save_manifest(out_dir / "manifest.json", manifest)
     if had_class_bias:
         add_class_bias(path, weighting_set)

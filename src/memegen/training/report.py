@@ -266,13 +266,14 @@ def _slug(text: str) -> str:
 def _evaluation_markdown(evaluation: Evaluation, picture: str) -> list[str]:
     names = list(evaluation.models)
     lines = [
-        "| model | examples | accuracy | macro-F1 |",
-        "|---|---:|---:|---:|",
+        "| model | examples | accuracy | macro-F1 | NLL | calibration error |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, summary in [*evaluation.models.items(), ("**ensemble**", evaluation.ensemble)]:
         lines.append(
             f"| {name} | {summary['examples']} | {summary['accuracy']:.3f} "
-            f"| {summary['macro_f1']:.3f} |"
+            f"| {summary['macro_f1']:.3f} | {summary['nll']:.3f} "
+            f"| {summary['calibration_error']:.3f} |"
         )
     lines += [
         "",
@@ -320,6 +321,9 @@ def write_report(
         bias = " | ".join(f"{manifest['class_bias'][label]:+.2f}" for label in LABELS)
         lines.append(f"| *class bias (log-probability)* | {bias} |")
     lines.append("")
+    if "vote_temperature" in manifest:
+        lines += [f"Vote temperature: {manifest['vote_temperature']} (probabilities raised to "
+                  "1 / T and renormalised after the class bias).", ""]
     record: dict = {"manifest": str(manifest_path), "datasets": {}, "photos": {}}
     for evaluation in evaluations:
         picture = f"confusion-{_slug(evaluation.dataset)}.png"
