@@ -166,7 +166,7 @@ def test_mirror_command_writes_an_ensemble_that_loads_with_refitted_weights_and_
 ):
     source = write_float_ensemble(tmp_path / "float")
     data = write_class_folders(tmp_path / "faces", {"val": 6})
-    assert main(["train", "bias", str(source), "--val-data", str(data)]) == 0
+    assert main(["train", "bias", str(source), "--val-data", str(data), "--temperature"]) == 0
     out = tmp_path / "chosen"
     assert main(["train", "mirror", str(source), "--val-data", str(data), "--out", str(out)]) == 0
 
@@ -205,3 +205,14 @@ def test_mirror_command_refuses_to_write_over_its_source(tmp_path: Path):
     assert sorted(path.name for path in source.parent.iterdir()) == [
         "manifest.json", "net0.onnx", "net1.onnx"
     ]
+
+
+def test_bias_without_temperature_drops_the_one_fitted_for_earlier_biases(tmp_path: Path):
+    source = write_float_ensemble(tmp_path / "float")
+    data = write_class_folders(tmp_path / "faces", {"val": 6})
+    assert main(["train", "bias", str(source), "--val-data", str(data), "--temperature"]) == 0
+    assert "vote_temperature" in json.loads(source.read_text())
+    assert main(["train", "bias", str(source), "--val-data", str(data)]) == 0
+    manifest = json.loads(source.read_text())
+    assert "vote_temperature" not in manifest and "vote_temperature_evidence" not in manifest
+    assert ExpressionClassifier(source).temperature == 1.0

@@ -102,7 +102,7 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
         assert total == pytest.approx(2.0, abs=1e-5)
 
     assert main(["train", "bias", str(models / "manifest.json"),
-                 "--val-data", str(data / "faces")]) == 0
+                 "--val-data", str(data / "faces"), "--temperature"]) == 0
     manifest = json.loads((models / "manifest.json").read_text())
     assert set(manifest["class_bias"]) == set(LABELS)
     assert manifest["class_bias_evidence"]["weighting_set"]["examples"] == 28

@@ -17,7 +17,7 @@ as much evenness as costs no accuracy the weighting set can tell from noise
 (without that allowance, a loss of six faces in 2,297 would decide). Every
 candidate's numbers go into the manifest as the evidence.
 
-The same step then fits the shifted vote's temperature
+On request the same step then fits the shifted vote's temperature
 (``memegen.training.calibration``): the bias moves probability between classes,
 the temperature sets how sure the result is, and one is fitted for the other.
 """
@@ -119,15 +119,16 @@ def choose_class_bias(vote: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
     return chosen, evidence
 
 
-def add_class_bias(manifest_path: Path, weighting_set: FaceDataset) -> Path:
-    """Fit the biases, then the temperature, on ``weighting_set`` through the exported models;
-    write both into the manifest (replacing any it had) with their evidence."""
+def add_class_bias(
+    manifest_path: Path, weighting_set: FaceDataset, temperature: bool = False
+) -> Path:
+    """Fit the biases, then with ``temperature`` the vote's temperature, on ``weighting_set``
+    through the exported models; write them into the manifest with their evidence, replacing
+    what it had (a temperature fitted for the old biases is dropped)."""
     classifier = ExpressionClassifier(manifest_path)
     vote = weighted_vote(crop_probabilities(classifier, weighting_set), classifier.weights)
     labels = weighting_set.labels
     bias, evidence = choose_class_bias(vote, labels)
-    shifted = shift_priors(vote, bias)
-    temperature = fit_temperature(shifted, labels)
     weighting = {
         "name": weighting_set.name,
         "examples": len(weighting_set),
@@ -136,6 +137,11 @@ def add_class_bias(manifest_path: Path, weighting_set: FaceDataset) -> Path:
     manifest = json.loads(Path(manifest_path).read_text())
     manifest["class_bias"] = per_label(bias)
     manifest["class_bias_evidence"] = evidence | {"weighting_set": weighting}
-    manifest["vote_temperature"] = temperature
-    manifest["vote_temperature_evidence"] = temperature_evidence(shifted, labels, temperature)
+    manifest.pop("vote_temperature", None)
+    manifest.pop("vote_temperature_evidence", None)
+    if temperature:
+        shifted = shift_priors(vote, bias)
+        fitted = fit_temperature(shifted, labels)
+        manifest["vote_temperature"] = fitted
+        manifest["vote_temperature_evidence"] = temperature_evidence(shifted, labels, fitted)
     return save_manifest(Path(manifest_path), manifest)

@@ -111,10 +111,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ensemble.set_defaults(handler=_ensemble)
 
     bias = commands.add_parser(
-        "bias", help="fit per-class biases that even out the vote's class priors, and a "
-        "temperature that makes its confidence match its accuracy (in place)"
+        "bias", help="fit per-class biases that even out the vote's class priors (in place)"
     )
     bias.add_argument("manifest", type=Path, help="manifest.json of an exported ensemble")
+    bias.add_argument("--temperature", action="store_true",
+                      help="also fit one temperature so that the vote's confidence matches its "
+                      "accuracy on the weighting set (only where the app's photos resemble it: "
+                      "see docs/training.md)")
     _add_weighting_set_arguments(bias)
     bias.set_defaults(handler=_bias)
 
@@ -296,7 +299,7 @@ def _ensemble(args: argparse.Namespace) -> int:
 def _bias(args: argparse.Namespace) -> int:
     from memegen.training.class_bias import add_class_bias
 
-    print(add_class_bias(args.manifest, _weighting_set(args)))
+    print(add_class_bias(args.manifest, _weighting_set(args), args.temperature))
     return 0
 
 

@@ -205,9 +205,10 @@ def fit_mirror_passes(manifest_path: Path, weighting_set: FaceDataset, out_dir: 
         "weighting_set": evidence["weighting_set"],
     }
     had_class_bias = manifest.pop("class_bias", None) is not None
-    for stale in ("class_bias_evidence", "vote_temperature", "vote_temperature_evidence"):
+    had_temperature = manifest.pop("vote_temperature", None) is not None
+    for stale in ("class_bias_evidence", "vote_temperature_evidence"):
         manifest.pop(stale, None)
     path = save_manifest(out_dir / "manifest.json", manifest)
     if had_class_bias:
-        add_class_bias(path, weighting_set)
+        add_class_bias(path, weighting_set, temperature=had_temperature)
     return path
