@@ -8,6 +8,10 @@ scaling; Guo et al., "On Calibration of Modern Neural Networks", 2017) fixes the
 scale without moving any face's top class, so accuracy and recall stay exactly as
 they were. It matters where the app reads the numbers: the API reports them, and
 ``memegen.pipeline`` gives a ``mixed`` caption below a top probability of 0.45.
+
+A temperature is only as good as the faces it was fitted on. On ExpW's web photos
+the same vote is over-confident, and the temperature fitted on FER2013's crops made
+it more so, which is why ``memegen train bias`` fits one only when asked.
 """
 
 from __future__ import annotations
