@@ -156,7 +156,7 @@ def weighted_vote(probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
     the scores are then renormalised so that each face's sum to one.
     """
     weighted = (probabilities * weights[:, None, :]).sum(axis=0) / weights.sum(axis=0)
-    return (weighted / weighted.sum(axis=1, keepdims=True)).astype(np.float32)
+    return _rows_summing_to_one(weighted)
 
 
 def shift_priors(probabilities: np.ndarray, class_bias: np.ndarray) -> np.ndarray:
@@ -167,7 +167,7 @@ def shift_priors(probabilities: np.ndarray, class_bias: np.ndarray) -> np.ndarra
     disgusted one, and the bias lets the vote stop echoing that.
     """
     shifted = probabilities.astype(np.float64) * np.exp(class_bias.astype(np.float64))
-    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+    return _rows_summing_to_one(shifted)
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -178,7 +178,11 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     if temperature == 1.0:
         return probabilities
     scaled = np.power(probabilities.astype(np.float64), 1.0 / temperature)
-    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
+    return _rows_summing_to_one(scaled)
+
+
+def _rows_summing_to_one(scores: np.ndarray) -> np.ndarray:
+    return (scores / scores.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 @lru_cache(maxsize=4)

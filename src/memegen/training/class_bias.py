@@ -31,12 +31,12 @@ import numpy as np
 import torch
 
 from memegen import LABELS
-from memegen.expressions import ExpressionClassifier, shift_priors, weighted_vote
+from memegen.expressions import ExpressionClassifier, shift_priors
 from memegen.training.calibration import fit_temperature, temperature_evidence
 from memegen.training.datasets import FaceDataset
 from memegen.training.export import per_label, save_manifest
 from memegen.training.metrics import summarise
-from memegen.training.report import crop_probabilities
+from memegen.training.report import uncorrected_vote
 
 BALANCES = (0.0, 0.25, 0.5, 0.75, 1.0)
 METHOD = (
@@ -126,7 +126,7 @@ def add_class_bias(
     through the exported models; write them into the manifest with their evidence, replacing
     what it had (a temperature fitted for the old biases is dropped)."""
     classifier = ExpressionClassifier(manifest_path)
-    vote = weighted_vote(crop_probabilities(classifier, weighting_set), classifier.weights)
+    vote = uncorrected_vote(classifier, weighting_set)
     labels = weighting_set.labels
     bias, evidence = choose_class_bias(vote, labels)
     weighting = {

@@ -20,15 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from memegen import LABELS
-from memegen.expressions import ExpressionClassifier, weighted_vote
+from memegen.expressions import ExpressionClassifier
 from memegen.training.datasets import FaceDataset
-from memegen.training.report import crop_probabilities
+from memegen.training.report import uncorrected_vote
 
 
 def teacher_vote(manifest_path: Path, dataset: FaceDataset) -> np.ndarray:
     """The ensemble's vote (faces × labels) on every crop, without its class bias."""
-    classifier = ExpressionClassifier(Path(manifest_path))
-    return weighted_vote(crop_probabilities(classifier, dataset), classifier.weights)
+    return uncorrected_vote(ExpressionClassifier(Path(manifest_path)), dataset)
 
 
 def blend_targets(dataset: FaceDataset, teacher: np.ndarray, share: float) -> np.ndarray:

@@ -31,7 +31,7 @@ import torch
 from memegen.expressions import weighted_vote
 from memegen.training.datasets import FaceDataset
 from memegen.training.export import export_onnx, model_entry, write_manifest
-from memegen.training.metrics import summarise
+from memegen.training.metrics import mean_nll, summarise
 from memegen.training.train import load_trained, predict_probabilities
 
 METHOD = (
@@ -42,8 +42,7 @@ METHOD = (
 
 def vote_nll(probabilities: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> float:
     """Mean negative log-likelihood of ``labels`` under the weighted vote (the fitted loss)."""
-    vote = weighted_vote(probabilities, weights).astype(np.float64)
-    return float(-np.log(np.clip(vote[np.arange(len(labels)), labels], 1e-12, None)).mean())
+    return mean_nll(weighted_vote(probabilities, weights), labels)
 
 
 def fit_weights(probabilities: np.ndarray, labels: np.ndarray, penalty: float = 1e-3) -> np.ndarray:
