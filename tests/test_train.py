@@ -11,8 +11,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from memegen import LABELS  # noqa: E402
+from memegen.training import commands  # noqa: E402
 from memegen.training.datasets import FaceDataset  # noqa: E402
-from memegen.training.train import TrainConfig, train  # noqa: E402
+from memegen.training.train import PRECISIONS, TrainConfig, train  # noqa: E402
 
 from tiny_datasets import face  # noqa: E402
 
@@ -59,3 +60,28 @@ def test_weighted_balancing_records_its_loss_weights(tmp_path: Path):
     # 4 examples, 2 classes present: 4/(2·3) and 4/(2·1)
     assert record["loss_weights"]["angry"] == pytest.approx(2 / 3, abs=1e-6)
     assert record["loss_weights"]["disgust"] == 2.0
+
+
+def test_bfloat16_training_learns_and_keeps_float32_weights(tmp_path: Path):
+    labels = [0, 3] * 24
+    train_set = _dataset(labels)
+    val_set = FaceDataset("val", train_set.images[:16], train_set.labels[:16])
+    config = TrainConfig(**TINY, epochs=6, learning_rate=1e-2, precision="bf16")
+    result = train(config, train_set, val_set, tmp_path / "run")
+    assert result.best_accuracy >= 0.9
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "bf16"
+    weights = torch.load(tmp_path / "run" / "best.pt", weights_only=False)["model"]
+    assert {tensor.dtype for name, tensor in weights.items() if "num_batches" not in name} == {
+        torch.float32
+    }
+
+
+def test_unknown_precision_is_refused_before_training(tmp_path: Path):
+    config = TrainConfig(**TINY, epochs=1, precision="fp16")
+    with pytest.raises(ValueError, match="precision"):
+        train(config, _dataset([0, 1]), _dataset([0, 1]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_command_line_offers_every_training_precision():
+    assert commands.PRECISIONS == PRECISIONS

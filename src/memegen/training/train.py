@@ -11,6 +11,10 @@ Targets are the dataset's hard labels, or its ``soft_labels`` when it has them
 ``memegen.training.distill``): cross-entropy then takes probability targets.
 ``teacher`` and ``teacher_share`` in the config only record where such targets
 came from; the caller blends them.
+
+``precision="bf16"`` runs the forward and backward passes under bfloat16
+autocast (weights, optimiser state and held-out scoring stay float32). On a CPU
+with AVX-512 BF16 that halves the time per step; on one without, it is slower.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from memegen.training.architectures import build
 from memegen.training.augment import AugmentConfig, augment
 from memegen.training.balance import balance
 from memegen.training.datasets import FaceDataset
+
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -51,6 +57,7 @@ class TrainConfig:
     init_from: str = ""
     teacher: str = ""
     teacher_share: float = 0.0
+    precision: str = "fp32"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @classmethod
@@ -136,6 +143,8 @@ def train(
     ``config.balance`` picks the examples (see ``balance``); ``class_weights``
     weights the loss per class, given here or by ``weighted`` balancing, not both.
     """
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {config.precision!r}; choose from {PRECISIONS}")
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -182,8 +191,10 @@ def train(
         for step in range(steps_per_epoch):
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
             batch = _normalise(augment(pixels[index], config.augment, generator), config)
+            with torch.autocast("cpu", torch.bfloat16, enabled=config.precision == "bf16"):
+                logits = model(batch)
             loss = F.cross_entropy(
-                model(batch),
+                logits.float(),
                 targets[index],
                 weight=loss_weights,
                 label_smoothing=config.label_smoothing,
