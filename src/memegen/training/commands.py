@@ -10,7 +10,8 @@ from pathlib import Path
 
 # Spelled out here, not imported: building the parser must not import numpy,
 # OpenCV or torch, or every ``memegen`` command would start slowly.
-# tests/test_training_datasets.py checks they match balance.py, datasets.py and train.py.
+# tests/test_training_datasets.py checks they match balance.py and datasets.py, and
+# tests/test_train.py that PRECISIONS matches train.py.
 BALANCE_CHOICES = ("none", "undersample", "oversample", "weighted")
 PRECISIONS = ("fp32", "bf16")
 DATASET_KINDS = ("folders", "fer2013-csv", "ferplus", "ferplus-soft", "ckplus", "expw")
