@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,8 @@ def test_two_processes_join_one_study(tmp_path: Path):
     command = [
         sys.executable, "-m", "memegen", "train", "search", "--data", str(faces),
         "--storage", storage, "--study", "shared", "--trials", "1", "--epochs", "1",
-        "--batch-size", "16", "--threads", "1", "--families", "vgg", "--widths", "4",
+        "--batch-size", "16", "--threads", "1", "--precision", "bf16",
+        "--families", "vgg", "--widths", "4",
         "--max-depth", "1", "--runs", str(tmp_path / "runs"),
     ]
     workers = [
@@ -35,4 +37,5 @@ def test_two_processes_join_one_study(tmp_path: Path):
     assert len(finished) == 2
     assert len({trial.user_attrs["worker"] for trial in finished}) == 2
     for trial in finished:
-        assert (Path(trial.user_attrs["run_dir"]) / "config.json").is_file()
+        config = json.loads((Path(trial.user_attrs["run_dir"]) / "config.json").read_text())
+        assert config["precision"] == "bf16"  # the command line's fixed settings reach trials

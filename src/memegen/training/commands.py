@@ -29,6 +29,10 @@ INDICES_HELP = (
     "use these rows of --val-data's train split instead of its val split: a run's "
     "holdout_indices.npy, held out by every run fitted with the same seed"
 )
+PRECISION_HELP = (
+    "bf16 autocasts the training passes: about twice as fast on CPUs with AVX-512 BF16, "
+    "slower on others; held-out scoring stays float32"
+)
 MIRROR_HELP = "average each model over the crop and its mirror image (twice the time per face)"
 
 
@@ -54,9 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="class balancing; the run's class_counts.json records its effect")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--threads", type=int, default=2)
-    fit.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                     help="bf16 autocasts the training passes: about twice as fast on CPUs "
-                     "with AVX-512 BF16, slower on others; held-out scoring stays float32")
+    fit.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     fit.add_argument("--holdout", type=float, default=0.08,
                      help="fraction of train/ kept aside to pick the best epoch")
     fit.add_argument("--holdout-from", type=Path, metavar="RUN",
@@ -88,6 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--epochs", type=int, default=8)
     search.add_argument("--batch-size", type=int, default=128)
     search.add_argument("--threads", type=int, default=2)
+    search.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     search.add_argument("--holdout", type=float, default=0.1)
     search.add_argument("--seed", type=int, default=0)
     search.add_argument("--families", default="vgg,separable,resnet",
@@ -258,6 +261,7 @@ def _search(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         threads=args.threads,
+        precision=args.precision,
         holdout=args.holdout,
         subset=args.subset,
         seed=args.seed,

@@ -42,6 +42,7 @@ class SearchSettings:
     epochs: int = 8
     batch_size: int = 128
     threads: int = 2
+    precision: str = "fp32"
     holdout: float = 0.1
     subset: float = 1.0
     seed: int = 0
@@ -64,6 +65,7 @@ def suggest_config(trial: optuna.Trial, settings: SearchSettings) -> TrainConfig
         epochs=settings.epochs,
         batch_size=settings.batch_size,
         threads=settings.threads,
+        precision=settings.precision,
         seed=settings.seed,
     )
 
