@@ -1,4 +1,5 @@
-"""Matching labelled face boxes to detections when the two are drawn to different conventions."""
+"""End to end on labelled photos: matching labelled face boxes to detections when the two are
+drawn to different conventions, and splitting the accuracy by face size."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from memegen.training.report import (
     BoxConvention,
     LabelledPhoto,
+    accuracy_by_face_side,
     best_overlaps,
     fit_box_convention,
     found_in_fitted_convention,
@@ -55,3 +57,16 @@ def test_a_face_missed_only_by_its_box_convention_is_found_once_boxes_are_mapped
     assert as_drawn == 4
     assert found == 8
     np.testing.assert_allclose([(c.scale, c.shift) for c in conventions], [(1.15, -0.1)] * 2)
+
+
+def test_accuracy_by_face_side_counts_each_face_in_the_band_its_side_falls_in():
+    sides = np.array([20.0, 47.9, 48.0, 100.0, 129.0, 400.0])
+    predicted = np.array([1, 2, 3, 4, 5, 6])
+    labels = np.array([1, 0, 3, 4, 0, 6])
+    bands = accuracy_by_face_side(sides, predicted, labels, edges=(48, 130, 250))
+    assert bands == [
+        {"side": "0–47 px", "faces": 2, "accuracy": 0.5},
+        {"side": "48–129 px", "faces": 3, "accuracy": pytest.approx(2 / 3)},
+        {"side": "130–249 px", "faces": 0, "accuracy": None},
+        {"side": "≥ 250 px", "faces": 1, "accuracy": 1.0},
+    ]

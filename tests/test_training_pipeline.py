@@ -78,7 +78,8 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
 
     fitted = tmp_path / "fitted"
     assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(fitted),
-                 "--balance", "oversample", *TINY]) == 0
+                 "--balance", "oversample", "--low-resolution", "0.5", *TINY]) == 0
+    assert json.loads((fitted / "config.json").read_text())["augment"]["low_resolution"] == 0.5
     counts = json.loads((fitted / "class_counts.json").read_text())["trained_on"]
     # 17 happy and 11 of every other class after the 8 % holdout; oversampling evens them
     assert set(counts.values()) == {17}
@@ -90,6 +91,9 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     )
     assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(tmp_path / "x"),
                  "--holdout-from", str(tmp_path / "no-such-run"), *TINY]) == 2
+    assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(tmp_path / "y"),
+                 "--low-resolution", "1.5", *TINY]) == 2
+    assert not (tmp_path / "y").exists()
 
     models = tmp_path / "models"
     assert main(["train", "ensemble", str(fitted), str(searched),
@@ -147,5 +151,8 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     assert numbers["datasets"]["faces/val"]["ensemble"]["examples"] == 28
     assert numbers["photos"]["expw (end to end)"]["found_rate"] == 1.0
     assert numbers["photos"]["expw (end to end)"]["found_in_their_convention_rate"] == 1.0
+    bands = numbers["photos"]["expw (end to end)"]["by_face_side"]
+    assert sum(band["faces"] for band in bands) == numbers["photos"]["expw (end to end)"]["found"]
+    assert "by the side of the detected face" in text
     with Image.open(report / "confusion-faces-val.png") as picture:
         assert picture.width > 400 and picture.height > 400

@@ -65,6 +65,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="hold out exactly the images RUN held out (matched by pixels, so it "
                      "works across datasets such as FER2013 and FER+), instead of --holdout; "
                      "members that share a holdout let the ensemble weigh them on unseen rows")
+    fit.add_argument("--low-resolution", type=float, default=0.0, metavar="SHARE",
+                     help="share of training faces, 0 to 1, shrunk to 25-75 %% of their side "
+                     "and scaled back, as small faces in group photos reach the classifier")
     fit.add_argument("--init-from", type=Path,
                      help="start from these weights (a run's best.pt) to fine-tune")
     fit.add_argument("--teacher", type=Path, metavar="MANIFEST",
@@ -204,6 +207,7 @@ def _summary(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from memegen.training.augment import AugmentConfig
     from memegen.training.datasets import (
         image_digests,
         load_split,
@@ -212,6 +216,10 @@ def _fit(args: argparse.Namespace) -> int:
     )
     from memegen.training.train import TrainConfig, train
 
+    if not 0.0 <= args.low_resolution <= 1.0:
+        print(f"memegen: --low-resolution is a share from 0 to 1, not {args.low_resolution}",
+              file=sys.stderr)
+        return 2
     config = TrainConfig(
         family=args.family,
         width=args.width,
@@ -226,6 +234,7 @@ def _fit(args: argparse.Namespace) -> int:
         init_from=str(args.init_from or ""),
         teacher=str(args.teacher or ""),
         teacher_share=args.teacher_share if args.teacher else 0.0,
+        augment=AugmentConfig(low_resolution=args.low_resolution),
     )
     dataset = load_split(args.data, "train")
     if args.holdout_from is None:

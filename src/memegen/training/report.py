@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,30 @@ def found_in_fitted_convention(
     return found, conventions
 
 
+FACE_SIDE_EDGES = (48, 80, 130, 250)
+
+
+def accuracy_by_face_side(
+    sides: np.ndarray, predicted: np.ndarray, labels: np.ndarray,
+    edges: Sequence[int] = FACE_SIDE_EDGES,
+) -> list[dict]:
+    """Faces and accuracy per band of detected face side (pixels in the photo).
+
+    Small faces reach the classifier scaled up from fewer pixels than its
+    input has, so a photo set's accuracy is partly a matter of how big its
+    faces are; the bands show how much. The first edge is the input side.
+    """
+    bounds = [0, *edges, None]
+    bands = []
+    for low, high in pairwise(bounds):
+        inside = (sides >= low) & (sides < high if high is not None else True)
+        name = f"{low}–{high - 1} px" if high is not None else f"≥ {low} px"
+        faces = int(inside.sum())
+        accuracy = float((predicted[inside] == labels[inside]).mean()) if faces else None
+        bands.append({"side": name, "faces": faces, "accuracy": accuracy})
+    return bands
+
+
 @dataclass
 class PhotoEvaluation:
     """End to end on labelled photos: how many labelled faces were found, and how well read.
@@ -171,7 +196,8 @@ class PhotoEvaluation:
     ``found`` matches the detector's boxes as drawn; ``found_in_their_convention``
     after mapping them to the dataset's way of drawing a face (``conventions``,
     one per half of the photos, see ``found_in_fitted_convention``). Only
-    ``found`` faces are classified, each with the detector's own box.
+    ``found`` faces are classified, each with the detector's own box;
+    ``by_face_side`` splits the vote's accuracy on them by the box's side.
     """
 
     dataset: str
@@ -181,6 +207,7 @@ class PhotoEvaluation:
     evaluation: Evaluation | None
     found_in_their_convention: int
     conventions: list[BoxConvention]
+    by_face_side: list[dict]
 
 
 def evaluate_photos(
@@ -206,7 +233,7 @@ def evaluate_photos(
         by_image.setdefault(item.image, []).append(item)
     images = list(by_image)[:limit]
     labelled = sum(len(by_image[name]) for name in images)
-    chunks, labels, labelled_photos = [], [], []
+    chunks, labels, sides, labelled_photos = [], [], [], []
     for name in images:
         with Image.open(Path(root) / name) as photo:
             rgb = np.asarray(photo.convert("RGB"))
@@ -219,18 +246,23 @@ def evaluate_photos(
         for item in by_image[name]:
             match = best_match(item.box, found_boxes)
             if match is not None and match[1] >= iou_threshold:
-                matched.append(faces[match[0]].box)
+                box = faces[match[0]].box
+                matched.append(box)
                 labels.append(item.label)
+                sides.append(max(box[2] - box[0], box[3] - box[1]))
         if matched:
             chunks.append(classifier.model_probabilities(rgb, matched))
     name = f"{Path(root).name} (end to end)"
-    evaluation = None
+    evaluation, by_face_side = None, []
     if chunks:
         probabilities = np.concatenate(chunks, axis=1)
         evaluation = _evaluation(name, classifier, probabilities, np.array(labels))
+        predicted = classifier.vote(probabilities).argmax(axis=1)
+        by_face_side = accuracy_by_face_side(np.array(sides), predicted, np.array(labels))
     found_mapped, conventions = found_in_fitted_convention(labelled_photos, iou_threshold)
     return PhotoEvaluation(
-        name, labelled, len(labels), iou_threshold, evaluation, found_mapped, conventions
+        name, labelled, len(labels), iou_threshold, evaluation, found_mapped, conventions,
+        by_face_side,
     )
 
 
@@ -370,9 +402,18 @@ def write_report(
             draw_confusion(np.array(photo.evaluation.ensemble["confusion"]),
                            f"ensemble on {photo.dataset}", out_dir / picture)
             lines += ["Accuracy on the faces found:", "",
-                      *_evaluation_markdown(photo.evaluation, picture)]
+                      *_evaluation_markdown(photo.evaluation, picture),
+                      "Ensemble accuracy by the side of the detected face:", "",
+                      "| side | faces | accuracy |", "|---|---:|---:|"]
+            lines += [
+                f"| {band['side']} | {band['faces']} | "
+                + (f"{band['accuracy']:.3f} |" if band["faces"] else "– |")
+                for band in photo.by_face_side
+            ]
+            lines.append("")
             entry["models"] = photo.evaluation.models
             entry["ensemble"] = photo.evaluation.ensemble
+            entry["by_face_side"] = photo.by_face_side
         record["photos"][photo.dataset] = entry
     (out_dir / "report.json").write_text(json.dumps(record, indent=2) + "\n")
     path = out_dir / "report.md"

@@ -63,11 +63,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         values = dict(values)
-        augment_values = values.pop("augment", {})
-        if "scale" in augment_values:
-            augment_values["scale"] = tuple(augment_values["scale"])
-        if "erase_area" in augment_values:
-            augment_values["erase_area"] = tuple(augment_values["erase_area"])
+        augment_values = {
+            name: tuple(value) if isinstance(value, list) else value
+            for name, value in values.pop("augment", {}).items()
+        }
         return cls(**values, augment=AugmentConfig(**augment_values))
 
 

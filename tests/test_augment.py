@@ -1,0 +1,59 @@
+"""``augment``: the low-resolution alteration and how augmentation settings persist."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+from memegen.training.augment import AugmentConfig, augment  # noqa: E402
+from memegen.training.train import TrainConfig  # noqa: E402
+
+ONLY_LOW_RESOLUTION = replace(AugmentConfig().scaled(0.0), flip=0.0, low_resolution=1.0)
+
+
+def _checkerboard(n: int = 4, side: int = 48) -> torch.Tensor:
+    rows = torch.arange(side).view(side, 1)
+    cols = torch.arange(side).view(1, side)
+    return ((rows + cols) % 2).float().expand(n, 1, side, side).clone()
+
+
+def test_low_resolution_wipes_out_single_pixel_detail():
+    shrunk = augment(_checkerboard(), ONLY_LOW_RESOLUTION, torch.Generator().manual_seed(0))
+    assert shrunk.shape == (4, 1, 48, 48)
+    assert shrunk.std() < 0.1 < _checkerboard().std()
+
+
+def test_low_resolution_leaves_flat_faces_flat():
+    flat = torch.full((3, 1, 48, 48), 0.4)
+    torch.testing.assert_close(augment(flat, ONLY_LOW_RESOLUTION, torch.Generator()), flat)
+
+
+def test_low_resolution_shrinks_to_the_configured_side_and_back():
+    halved = replace(ONLY_LOW_RESOLUTION, low_resolution_side=(0.5, 0.5))
+    batch = torch.rand(2, 1, 48, 48, generator=torch.Generator().manual_seed(1))
+    expected = F.interpolate(F.interpolate(batch, size=(24, 24), mode="area"),
+                             size=(48, 48), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(augment(batch, halved, torch.Generator()), expected)
+
+
+def test_low_resolution_share_picks_some_faces_and_spares_the_rest():
+    half = replace(ONLY_LOW_RESOLUTION, low_resolution=0.5)
+    batch = _checkerboard(n=200)
+    shrunk = augment(batch, half, torch.Generator().manual_seed(2))
+    untouched = (shrunk - batch).abs().flatten(1).amax(dim=1) < 1e-4
+    assert 70 < int(untouched.sum()) < 130
+
+
+def test_strength_scales_the_low_resolution_share():
+    assert AugmentConfig(low_resolution=0.4).scaled(0.5).low_resolution == pytest.approx(0.2)
+
+
+def test_config_written_before_low_resolution_existed_loads_with_it_off():
+    saved = {"family": "vgg", "augment": {"scale": [0.9, 1.1], "erase_area": [0.02, 0.15]}}
+    config = TrainConfig.from_dict(saved)
+    assert config.augment.low_resolution == 0.0
+    assert config.augment.scale == (0.9, 1.1) and config.augment.erase_area == (0.02, 0.15)
