@@ -117,9 +117,9 @@ def _random_erase(batch: torch.Tensor, config: AugmentConfig, generator: torch.G
 def _shrink_and_restore(batch: torch.Tensor, config: AugmentConfig, generator: torch.Generator):
     """Shrink a share of the faces to a fraction of their side and scale them back up.
 
-    Faces in group photos are often 20 to 40 pixels across, and the crop
-    scales them up to the input size with bilinear interpolation; FER2013's
-    faces were all cut at 48 pixels or more. Shrinking by area averaging and
+    Faces in group photos are often only a few dozen pixels across, and the
+    crop scales those under the input side up with bilinear interpolation,
+    where FER2013's crops are mostly sharp. Shrinking by area averaging and
     restoring bilinearly is what those small faces went through, so a model
     trained this way has seen blurred eyes and mouths of the kind they have.
     Nothing is drawn from ``generator`` unless the alteration is on, so older
