@@ -5,9 +5,9 @@
 
 The halves are the ones `memegen train report` fits its box convention on: the
 photos in the order `faces.csv` first names them, even positions first. Faces
-are found and matched exactly as the report does (the bundled detector, IoU at
-least 0.4 with the labelled box), once for both ensembles, so the two read the
-same crops and the difference is paired face by face.
+are found and matched exactly as the report does (`match_photos`, IoU at least
+0.4 with the labelled box), once for both ensembles, so the two read the same
+crops and the difference is paired face by face.
 """
 
 from __future__ import annotations
@@ -16,37 +16,21 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from memegen.expressions import load_classifier
-from memegen.faces import default_detector
-from memegen.training.datasets import read_expw_boxes
-from memegen.training.report import best_match
+from memegen.training.report import match_photos
 
 IOU_THRESHOLD = 0.4
 
 
 def main(root: Path, shipped_manifest: Path, candidate_manifest: Path) -> None:
     classifiers = [load_classifier(shipped_manifest), load_classifier(candidate_manifest)]
-    detector = default_detector()
-    by_image: dict[str, list] = {}
-    for item in read_expw_boxes(root):
-        by_image.setdefault(item.image, []).append(item)
     right: dict[int, list[np.ndarray]] = {0: [], 1: []}
-    for position, name in enumerate(by_image):
-        with Image.open(root / name) as photo:
-            rgb = np.asarray(photo.convert("RGB"))
-        faces = detector.detect(rgb)
-        found = np.array([face.box for face in faces], dtype=np.float64).reshape(-1, 4)
-        boxes, labels = [], []
-        for item in by_image[name]:
-            match = best_match(item.box, found)
-            if match is not None and match[1] >= IOU_THRESHOLD:
-                boxes.append(faces[match[0]].box)
-                labels.append(item.label)
-        if boxes:
+    for position, photo in enumerate(match_photos(root, IOU_THRESHOLD)):
+        if photo.matched:
             right[position % 2].append(np.stack([
-                classifier.classify(rgb, boxes).argmax(axis=1) == np.array(labels)
+                classifier.classify(photo.pixels, photo.matched).argmax(axis=1)
+                == np.array(photo.labels)
                 for classifier in classifiers
             ], axis=1))
     for half in (0, 1):

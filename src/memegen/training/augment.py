@@ -31,6 +31,12 @@ class AugmentConfig:
     low_resolution: float = 0.0
     low_resolution_side: tuple[float, float] = (0.25, 0.75)
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low_resolution <= 1.0:
+            raise ValueError(
+                f"the low-resolution share must be between 0 and 1, not {self.low_resolution}"
+            )
+
     def scaled(self, strength: float) -> AugmentConfig:
         """This config with every alteration scaled by ``strength`` (0: mirror only, 1: as is).
 

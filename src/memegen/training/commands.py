@@ -216,9 +216,10 @@ def _fit(args: argparse.Namespace) -> int:
     )
     from memegen.training.train import TrainConfig, train
 
-    if not 0.0 <= args.low_resolution <= 1.0:
-        print(f"memegen: --low-resolution is a share from 0 to 1, not {args.low_resolution}",
-              file=sys.stderr)
+    try:
+        augment = AugmentConfig(low_resolution=args.low_resolution)
+    except ValueError as error:
+        print(f"memegen: {error}", file=sys.stderr)
         return 2
     config = TrainConfig(
         family=args.family,
@@ -234,7 +235,7 @@ def _fit(args: argparse.Namespace) -> int:
         init_from=str(args.init_from or ""),
         teacher=str(args.teacher or ""),
         teacher_share=args.teacher_share if args.teacher else 0.0,
-        augment=AugmentConfig(low_resolution=args.low_resolution),
+        augment=augment,
     )
     dataset = load_split(args.data, "train")
     if args.holdout_from is None:

@@ -14,7 +14,8 @@ only because its annotator drew the forehead in.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -24,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from memegen import LABELS
 from memegen.expressions import ExpressionClassifier, weighted_vote
+from memegen.facecrop import Box
 from memegen.training.datasets import FaceDataset, read_expw_boxes
 from memegen.training.metrics import summarise
 
@@ -178,11 +180,10 @@ def accuracy_by_face_side(
     input has, so a photo set's accuracy is partly a matter of how big its
     faces are; the bands show how much. The first edge is the input side.
     """
-    bounds = [0, *edges, None]
     bands = []
-    for low, high in pairwise(bounds):
-        inside = (sides >= low) & (sides < high if high is not None else True)
-        name = f"{low}–{high - 1} px" if high is not None else f"≥ {low} px"
+    for low, high in pairwise([0, *edges, math.inf]):
+        inside = (sides >= low) & (sides < high)
+        name = f"≥ {low} px" if high == math.inf else f"{low}–{high - 1} px"
         faces = int(inside.sum())
         accuracy = float((predicted[inside] == labels[inside]).mean()) if faces else None
         bands.append({"side": name, "faces": faces, "accuracy": accuracy})
@@ -210,6 +211,48 @@ class PhotoEvaluation:
     by_face_side: list[dict]
 
 
+@dataclass
+class MatchedPhoto:
+    """One ExpW-style photo after detection: its pixels, its labelled and detected boxes,
+    and the detections matched to a labelled face, with those faces' labels."""
+
+    pixels: np.ndarray
+    boxes: LabelledPhoto
+    matched: list[Box]
+    labels: list[int]
+
+
+def match_photos(
+    root: Path, iou_threshold: float, limit: int | None = None
+) -> Iterator[MatchedPhoto]:
+    """Detect faces in each photo of ``faces.csv`` (in the order it first names them) and
+    match every labelled box to the detection that overlaps it most.
+
+    A labelled face counts as found when that overlap is at least
+    ``iou_threshold``. Photos are decoded at full size and not EXIF-rotated:
+    ExpW's boxes are in the stored pixels.
+    """
+    from memegen.faces import default_detector
+
+    detector = default_detector()
+    by_image: dict[str, list] = {}
+    for item in read_expw_boxes(root):
+        by_image.setdefault(item.image, []).append(item)
+    for name in list(by_image)[:limit]:
+        with Image.open(Path(root) / name) as photo:
+            rgb = np.asarray(photo.convert("RGB"))
+        faces = detector.detect(rgb)
+        found_boxes = np.array([face.box for face in faces], dtype=np.float64).reshape(-1, 4)
+        matched, labels = [], []
+        for item in by_image[name]:
+            match = best_match(item.box, found_boxes)
+            if match is not None and match[1] >= iou_threshold:
+                matched.append(faces[match[0]].box)
+                labels.append(item.label)
+        labelled = np.array([item.box for item in by_image[name]], dtype=np.float64)
+        yield MatchedPhoto(rgb, LabelledPhoto(labelled, found_boxes), matched, labels)
+
+
 def evaluate_photos(
     classifier: ExpressionClassifier,
     root: Path,
@@ -218,40 +261,19 @@ def evaluate_photos(
 ) -> PhotoEvaluation:
     """Detect faces in ExpW-style photos (``faces.csv``), match labelled boxes, classify.
 
-    A labelled face counts as found when a detection overlaps it by at least
-    ``iou_threshold``; the threshold is lenient because ExpW's boxes and the
-    detector's are drawn to different conventions around the same face, and the
-    count is given a second time with that difference fitted away
-    (``found_in_fitted_convention``). Photos are decoded at full size and not
-    EXIF-rotated: ExpW's boxes are in the stored pixels.
+    The threshold is lenient because ExpW's boxes and the detector's are drawn
+    to different conventions around the same face, and the count of faces
+    found is given a second time with that difference fitted away
+    (``found_in_fitted_convention``).
     """
-    from memegen.faces import default_detector
-
-    detector = default_detector()
-    by_image: dict[str, list] = {}
-    for item in read_expw_boxes(root):
-        by_image.setdefault(item.image, []).append(item)
-    images = list(by_image)[:limit]
-    labelled = sum(len(by_image[name]) for name in images)
     chunks, labels, sides, labelled_photos = [], [], [], []
-    for name in images:
-        with Image.open(Path(root) / name) as photo:
-            rgb = np.asarray(photo.convert("RGB"))
-        faces = detector.detect(rgb)
-        found_boxes = np.array([face.box for face in faces], dtype=np.float64).reshape(-1, 4)
-        labelled_photos.append(LabelledPhoto(
-            np.array([item.box for item in by_image[name]], dtype=np.float64), found_boxes
-        ))
-        matched = []
-        for item in by_image[name]:
-            match = best_match(item.box, found_boxes)
-            if match is not None and match[1] >= iou_threshold:
-                box = faces[match[0]].box
-                matched.append(box)
-                labels.append(item.label)
-                sides.append(max(box[2] - box[0], box[3] - box[1]))
-        if matched:
-            chunks.append(classifier.model_probabilities(rgb, matched))
+    for photo in match_photos(root, iou_threshold, limit):
+        labelled_photos.append(photo.boxes)
+        if photo.matched:
+            chunks.append(classifier.model_probabilities(photo.pixels, photo.matched))
+            labels += photo.labels
+            sides += [max(x2 - x1, y2 - y1) for x1, y1, x2, y2 in photo.matched]
+    labelled = sum(len(photo.labelled) for photo in labelled_photos)
     name = f"{Path(root).name} (end to end)"
     evaluation, by_face_side = None, []
     if chunks:
