@@ -15,6 +15,8 @@ onnx = pytest.importorskip("onnx")
 from memegen import LABELS  # noqa: E402
 from memegen.cli import main  # noqa: E402
 from memegen.expressions import ExpressionClassifier, ExpressionModel, normalise  # noqa: E402
+from memegen.training.calibration import fit_temperature  # noqa: E402
+from memegen.training.datasets import load_split  # noqa: E402
 from memegen.training.ensemble import fit_weights, vote_nll  # noqa: E402
 from memegen.training.export import export_onnx  # noqa: E402
 from memegen.training.mirror import (  # noqa: E402
@@ -25,6 +27,7 @@ from memegen.training.mirror import (  # noqa: E402
     write_plain_pass,
 )
 from memegen.training.quantize import quantize_model  # noqa: E402
+from memegen.training.report import crop_probabilities  # noqa: E402
 from memegen.training.train import TrainConfig  # noqa: E402
 
 from tiny_datasets import faces_of_every_class, write_class_folders  # noqa: E402
@@ -106,11 +109,11 @@ def test_a_mirror_pass_stays_only_when_it_lowers_the_vote_nll_enough():
     assert choose_mirror_passes(sharper, noisy, labels, min_gain=10.0)[0] == [False, False]
 
 
-def _model(path: Path, mirror_below: float) -> ExpressionModel:
+def _model(path: Path, mirror_below: float, temperature: float = 1.0) -> ExpressionModel:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return ExpressionModel(
         "net", session, 48, TrainConfig.mean, TrainConfig.std, 0.0,
-        np.ones(len(LABELS), dtype=np.float32), "faces", mirror_below,
+        np.ones(len(LABELS), dtype=np.float32), "faces", mirror_below, temperature,
     )
 
 
@@ -133,6 +136,19 @@ def test_a_face_below_the_threshold_is_read_again_mirrored_and_averaged(tmp_path
     assert 0 < unsure.sum() < len(faces)
     np.testing.assert_allclose(some[unsure], in_graph[unsure], atol=1e-6)
     np.testing.assert_allclose(some[~unsure], plain[~unsure], atol=1e-6)
+
+
+def test_a_models_temperature_scales_its_readings_after_the_mirror_average(tmp_path: Path):
+    export_onnx(trained_vgg(0), 48, tmp_path / "mirrored.onnx", mirror=True)
+    export_onnx(trained_vgg(0), 48, tmp_path / "single.onnx", mirror=False)
+    faces = faces_of_every_class(14, seed=7)
+    in_graph = _answers(tmp_path / "mirrored.onnx", faces).astype(np.float64)
+
+    surer = _model(tmp_path / "single.onnx", 1.0, temperature=0.5).probabilities(faces)
+    squared = in_graph**2 / (in_graph**2).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(surer, squared, atol=1e-5)
+    np.testing.assert_array_equal(surer.argmax(axis=1), in_graph.argmax(axis=1))
+    assert surer.max(axis=1).mean() > in_graph.max(axis=1).mean()
 
 
 def test_the_mirror_pass_is_skipped_on_the_faces_where_it_changes_nothing():
@@ -183,11 +199,18 @@ def test_mirror_command_writes_an_ensemble_that_loads_with_refitted_weights_and_
         below = entry["input"]["mirror_below"]
         assert below == entry["mirror_pass"]["below"]
         assert (below > 0) == entry["mirror_pass"]["kept"]
+        assert entry["temperature"] > 0
     for label in LABELS:
         total = sum(entry["class_weights"][label] for entry in manifest["models"])
         assert total == pytest.approx(2.0, abs=1e-5)
 
+    assert {model.temperature for model in ExpressionClassifier(source).models} == {1.0}
     classifier = ExpressionClassifier(out / "manifest.json")
+    weighting_set = load_split(str(data), "val")
+    for readings in crop_probabilities(classifier, weighting_set):
+        # Each model's temperature was fitted to its own readings on the weighting
+        # set, so the tempered readings want none of their own.
+        assert fit_temperature(readings, weighting_set.labels) == pytest.approx(1.0, abs=0.01)
     crops = faces_of_every_class(7, seed=6)
     votes = np.concatenate(
         [classifier.classify(crop, [(0, 0, 48, 48)], precropped=True) for crop in crops]

@@ -35,20 +35,24 @@ class ExpressionModel:
     class_weights: np.ndarray
     input_name: str
     mirror_below: float
+    temperature: float = 1.0
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """Class probabilities (faces × labels) for grey uint8 crops of ``input_size``.
 
         A face the graph is unsure of (top probability below ``mirror_below``) is
         read again mirrored and the two readings are averaged: the second look
-        helps where the first was torn, and sure faces skip its cost.
+        helps where the first was torn, and sure faces skip its cost. The readings
+        are then scaled by the model's own ``temperature``: the vote is a weighted
+        mean of probabilities, so its weights cannot make one member surer, and a
+        member that is less sure than it is right would otherwise blur the vote.
         """
         probabilities = self._read(crops)
         unsure = unsure_faces(probabilities, self.mirror_below)
         if unsure.any():
             mirrored = self._read(crops[unsure][:, :, ::-1])
             probabilities[unsure] = (probabilities[unsure] + mirrored) / 2
-        return probabilities
+        return apply_temperature(probabilities, self.temperature)
 
     def _read(self, crops: np.ndarray) -> np.ndarray:
         faces = normalise(crops, self.mean, self.std)
@@ -90,6 +94,7 @@ def _model(entry: dict, session: ort.InferenceSession) -> ExpressionModel:
         ),
         input_name=session.get_inputs()[0].name,
         mirror_below=entry["input"].get("mirror_below", 0.0),
+        temperature=entry.get("temperature", 1.0),
     )
 
 

@@ -15,8 +15,13 @@ refitted for each trial:
 
 Every model's graph is cut down to its plain pass (int8 or float alike, no
 retraining or checkpoint needed); inference flips the crop itself when the
-manifest's ``mirror_below`` says so. The vote weights are refitted for the
-chosen passes, and so are the class biases when the source manifest had them.
+manifest's ``mirror_below`` says so.
+
+With the passes chosen, each model gets its own temperature, fitted to its own
+readings on the weighting set (``memegen.training.calibration.fit_temperature``):
+the vote averages probabilities, and no vote weight can make one unsure member
+surer. The vote weights are then refitted for the tempered readings, and so are
+the class biases when the source manifest had them.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import numpy as np
 import onnx
 from onnx import utils
 
-from memegen.expressions import ExpressionClassifier, unsure_faces
+from memegen.expressions import ExpressionClassifier, apply_temperature, unsure_faces
+from memegen.training.calibration import fit_temperature
 from memegen.training.class_bias import add_class_bias
 from memegen.training.datasets import FaceDataset
 from memegen.training.ensemble import fit_weights, validation_metrics, vote_nll, voting_evidence
@@ -45,6 +51,11 @@ METHOD = (
     "a kept pass then runs only on faces whose plain top probability is below the lowest of "
     f"{list(THRESHOLDS)} that raises that negative log-likelihood by at most {MAX_SKIP_LOSS} "
     "nats against mirroring every face"
+)
+TEMPERATURE_METHOD = (
+    "each model's readings, with its mirror pass as chosen, raised to the power 1/T and "
+    "renormalised; T minimises that model's own negative log-likelihood on the weighting set "
+    "(grid over 1/T in steps of 0.001); the vote weights are fitted after"
 )
 
 
@@ -181,6 +192,7 @@ def fit_mirror_passes(manifest_path: Path, weighting_set: FaceDataset, out_dir: 
         write_plain_pass(source, out_dir / entry["file"])
         entry["input"]["mirror_averaged_in_graph"] = False
         entry["input"].pop("mirror_below", None)
+        entry.pop("temperature", None)
     classifier = ExpressionClassifier(save_manifest(out_dir / "manifest.json", manifest))
     plain = crop_probabilities(classifier, weighting_set)
     mirror_images = dataclasses.replace(weighting_set, images=weighting_set.images[:, :, ::-1])
@@ -188,20 +200,28 @@ def fit_mirror_passes(manifest_path: Path, weighting_set: FaceDataset, out_dir: 
     labels = weighting_set.labels
     keep, choices = choose_mirror_passes((plain + flipped) / 2, plain, labels)
     thresholds, threshold_choices = choose_mirror_thresholds(plain, flipped, keep, labels)
-    chosen = _with_thresholds(plain, flipped, thresholds)
+    untempered = _with_thresholds(plain, flipped, thresholds)
+    temperatures = [fit_temperature(readings, labels) for readings in untempered]
+    chosen = np.stack([
+        apply_temperature(readings, temperature)
+        for readings, temperature in zip(untempered, temperatures, strict=True)
+    ])
     weights = fit_weights(chosen, labels)
     names = [entry["name"] for entry in manifest["models"]]
     evidence = voting_evidence(names, chosen, labels, weights, weighting_set)
-    for entry, threshold, choice, threshold_choice, model_weights in zip(
-        manifest["models"], thresholds, choices, threshold_choices, weights, strict=True
+    for entry, threshold, choice, threshold_choice, temperature, model_weights in zip(
+        manifest["models"], thresholds, choices, threshold_choices, temperatures, weights,
+        strict=True,
     ):
         entry["input"]["mirror_below"] = threshold
         entry["mirror_pass"] = choice | threshold_choice
+        entry["temperature"] = temperature
         entry["class_weights"] = per_label(model_weights)
         entry["metrics"]["validation"] = validation_metrics(evidence, entry["name"])
     manifest["voting_evidence"] = evidence
     manifest["mirror_pass_evidence"] = {
         "method": METHOD,
+        "temperatures": TEMPERATURE_METHOD,
         "weighting_set": evidence["weighting_set"],
     }
     had_class_bias = manifest.pop("class_bias", None) is not None
