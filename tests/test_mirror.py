@@ -184,7 +184,10 @@ def test_mirror_command_writes_an_ensemble_that_loads_with_refitted_weights_and_
     data = write_class_folders(tmp_path / "faces", {"val": 6})
     assert main(["train", "bias", str(source), "--val-data", str(data), "--temperature"]) == 0
     out = tmp_path / "chosen"
-    assert main(["train", "mirror", str(source), "--val-data", str(data), "--out", str(out)]) == 0
+    assert main([
+        "train", "mirror", str(source), "--val-data", str(data), "--out", str(out),
+        "--member-temperatures",
+    ]) == 0
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["class_bias_evidence"]["weighting_set"]["examples"] == 42
@@ -216,6 +219,19 @@ def test_mirror_command_writes_an_ensemble_that_loads_with_refitted_weights_and_
         [classifier.classify(crop, [(0, 0, 48, 48)], precropped=True) for crop in crops]
     )
     np.testing.assert_allclose(votes.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_mirror_command_fits_no_member_temperatures_unless_asked(tmp_path: Path):
+    source = write_float_ensemble(tmp_path / "float")
+    data = write_class_folders(tmp_path / "faces", {"val": 2})
+    out = tmp_path / "chosen"
+    assert main(["train", "mirror", str(source), "--val-data", str(data), "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert not any("temperature" in entry for entry in manifest["models"])
+    assert "temperatures" not in manifest["mirror_pass_evidence"]
+    assert {model.temperature for model in ExpressionClassifier(out / "manifest.json").models} == {
+        1.0
+    }
 
 
 def test_mirror_command_refuses_to_write_over_its_source(tmp_path: Path):

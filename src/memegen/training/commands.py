@@ -139,6 +139,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     mirror.add_argument("manifest", type=Path, help="manifest.json of a mirror-pass ensemble")
     _add_weighting_set_arguments(mirror)
     mirror.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
+    mirror.add_argument("--member-temperatures", action="store_true",
+                        help="also fit each model a temperature for its own readings, applied "
+                        "before the vote (see docs/training.md for when it helps)")
     mirror.set_defaults(handler=_mirror)
 
     rebuild = commands.add_parser(
@@ -327,7 +330,9 @@ def _mirror(args: argparse.Namespace) -> int:
     from memegen.training.mirror import fit_mirror_passes
 
     try:
-        print(fit_mirror_passes(args.manifest, _weighting_set(args), args.out))
+        print(fit_mirror_passes(
+            args.manifest, _weighting_set(args), args.out, args.member_temperatures
+        ))
     except ValueError as error:
         print(f"memegen: {error}", file=sys.stderr)
         return 2

@@ -17,11 +17,14 @@ Every model's graph is cut down to its plain pass (int8 or float alike, no
 retraining or checkpoint needed); inference flips the crop itself when the
 manifest's ``mirror_below`` says so.
 
-With the passes chosen, each model gets its own temperature, fitted to its own
-readings on the weighting set (``memegen.training.calibration.fit_temperature``):
-the vote averages probabilities, and no vote weight can make one unsure member
-surer. The vote weights are then refitted for the tempered readings, and so are
-the class biases when the source manifest had them.
+With the passes chosen, and when asked, each model gets its own temperature,
+fitted to its own readings on the weighting set
+(``memegen.training.calibration.fit_temperature``): the vote averages
+probabilities, and no vote weight can make one unsure member surer. It is opt-in
+because on the shipped pair it lowered the held-out NLL but was right less often
+on PublicTest and surer on web photos (experiments/member-temperatures). The vote
+weights are then refitted, and so are the class biases when the source manifest
+had them.
 """
 
 from __future__ import annotations
@@ -172,8 +175,14 @@ def choose_mirror_thresholds(
     return thresholds, evidence
 
 
-def fit_mirror_passes(manifest_path: Path, weighting_set: FaceDataset, out_dir: Path) -> Path:
-    """Copy the ensemble to ``out_dir`` as plain graphs, each with the mirror pass that pays.
+def fit_mirror_passes(
+    manifest_path: Path,
+    weighting_set: FaceDataset,
+    out_dir: Path,
+    member_temperatures: bool = False,
+) -> Path:
+    """Copy the ensemble to ``out_dir`` as plain graphs, each with the mirror pass that pays
+    (and, with ``member_temperatures``, its own temperature).
 
     Every model must have a mirror pass in its graph to judge; class biases (and the
     temperature fitted with them), if the source had them, are fitted again on
@@ -201,7 +210,10 @@ def fit_mirror_passes(manifest_path: Path, weighting_set: FaceDataset, out_dir: 
     keep, choices = choose_mirror_passes((plain + flipped) / 2, plain, labels)
     thresholds, threshold_choices = choose_mirror_thresholds(plain, flipped, keep, labels)
     untempered = _with_thresholds(plain, flipped, thresholds)
-    temperatures = [fit_temperature(readings, labels) for readings in untempered]
+    temperatures = [
+        fit_temperature(readings, labels) if member_temperatures else 1.0
+        for readings in untempered
+    ]
     chosen = np.stack([
         apply_temperature(readings, temperature)
         for readings, temperature in zip(untempered, temperatures, strict=True)
@@ -215,15 +227,17 @@ def fit_mirror_passes(manifest_path: Path, weighting_set: FaceDataset, out_dir: 
     ):
         entry["input"]["mirror_below"] = threshold
         entry["mirror_pass"] = choice | threshold_choice
-        entry["temperature"] = temperature
+        if member_temperatures:
+            entry["temperature"] = temperature
         entry["class_weights"] = per_label(model_weights)
         entry["metrics"]["validation"] = validation_metrics(evidence, entry["name"])
     manifest["voting_evidence"] = evidence
     manifest["mirror_pass_evidence"] = {
         "method": METHOD,
-        "temperatures": TEMPERATURE_METHOD,
         "weighting_set": evidence["weighting_set"],
     }
+    if member_temperatures:
+        manifest["mirror_pass_evidence"]["temperatures"] = TEMPERATURE_METHOD
     had_class_bias = manifest.pop("class_bias", None) is not None
     had_temperature = manifest.pop("vote_temperature", None) is not None
     for stale in ("class_bias_evidence", "vote_temperature_evidence"):
