@@ -139,8 +139,9 @@ def test_a_face_below_the_threshold_is_read_again_mirrored_and_averaged(tmp_path
 
 
 def test_a_models_temperature_scales_its_readings_after_the_mirror_average(tmp_path: Path):
-    export_onnx(trained_vgg(0), 48, tmp_path / "mirrored.onnx", mirror=True)
-    export_onnx(trained_vgg(0), 48, tmp_path / "single.onnx", mirror=False)
+    network = trained_vgg(0)
+    export_onnx(network, 48, tmp_path / "mirrored.onnx", mirror=True)
+    export_onnx(network, 48, tmp_path / "single.onnx", mirror=False)
     faces = faces_of_every_class(14, seed=7)
     in_graph = _answers(tmp_path / "mirrored.onnx", faces).astype(np.float64)
 

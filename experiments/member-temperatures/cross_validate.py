@@ -10,9 +10,9 @@ the same folds are scored with the weights alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +27,9 @@ FOLDS = 5
 
 
 def untempered_readings(manifest_path: Path, dataset) -> np.ndarray:
-    manifest = json.loads(manifest_path.read_text())
-    for entry in manifest["models"]:
-        entry.pop("temperature", None)
-        entry["file"] = str((manifest_path.parent / entry["file"]).resolve())
-    with tempfile.TemporaryDirectory() as folder:
-        copy = Path(folder) / "manifest.json"
-        copy.write_text(json.dumps(manifest))
-        return crop_probabilities(ExpressionClassifier(copy), dataset)
+    classifier = ExpressionClassifier(manifest_path)
+    classifier.models = [dataclasses.replace(model, temperature=1.0) for model in classifier.models]
+    return crop_probabilities(classifier, dataset)
 
 
 def main(manifest: str, fer2013: str, holdout_indices: str) -> None:
