@@ -15,7 +15,8 @@ A model with a ``mirror_below`` threshold reads only its unsure faces twice, so
 one face's time says little about the average. ``--faces DIR`` (face crops, such
 as FER2013's ``val/``) times the vote on a seeded sample of them, one face per
 call as the pipeline sees a portrait, and reports the mean, the median and the
-share of faces each model read mirrored.
+share of faces each model read mirrored, and the share each model was read on at
+all (below 1 only for a model gated by ``memegen train gate``).
 """
 
 from __future__ import annotations
@@ -67,12 +68,18 @@ def over_faces(classifier: ExpressionClassifier, folder: Path, count: int) -> di
         plain = dataclasses.replace(model, mirror_below=0.0).probabilities(np.stack(faces))
         share = unsure_faces(plain, model.mirror_below).mean()
         mirrored[model.name] = round(float(share), 3)
+    readings = np.stack([model.probabilities(np.stack(faces)) for model in classifier.models])
+    consulted = classifier.consulted(readings).mean(axis=1)
     counted = samples[20:]
     return {
         "faces": len(faces),
         "mean_ms": round(statistics.fmean(counted), 2),
         "median_ms": round(statistics.median(counted), 2),
         "mirrored_share": mirrored,
+        "consulted_share": {
+            model.name: round(float(share), 3)
+            for model, share in zip(classifier.models, consulted, strict=True)
+        },
     }
 
 

@@ -3,15 +3,18 @@
 The manifest beside the ONNX files says everything inference must know: the
 label order, each model's input size, normalisation and crop margin, the
 per-class weight each model gets in the vote, below which top probability a
-model reads a face a second time mirrored (``memegen train mirror``), and an
-optional per-class bias that shifts the vote's class priors and a temperature
-that scales its confidence (both from ``memegen train bias``). Sessions are
-created once per process and shared by every thread.
+model reads a face a second time mirrored (``memegen train mirror``), below
+which top probability of the models before it a gated model is read at all
+(``memegen train gate``), and an optional per-class bias that shifts the vote's
+class priors and a temperature that scales its confidence (both from
+``memegen train bias``). Sessions are created once per process and shared by
+every thread.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,6 +39,7 @@ class ExpressionModel:
     input_name: str
     mirror_below: float
     temperature: float = 1.0
+    consult_below: float = math.inf
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """Class probabilities (faces × labels) for grey uint8 crops of ``input_size``.
@@ -95,6 +99,7 @@ def _model(entry: dict, session: ort.InferenceSession) -> ExpressionModel:
         input_name=session.get_inputs()[0].name,
         mirror_below=entry["input"].get("mirror_below", 0.0),
         temperature=entry.get("temperature", 1.0),
+        consult_below=entry.get("consult_below", math.inf),
     )
 
 
@@ -112,6 +117,8 @@ class ExpressionClassifier:
             _model(entry, _session(Path(manifest_path).parent / entry["file"]))
             for entry in manifest["models"]
         ]
+        if self.models[0].consult_below != math.inf:
+            raise ValueError(f"{manifest_path}: the first model has no models before it to gate it")
         self.weights = np.stack([model.class_weights for model in self.models])
         bias = manifest.get("class_bias", {})
         self.class_bias = np.array([bias.get(label, 0.0) for label in LABELS], dtype=np.float32)
@@ -127,41 +134,89 @@ class ExpressionClassifier:
         """
         if not boxes:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
-        return self.vote(self.model_probabilities(image, boxes, precropped=precropped))
+        return self.vote(
+            self.model_probabilities(image, boxes, precropped=precropped, gated=True)
+        )
 
     def vote(self, model_probabilities: np.ndarray) -> np.ndarray:
         """The vote (faces × labels) of each model's probabilities (models × faces × labels)."""
-        shifted = shift_priors(weighted_vote(model_probabilities, self.weights), self.class_bias)
+        shifted = shift_priors(self.uncorrected_vote(model_probabilities), self.class_bias)
         return apply_temperature(shifted, self.temperature)
 
+    def uncorrected_vote(self, model_probabilities: np.ndarray) -> np.ndarray:
+        """The weighted vote before class bias and temperature, each gated model counted
+        only on the faces it is consulted on (what ``train bias`` fits its biases to)."""
+        return weighted_vote(
+            model_probabilities, self.weights, self.consulted(model_probabilities)
+        )
+
+    def consulted(self, model_probabilities: np.ndarray) -> np.ndarray:
+        """Which faces (columns) each model (rows) is read on, from every model's readings."""
+        consulted = np.ones(model_probabilities.shape[:2], dtype=bool)
+        for index in range(1, len(self.models)):
+            consulted[index] = self._consults(index, model_probabilities[:index], consulted[:index])
+        return consulted
+
+    def _consults(
+        self, index: int, earlier: np.ndarray, earlier_consulted: np.ndarray
+    ) -> np.ndarray:
+        """The faces model ``index`` is read on, given the readings of the models before it.
+
+        The one statement of the gate, shared by inference and by ``memegen train gate``
+        (through ``consulted``).
+        """
+        threshold = self.models[index].consult_below
+        if threshold == math.inf:
+            return np.ones(earlier.shape[1], dtype=bool)
+        vote = weighted_vote(earlier, self.weights[:index], earlier_consulted)
+        return unsure_faces(vote, threshold)
+
     def model_probabilities(
-        self, image: np.ndarray, boxes: Sequence[Box], *, precropped: bool = False
+        self, image: np.ndarray, boxes: Sequence[Box], *, precropped: bool = False,
+        gated: bool = False,
     ) -> np.ndarray:
         """Each model's probabilities (models × faces × labels) before the vote.
 
-        Reports measure every model of the ensemble through exactly this path.
+        Reports measure every model of the ensemble on every face through exactly
+        this path. ``gated`` reads a gated model only on the faces it is consulted on,
+        as ``classify`` does to save its time; its other rows are NaN, which the vote
+        leaves out.
         """
         crops: dict[tuple[int, float], np.ndarray] = {}
-        votes = []
-        for model in self.models:
+        votes: list[np.ndarray] = []
+        consulted = np.ones((len(self.models), len(boxes)), dtype=bool)
+        for index, model in enumerate(self.models):
             margin = 0.0 if precropped else model.crop_margin
             key = (model.input_size, margin)
             if key not in crops:
                 crops[key] = np.stack(
                     [crop_face(image, box, model.input_size, margin) for box in boxes]
                 )
-            votes.append(model.probabilities(crops[key]))
+            if gated and index:
+                consulted[index] = self._consults(index, np.stack(votes), consulted[:index])
+            readings = np.full((len(boxes), len(LABELS)), np.nan, dtype=np.float32)
+            if consulted[index].any():
+                readings[consulted[index]] = model.probabilities(crops[key][consulted[index]])
+            votes.append(readings)
         return np.stack(votes)
 
 
-def weighted_vote(probabilities: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def weighted_vote(
+    probabilities: np.ndarray, weights: np.ndarray, consulted: np.ndarray | None = None
+) -> np.ndarray:
     """Combine models × faces × labels probabilities with models × labels weights.
 
     Each class's score is the weighted mean of the models' probabilities for it;
-    the scores are then renormalised so that each face's sum to one.
+    the scores are then renormalised so that each face's sum to one. ``consulted``
+    (models × faces) leaves a model out of the faces it was not read on, and the
+    others' weights share its say there.
     """
-    weighted = (probabilities * weights[:, None, :]).sum(axis=0) / weights.sum(axis=0)
-    return _rows_summing_to_one(weighted)
+    if consulted is None or consulted.all():
+        weighted = (probabilities * weights[:, None, :]).sum(axis=0) / weights.sum(axis=0)
+        return _rows_summing_to_one(weighted)
+    counted = consulted[:, :, None] * weights[:, None, :]
+    readings = np.where(consulted[:, :, None], probabilities, 0.0)
+    return _rows_summing_to_one((readings * counted).sum(axis=0) / counted.sum(axis=0))
 
 
 def shift_priors(probabilities: np.ndarray, class_bias: np.ndarray) -> np.ndarray:

@@ -145,3 +145,17 @@ def add_class_bias(
         manifest["vote_temperature"] = fitted
         manifest["vote_temperature_evidence"] = temperature_evidence(shifted, labels, fitted)
     return save_manifest(Path(manifest_path), manifest)
+
+
+def save_refitting_class_bias(manifest: dict, path: Path, weighting_set: FaceDataset) -> Path:
+    """Write ``manifest`` for a vote that changed (new passes, weights or gates): class
+    biases, and the temperature fitted with them, go stale, and are fitted again on
+    ``weighting_set`` if the manifest had them."""
+    had_class_bias = manifest.pop("class_bias", None) is not None
+    had_temperature = manifest.pop("vote_temperature", None) is not None
+    for stale in ("class_bias_evidence", "vote_temperature_evidence"):
+        manifest.pop(stale, None)
+    save_manifest(path, manifest)
+    if had_class_bias:
+        add_class_bias(path, weighting_set, temperature=had_temperature)
+    return path

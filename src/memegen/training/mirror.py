@@ -39,7 +39,7 @@ from onnx import utils
 
 from memegen.expressions import ExpressionClassifier, apply_temperature, unsure_faces
 from memegen.training.calibration import fit_temperature
-from memegen.training.class_bias import add_class_bias
+from memegen.training.class_bias import save_refitting_class_bias
 from memegen.training.datasets import FaceDataset
 from memegen.training.ensemble import fit_weights, validation_metrics, vote_nll, voting_evidence
 from memegen.training.export import INPUT_NAME, OUTPUT_NAME, per_label, save_manifest
@@ -196,6 +196,8 @@ def fit_mirror_passes(
     for entry in manifest["models"]:
         if not entry["input"]["mirror_averaged_in_graph"]:
             raise ValueError(f"{entry['name']}: its graph has no mirror pass")
+        if "consult_below" in entry:
+            raise ValueError(f"{entry['name']}: it is gated; choose mirror passes before the gate")
         source = manifest_path.parent / entry["file"]
         entry["file"] = f"{source.stem}-plain.onnx"
         write_plain_pass(source, out_dir / entry["file"])
@@ -238,11 +240,4 @@ def fit_mirror_passes(
     }
     if member_temperatures:
         manifest["mirror_pass_evidence"]["temperatures"] = TEMPERATURE_METHOD
-    had_class_bias = manifest.pop("class_bias", None) is not None
-    had_temperature = manifest.pop("vote_temperature", None) is not None
-    for stale in ("class_bias_evidence", "vote_temperature_evidence"):
-        manifest.pop(stale, None)
-    path = save_manifest(out_dir / "manifest.json", manifest)
-    if had_class_bias:
-        add_class_bias(path, weighting_set, temperature=had_temperature)
-    return path
+    return save_refitting_class_bias(manifest, out_dir / "manifest.json", weighting_set)

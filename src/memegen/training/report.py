@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from memegen import LABELS
-from memegen.expressions import ExpressionClassifier, weighted_vote
+from memegen.expressions import ExpressionClassifier
 from memegen.facecrop import Box
 from memegen.training.datasets import FaceDataset, read_expw_boxes
 from memegen.training.metrics import summarise
@@ -53,7 +53,7 @@ def crop_probabilities(classifier: ExpressionClassifier, dataset: FaceDataset) -
 def uncorrected_vote(classifier: ExpressionClassifier, dataset: FaceDataset) -> np.ndarray:
     """The weighted vote (faces × labels) on every crop of ``dataset``, before the manifest's
     class bias and temperature: what ``train bias`` fits them to, and what a student learns."""
-    return weighted_vote(crop_probabilities(classifier, dataset), classifier.weights)
+    return classifier.uncorrected_vote(crop_probabilities(classifier, dataset))
 
 
 def evaluate_crops(classifier: ExpressionClassifier, dataset: FaceDataset) -> Evaluation:

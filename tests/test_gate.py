@@ -1,0 +1,158 @@
+"""A gated model is read only where the models before it are unsure, and the vote leaves it
+out elsewhere; ``train gate`` picks the gate on held-out faces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from memegen import LABELS  # noqa: E402
+from memegen.cli import main  # noqa: E402
+from memegen.expressions import ExpressionClassifier, weighted_vote  # noqa: E402
+from memegen.training.gate import THRESHOLDS, choose_gate  # noqa: E402
+
+from tiny_datasets import faces_of_every_class, write_class_folders  # noqa: E402
+from tiny_networks import write_float_ensemble  # noqa: E402
+
+WHOLE_CROP = [(0, 0, 48, 48)]
+
+
+def _gate_last_model(manifest_path: Path, threshold: float) -> Path:
+    manifest = json.loads(manifest_path.read_text())
+    manifest["models"][-1]["consult_below"] = threshold
+    manifest_path.write_text(json.dumps(manifest))
+    return manifest_path
+
+
+def _readings(top: float) -> np.ndarray:
+    """One face's probabilities: ``top`` for the first class, the rest shared evenly."""
+    return np.array([top] + [(1 - top) / (len(LABELS) - 1)] * (len(LABELS) - 1))
+
+
+def test_a_model_left_out_of_a_face_gives_the_others_its_say_there():
+    probabilities = np.array([
+        [[0.6, 0.4], [0.2, 0.8]],
+        [[0.0, 1.0], [1.0, 0.0]],
+    ])
+    weights = np.array([[1.0, 3.0], [1.0, 1.0]])
+    consulted = np.array([[True, True], [False, True]])
+    vote = weighted_vote(probabilities, weights, consulted)
+    np.testing.assert_allclose(vote[0], [0.6, 0.4], atol=1e-6)
+    face_two = np.array([(0.2 + 1.0) / 2, (3 * 0.8 + 0.0) / 4])
+    np.testing.assert_allclose(vote[1], face_two / face_two.sum(), atol=1e-6)
+    np.testing.assert_allclose(
+        weighted_vote(probabilities, weights, np.ones((2, 2), dtype=bool)),
+        weighted_vote(probabilities, weights),
+    )
+
+
+def test_a_gated_model_is_read_only_on_the_faces_the_models_before_it_are_unsure_of(
+    tmp_path: Path,
+):
+    source = write_float_ensemble(tmp_path / "float")
+    faces = faces_of_every_class(14, seed=7)
+    ungated = ExpressionClassifier(source)
+    first_tops = np.array([
+        ungated.model_probabilities(face, WHOLE_CROP, precropped=True)[0, 0].max()
+        for face in faces
+    ])
+    threshold = float(np.median(first_tops))
+    classifier = ExpressionClassifier(_gate_last_model(source, threshold))
+
+    for face, first_top in zip(faces, first_tops, strict=True):
+        fast = classifier.model_probabilities(face, WHOLE_CROP, precropped=True, gated=True)
+        every = classifier.model_probabilities(face, WHOLE_CROP, precropped=True)
+        unsure = first_top < threshold
+        assert np.isnan(fast[1]).any() != unsure
+        assert classifier.consulted(every)[1, 0] == unsure
+        vote = classifier.classify(face, WHOLE_CROP, precropped=True)
+        np.testing.assert_allclose(vote, classifier.vote(every), atol=1e-6)
+        expected = weighted_vote(every, ungated.weights) if unsure else every[0]
+        np.testing.assert_allclose(vote, expected, atol=1e-6)
+
+
+def test_the_first_model_cannot_be_gated(tmp_path: Path):
+    source = write_float_ensemble(tmp_path / "float")
+    manifest = json.loads(source.read_text())
+    manifest["models"][0]["consult_below"] = 0.7
+    source.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="first model"):
+        ExpressionClassifier(source)
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory: pytest.TempPathFactory) -> ExpressionClassifier:
+    """The tiny ensemble with equal weights: ``choose_gate`` only reads its weights."""
+    loaded = ExpressionClassifier(write_float_ensemble(tmp_path_factory.mktemp("float")))
+    loaded.weights = np.ones_like(loaded.weights)
+    return loaded
+
+
+# Four faces of the first class; the first model's top probabilities are 0.95, 0.85,
+# 0.65 and 0.55, so the thresholds read the second model on 4, 3, 2, 2, 1 and 0 of them.
+FIRST_MODEL = np.stack([_readings(top) for top in (0.95, 0.85, 0.65, 0.55)])
+LABELS_OF_FACES = np.zeros(4, dtype=int)
+
+
+def test_a_gate_that_would_skip_faces_the_last_model_helps_on_is_not_chosen(classifier):
+    helpful = np.stack([FIRST_MODEL, np.stack([_readings(0.99)] * 4)])
+    threshold, evidence = choose_gate(classifier, helpful, LABELS_OF_FACES)
+    # Skipping even the surest face costs (ln 0.97 - ln 0.95) / 4 = 0.005 nats.
+    assert threshold == 1.0
+    assert evidence["by_threshold"]["0.9"]["consulted_share"] == 0.75
+    assert evidence["by_threshold"]["0.9"]["nll"] > evidence["every_face"]["nll"] + 0.001
+
+
+def test_a_last_model_that_adds_nothing_is_gated_at_the_lowest_threshold(classifier):
+    echo = np.stack([FIRST_MODEL, FIRST_MODEL])
+    threshold, evidence = choose_gate(classifier, echo, LABELS_OF_FACES)
+    assert threshold == min(THRESHOLDS)
+    assert evidence["by_threshold"][str(threshold)]["consulted_share"] == 0.0
+
+
+def test_a_share_budget_takes_the_best_gate_that_fits_it(classifier):
+    helpful = np.stack([FIRST_MODEL, np.stack([_readings(0.99)] * 4)])
+    threshold, evidence = choose_gate(classifier, helpful, LABELS_OF_FACES, 0.5)
+    # 0.8 and 0.7 both read the two unsure faces; ties go to the first, higher one.
+    assert threshold == 0.8
+    assert evidence["max_consulted_share"] == 0.5
+    with pytest.raises(ValueError, match=r"at most 0\.1 of the faces"):
+        choose_gate(classifier, np.stack([np.stack([_readings(0.3)] * 4)] * 2),
+                    LABELS_OF_FACES, 0.1)
+
+
+def test_gate_command_writes_a_gated_ensemble_that_loads_with_refitted_biases(tmp_path: Path):
+    source = write_float_ensemble(tmp_path / "float")
+    data = write_class_folders(tmp_path / "faces", {"val": 6})
+    assert main(["train", "bias", str(source), "--val-data", str(data)]) == 0
+    out = tmp_path / "gated"
+    assert main(["train", "gate", str(source), "--val-data", str(data), "--out", str(out)]) == 0
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    evidence = manifest["gate_evidence"]
+    assert evidence["weighting_set"]["examples"] == 42
+    assert evidence["model"] == "net1"
+    assert manifest["models"][-1].get("consult_below") == evidence["below"]
+    assert "consult_below" not in manifest["models"][0]
+    assert manifest["class_bias_evidence"]["weighting_set"]["examples"] == 42
+    assert sorted(path.name for path in out.glob("*.onnx")) == ["net0.onnx", "net1.onnx"]
+    vote = ExpressionClassifier(out / "manifest.json").classify(
+        faces_of_every_class(1, seed=8)[0], WHOLE_CROP, precropped=True
+    )
+    np.testing.assert_allclose(vote.sum(), 1.0, atol=1e-5)
+
+
+def test_mirror_refuses_a_gated_ensemble_and_gate_refuses_its_own_folder(tmp_path: Path):
+    source = _gate_last_model(write_float_ensemble(tmp_path / "float"), 0.7)
+    data = write_class_folders(tmp_path / "faces", {"val": 2})
+    before = source.read_text()
+    assert main(["train", "mirror", str(source), "--val-data", str(data),
+                 "--out", str(tmp_path / "mirrored")]) == 2
+    assert main(["train", "gate", str(source), "--val-data", str(data),
+                 "--out", str(source.parent)]) == 2
+    assert source.read_text() == before
