@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -342,23 +343,24 @@ def _bias(args: argparse.Namespace) -> int:
 def _mirror(args: argparse.Namespace) -> int:
     from memegen.training.mirror import fit_mirror_passes
 
-    try:
-        print(fit_mirror_passes(
-            args.manifest, _weighting_set(args), args.out, args.member_temperatures
-        ))
-    except ValueError as error:
-        print(f"memegen: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return _print_written(lambda: fit_mirror_passes(
+        args.manifest, _weighting_set(args), args.out, args.member_temperatures
+    ))
 
 
 def _gate(args: argparse.Namespace) -> int:
     from memegen.training.gate import fit_gate
 
+    return _print_written(lambda: fit_gate(
+        args.manifest, _weighting_set(args), args.out, args.max_consulted_share
+    ))
+
+
+def _print_written(write: Callable[[], Path]) -> int:
+    """Run a step that writes a new ensemble and print its manifest's path; a step that
+    refuses its input (``ValueError``) exits with status 2 and the reason."""
     try:
-        print(fit_gate(
-            args.manifest, _weighting_set(args), args.out, args.max_consulted_share
-        ))
+        print(write())
     except ValueError as error:
         print(f"memegen: {error}", file=sys.stderr)
         return 2
