@@ -211,9 +211,8 @@ def weighted_vote(
     (models × faces) leaves a model out of the faces it was not read on, and the
     others' weights share its say there.
     """
-    if consulted is None or consulted.all():
-        weighted = (probabilities * weights[:, None, :]).sum(axis=0) / weights.sum(axis=0)
-        return _rows_summing_to_one(weighted)
+    if consulted is None:
+        consulted = np.ones(probabilities.shape[:2], dtype=bool)
     counted = consulted[:, :, None] * weights[:, None, :]
     readings = np.where(consulted[:, :, None], probabilities, 0.0)
     return _rows_summing_to_one((readings * counted).sum(axis=0) / counted.sum(axis=0))
