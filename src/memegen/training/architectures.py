@@ -3,6 +3,12 @@
 ``vgg``: stacks of 3×3 convolutions, the strongest per FLOP on FER-sized inputs.
 ``separable``: depthwise-separable residual blocks in the spirit of mini-Xception,
 the smallest files. ``resnet``: basic residual blocks, steady to train deep.
+
+Every family ends in one of two ``HEADS``. ``pool`` averages the last feature
+map to one vector, so the classifier cannot tell where on the face a feature
+was; ``grid`` pools it to 3×3 and reads that grid with a small dense layer, so
+a mouth feature below and a brow feature above stay apart. On a 48 px face the
+grid costs a fraction of a percent of the convolutions' work.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 from torch import nn
 
 FAMILIES = ("vgg", "separable", "resnet")
+HEADS = ("pool", "grid")
+GRID_SIDE = 3
 
 
 def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -20,16 +28,30 @@ def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequent
     )
 
 
-def _head(channels: int, classes: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Dropout(dropout),
-        nn.Linear(channels, classes),
-    )
+def _head(channels: int, classes: int, dropout: float, head: str = "pool") -> nn.Sequential:
+    if head == "pool":
+        return nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(channels, classes),
+        )
+    if head == "grid":
+        return nn.Sequential(
+            nn.AdaptiveAvgPool2d(GRID_SIDE),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(channels * GRID_SIDE**2, channels),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(channels, classes),
+        )
+    raise ValueError(f"unknown head {head!r}; choose from {', '.join(HEADS)}")
 
 
-def vgg(classes: int, width: int = 32, depth: int = 2, dropout: float = 0.3) -> nn.Module:
+def vgg(
+    classes: int, width: int = 32, depth: int = 2, dropout: float = 0.3, head: str = "pool"
+) -> nn.Module:
     """Four stages of ``depth`` 3×3 convolutions, channels doubling, 2×2 max-pool between."""
     layers: list[nn.Module] = []
     channels_in = 1
@@ -39,7 +61,7 @@ def vgg(classes: int, width: int = 32, depth: int = 2, dropout: float = 0.3) -> 
             layers.append(_conv_bn(channels_in, channels_out))
             channels_in = channels_out
         layers.append(nn.MaxPool2d(2))
-    return nn.Sequential(*layers, _head(channels_in, classes, dropout))
+    return nn.Sequential(*layers, _head(channels_in, classes, dropout, head))
 
 
 class _SeparableBlock(nn.Module):
@@ -66,7 +88,9 @@ class _SeparableBlock(nn.Module):
         return self.body(x) + self.shortcut(x)
 
 
-def separable(classes: int, width: int = 32, depth: int = 2, dropout: float = 0.3) -> nn.Module:
+def separable(
+    classes: int, width: int = 32, depth: int = 2, dropout: float = 0.3, head: str = "pool"
+) -> nn.Module:
     """A plain 3×3 stem, then four residual depthwise-separable blocks that halve the size."""
     stem = nn.Sequential(_conv_bn(1, width // 2), _conv_bn(width // 2, width // 2))
     blocks = []
@@ -75,7 +99,7 @@ def separable(classes: int, width: int = 32, depth: int = 2, dropout: float = 0.
         channels_out = width * 2**stage
         blocks.append(_SeparableBlock(channels_in, channels_out, depth))
         channels_in = channels_out
-    return nn.Sequential(stem, *blocks, _head(channels_in, classes, dropout))
+    return nn.Sequential(stem, *blocks, _head(channels_in, classes, dropout, head))
 
 
 class _BasicBlock(nn.Module):
@@ -98,7 +122,9 @@ class _BasicBlock(nn.Module):
         return self.relu(self.body(x) + self.shortcut(x))
 
 
-def resnet(classes: int, width: int = 32, depth: int = 1, dropout: float = 0.3) -> nn.Module:
+def resnet(
+    classes: int, width: int = 32, depth: int = 1, dropout: float = 0.3, head: str = "pool"
+) -> nn.Module:
     """A 3×3 stem, then four stages of ``depth`` basic blocks; stages 2–4 halve the size."""
     layers: list[nn.Module] = [_conv_bn(1, width)]
     channels_in = width
@@ -108,12 +134,14 @@ def resnet(classes: int, width: int = 32, depth: int = 1, dropout: float = 0.3) 
             stride = 2 if stage > 0 and block == 0 else 1
             layers.append(_BasicBlock(channels_in, channels_out, stride))
             channels_in = channels_out
-    return nn.Sequential(*layers, _head(channels_in, classes, dropout))
+    return nn.Sequential(*layers, _head(channels_in, classes, dropout, head))
 
 
-def build(family: str, classes: int, width: int, depth: int, dropout: float) -> nn.Module:
-    """The network of ``family`` (one of ``FAMILIES``)."""
+def build(
+    family: str, classes: int, width: int, depth: int, dropout: float, head: str = "pool"
+) -> nn.Module:
+    """The network of ``family`` (one of ``FAMILIES``) ending in ``head`` (one of ``HEADS``)."""
     builders = {"vgg": vgg, "separable": separable, "resnet": resnet}
     if family not in builders:
         raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
-    return builders[family](classes, width=width, depth=depth, dropout=dropout)
+    return builders[family](classes, width=width, depth=depth, dropout=dropout, head=head)

@@ -12,9 +12,10 @@ from pathlib import Path
 # Spelled out here, not imported: building the parser must not import numpy,
 # OpenCV or torch, or every ``memegen`` command would start slowly.
 # tests/test_training_datasets.py checks they match balance.py and datasets.py, and
-# tests/test_train.py that PRECISIONS matches train.py.
+# tests/test_train.py that PRECISIONS matches train.py and HEADS architectures.py.
 BALANCE_CHOICES = ("none", "undersample", "oversample", "weighted")
 PRECISIONS = ("fp32", "bf16")
+HEADS = ("pool", "grid")
 DATASET_KINDS = ("folders", "fer2013-csv", "ferplus", "ferplus-soft", "ckplus", "expw")
 SPEC_HELP = (
     "dataset as [KIND:]PATH[,key=value...]; KIND: " + ", ".join(DATASET_KINDS)
@@ -34,6 +35,10 @@ PRECISION_HELP = (
     "bf16 autocasts the training passes: about twice as fast on CPUs with AVX-512 BF16, "
     "slower on others; held-out scoring stays float32"
 )
+HEAD_HELP = (
+    "pool: average the last feature map (where on the face a feature was is lost); "
+    "grid: keep it as 3x3 cells read by a small dense layer"
+)
 MIRROR_HELP = "average each model over the crop and its mirror image (twice the time per face)"
 
 
@@ -52,6 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--family", default="vgg")
     fit.add_argument("--width", type=int, default=24)
     fit.add_argument("--depth", type=int, default=2)
+    fit.add_argument("--head", choices=HEADS, default="pool", help=HEAD_HELP)
     fit.add_argument("--epochs", type=int, default=30)
     fit.add_argument("--batch-size", type=int, default=128)
     fit.add_argument("--learning-rate", type=float, default=3e-3)
@@ -242,6 +248,7 @@ def _fit(args: argparse.Namespace) -> int:
         family=args.family,
         width=args.width,
         depth=args.depth,
+        head=args.head,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,

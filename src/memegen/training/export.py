@@ -61,7 +61,12 @@ def model_entry(
             "mirror_averaged_in_graph": mirror,
         },
         "class_weights": per_label(weights),
-        "architecture": {"family": config.family, "width": config.width, "depth": config.depth},
+        "architecture": {
+            "family": config.family,
+            "width": config.width,
+            "depth": config.depth,
+            "head": config.head,
+        },
         "metrics": metrics or {},
     }
 

@@ -43,6 +43,7 @@ class TrainConfig:
     family: str = "vgg"
     width: int = 24
     depth: int = 2
+    head: str = "pool"
     dropout: float = 0.3
     epochs: int = 30
     batch_size: int = 128
@@ -79,7 +80,9 @@ class TrainResult:
 
 
 def build_model(config: TrainConfig) -> torch.nn.Module:
-    return build(config.family, len(LABELS), config.width, config.depth, config.dropout)
+    return build(
+        config.family, len(LABELS), config.width, config.depth, config.dropout, config.head
+    )
 
 
 def _to_tensor(images: np.ndarray, config: TrainConfig) -> torch.Tensor:
