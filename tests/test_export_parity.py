@@ -11,14 +11,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from memegen.training.architectures import FAMILIES, build  # noqa: E402
+from memegen.training.architectures import FAMILIES, HEADS, build  # noqa: E402
 from memegen.training.export import INPUT_NAME, export_onnx  # noqa: E402
 
 
-def _randomised(family: str) -> torch.nn.Module:
+def _randomised(family: str, head: str) -> torch.nn.Module:
     """A tiny network whose batch-norm layers are far from identity, as after training."""
     torch.manual_seed(0)
-    network = build(family, 7, width=8, depth=1, dropout=0.3)
+    network = build(family, 7, width=8, depth=1, dropout=0.3, head=head)
     for module in network.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)
@@ -29,9 +29,10 @@ def _randomised(family: str) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("mirror", [True, False], ids=["mirror", "single-pass"])
+@pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_onnx_runtime_matches_pytorch(family: str, mirror: bool, tmp_path: Path):
-    network = _randomised(family)
+def test_onnx_runtime_matches_pytorch(family: str, head: str, mirror: bool, tmp_path: Path):
+    network = _randomised(family, head)
     path = tmp_path / f"{family}.onnx"
     export_onnx(network, 48, path, mirror)
     faces = np.random.default_rng(1).normal(0, 1, (3, 1, 48, 48)).astype(np.float32)

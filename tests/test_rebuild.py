@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,12 @@ from memegen.training.datasets import load_split  # noqa: E402
 from memegen.training.train import build_model, load_trained, predict_probabilities  # noqa: E402
 
 from tiny_datasets import write_class_folders  # noqa: E402
-from tiny_networks import TINY_VGG, write_float_ensemble  # noqa: E402
+from tiny_networks import TINY_GRID_VGG, TINY_VGG, write_float_ensemble  # noqa: E402
 
 
-@pytest.fixture
-def ensemble_and_data(tmp_path: Path) -> tuple[Path, Path]:
-    return write_float_ensemble(tmp_path / "float"), write_class_folders(
+@pytest.fixture(params=[TINY_VGG, TINY_GRID_VGG], ids=["pool-head", "grid-head"])
+def ensemble_and_data(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Path]:
+    return write_float_ensemble(tmp_path / "float", request.param), write_class_folders(
         tmp_path / "faces", {"train": 20}
     )
 
@@ -51,7 +52,7 @@ def test_rebuilt_run_answers_like_its_graph_and_fine_tunes(
     # scale 1, as a plain copy of the folded weights would leave them, it does not.
     inputs = torch.from_numpy(normalise(faces, config.mean, config.std))
     plain = predict_probabilities(network, faces, config, mirror=False)
-    without_dropout = build_model(TINY_VGG)
+    without_dropout = build_model(replace(config, dropout=0.0))
     without_dropout.load_state_dict(network.state_dict())
     with torch.no_grad():
         training = torch.softmax(without_dropout.train()(inputs), dim=1).numpy()
@@ -65,8 +66,8 @@ def test_rebuilt_run_answers_like_its_graph_and_fine_tunes(
     tuned = tmp_path / "tuned"
     assert main(["train", "fit", "--data", str(data), "--out", str(tuned),
                  "--init-from", str(run / "best.pt"), "--family", "vgg", "--width", "8",
-                 "--depth", "1", "--epochs", "1", "--batch-size", "16", "--threads", "1",
-                 "--learning-rate", "1e-7"]) == 0
+                 "--depth", "1", "--head", config.head, "--epochs", "1", "--batch-size", "16",
+                 "--threads", "1", "--learning-rate", "1e-7"]) == 0
     started = torch.load(tuned / "last.pt", weights_only=False)["model"]
     for name, value in network.state_dict().items():
         if name.endswith("weight"):  # running statistics move with the batches; weights barely

@@ -23,7 +23,7 @@ def test_two_processes_join_one_study(tmp_path: Path):
         "--storage", storage, "--study", "shared", "--trials", "1", "--epochs", "1",
         "--batch-size", "16", "--threads", "1", "--precision", "bf16",
         "--families", "vgg", "--widths", "4",
-        "--max-depth", "1", "--runs", str(tmp_path / "runs"),
+        "--max-depth", "1", "--heads", "grid", "--runs", str(tmp_path / "runs"),
     ]
     workers = [
         subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -38,4 +38,5 @@ def test_two_processes_join_one_study(tmp_path: Path):
     assert len({trial.user_attrs["worker"] for trial in finished}) == 2
     for trial in finished:
         config = json.loads((Path(trial.user_attrs["run_dir"]) / "config.json").read_text())
-        assert config["precision"] == "bf16"  # the command line's fixed settings reach trials
+        # The command line's fixed settings and bounds reach the trials.
+        assert config["precision"] == "bf16" and config["head"] == "grid"

@@ -12,8 +12,9 @@ torch = pytest.importorskip("torch")
 
 from memegen import LABELS  # noqa: E402
 from memegen.training import commands  # noqa: E402
+from memegen.training.architectures import FAMILIES, HEADS, build  # noqa: E402
 from memegen.training.datasets import FaceDataset  # noqa: E402
-from memegen.training.train import PRECISIONS, TrainConfig, train  # noqa: E402
+from memegen.training.train import PRECISIONS, TrainConfig, build_model, train  # noqa: E402
 
 from tiny_datasets import face  # noqa: E402
 
@@ -83,5 +84,25 @@ def test_unknown_precision_is_refused_before_training(tmp_path: Path):
     assert not (tmp_path / "run").exists()
 
 
-def test_command_line_offers_every_training_precision():
+def test_command_line_offers_every_training_precision_and_head():
     assert commands.PRECISIONS == PRECISIONS
+    assert commands.HEADS == HEADS
+
+
+def test_configs_written_before_heads_existed_load_with_the_pooling_head():
+    config = TrainConfig.from_dict({"family": "vgg", "width": 8, "depth": 1})
+    assert config.head == "pool"
+    linears = [m for m in build_model(config).modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 1 and linears[0].in_features == 64  # the pooled channels alone
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_only_the_grid_head_reads_where_on_the_face_a_feature_is(family: str):
+    torch.manual_seed(0)
+    networks = {head: build(family, 7, 4, 1, 0.0, head).eval() for head in HEADS}
+    with torch.no_grad():
+        features = networks["grid"][:-1](torch.rand(1, 1, 48, 48))
+        upside_down = torch.flip(features, dims=[2])  # the same features, rows swapped
+        for head, network in networks.items():
+            moved = (network[-1](features) - network[-1](upside_down)).abs().max().item()
+            assert (moved > 1e-4) == (head == "grid"), (head, moved)

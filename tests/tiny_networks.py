@@ -21,15 +21,16 @@ from memegen.training.train import TrainConfig, build_model
 from tiny_datasets import faces_of_every_class
 
 TINY_VGG = TrainConfig(family="vgg", width=8, depth=1, dropout=0.0)
+TINY_GRID_VGG = TrainConfig(family="vgg", width=8, depth=1, dropout=0.0, head="grid")
 
 
-def trained_vgg(seed: int) -> torch.nn.Module:
-    """A ``TINY_VGG`` fitted for 30 steps to 140 tiny faces."""
+def trained_vgg(seed: int, config: TrainConfig = TINY_VGG) -> torch.nn.Module:
+    """A tiny VGG (``TINY_VGG`` unless told) fitted for 30 steps to 140 tiny faces."""
     torch.manual_seed(seed)
     labels = np.arange(140) % len(LABELS)
     faces = faces_of_every_class(140, seed)
-    inputs = normalise(faces, TINY_VGG.mean, TINY_VGG.std)
-    network = build_model(TINY_VGG)
+    inputs = normalise(faces, config.mean, config.std)
+    network = build_model(config)
     optimiser = torch.optim.Adam(network.parameters(), lr=0.01)
     for _ in range(30):
         optimiser.zero_grad()
@@ -41,12 +42,12 @@ def trained_vgg(seed: int) -> torch.nn.Module:
     return network.eval()
 
 
-def write_float_ensemble(folder: Path) -> Path:
+def write_float_ensemble(folder: Path, config: TrainConfig = TINY_VGG) -> Path:
     """Two trained VGGs with mirror passes, exported with unequal vote weights (1.5 and 0.5)."""
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for seed, weight in ((0, 1.5), (1, 0.5)):
-        export_onnx(trained_vgg(seed), 48, folder / f"net{seed}.onnx")
-        entries.append(model_entry(f"net{seed}", f"net{seed}.onnx", TINY_VGG, 0.0,
+        export_onnx(trained_vgg(seed, config), 48, folder / f"net{seed}.onnx")
+        entries.append(model_entry(f"net{seed}", f"net{seed}.onnx", config, 0.0,
                                    [weight] * len(LABELS)))
     return write_manifest(folder, entries)

@@ -107,6 +107,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="architecture families to try, comma-separated")
     search.add_argument("--widths", default="16,24,32,48", help="widths to try, comma-separated")
     search.add_argument("--max-depth", type=int, default=3)
+    search.add_argument("--heads", default=",".join(HEADS),
+                        help="heads to try, comma-separated (pool, grid)")
     search.set_defaults(handler=_search)
 
     export = commands.add_parser("export", help="write ONNX + manifest for trained runs")
@@ -302,6 +304,7 @@ def _search(args: argparse.Namespace) -> int:
         families=tuple(args.families.split(",")),
         widths=tuple(int(width) for width in args.widths.split(",")),
         max_depth=args.max_depth,
+        heads=tuple(args.heads.split(",")),
     )
     dataset = load_split(args.data, "train")
     study = run_search(dataset, args.study, args.storage, args.trials, args.timeout, settings)

@@ -40,7 +40,7 @@ from memegen.training.datasets import FaceDataset
 from memegen.training.export import INPUT_NAME, save_manifest
 
 PERCENTILE = 99.999
-QUANTIZED_OPERATORS = ["Conv", "Relu", "MaxPool", "GlobalAveragePool", "Gemm"]
+QUANTIZED_OPERATORS = ["Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm"]
 BATCH = 32
 
 

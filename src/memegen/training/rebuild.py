@@ -40,7 +40,7 @@ TOLERANCE = 1e-4
 
 
 def _plain_pass_layers(graph: onnx.GraphProto) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(weight, bias) of every Conv, then of the Gemm, of the graph's unmirrored pass."""
+    """(weight, bias) of every Conv, then of every Gemm, of the graph's unmirrored pass."""
     values = {item.name: numpy_helper.to_array(item) for item in graph.initializer}
     for node in graph.node:
         if node.op_type == "Identity" and node.input[0] in values:
@@ -57,8 +57,9 @@ def rebuild_vgg(graph: onnx.GraphProto, config: TrainConfig, faces: np.ndarray) 
     network = build_model(config).eval()
     convolutions = [m for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
     norms = [m for m in network.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    linear = next(m for m in network.modules() if isinstance(m, torch.nn.Linear))
-    *conv_layers, (linear_weight, linear_bias) = _plain_pass_layers(graph)
+    linears = [m for m in network.modules() if isinstance(m, torch.nn.Linear)]
+    layers = _plain_pass_layers(graph)
+    conv_layers, linear_layers = layers[: -len(linears)], layers[-len(linears) :]
     if len(conv_layers) != len(convolutions):
         raise ValueError(f"the graph has {len(conv_layers)} convolutions, the network "
                          f"{len(convolutions)}: is the architecture in the manifest right?")
@@ -84,8 +85,9 @@ def rebuild_vgg(graph: onnx.GraphProto, config: TrainConfig, faces: np.ndarray) 
             norm.running_var.fill_(1.0 - norm.eps)
             norm.weight.fill_(1.0)
             norm.bias.copy_(torch.from_numpy(bias.copy()))
-        linear.weight.copy_(torch.from_numpy(linear_weight.copy()))
-        linear.bias.copy_(torch.from_numpy(linear_bias.copy()))
+        for linear, (weight, bias) in zip(linears, linear_layers, strict=True):
+            linear.weight.copy_(torch.from_numpy(weight.copy()))
+            linear.bias.copy_(torch.from_numpy(bias.copy()))
         for batch in np.array_split(faces, max(1, len(faces) // 256)):
             network(torch.from_numpy(normalise(batch, config.mean, config.std)))
         for hook in hooks:
@@ -124,6 +126,7 @@ def rebuild_run(
         family="vgg",
         width=architecture["width"],
         depth=architecture["depth"],
+        head=architecture.get("head", "pool"),
         mean=entry["input"]["mean"],
         std=entry["input"]["std"],
     )

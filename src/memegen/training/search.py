@@ -1,6 +1,6 @@
 """Search architectures and training settings with Optuna, under a time budget.
 
-Each trial picks a family (vgg, separable, resnet), width, depth, learning
+Each trial picks a family (vgg, separable, resnet), width, depth, head, learning
 rate, dropout, class balancing and augmentation strength, trains one run with
 ``train.train`` (its folder ``RUNS/STUDY/trial-NNNN`` can go straight into the
 ensemble) and is scored by its best held-out accuracy. After every epoch the
@@ -27,7 +27,7 @@ from pathlib import Path
 import optuna
 import sqlalchemy.exc
 
-from memegen.training.architectures import FAMILIES
+from memegen.training.architectures import FAMILIES, HEADS
 from memegen.training.augment import AugmentConfig
 from memegen.training.balance import STRATEGIES
 from memegen.training.datasets import FaceDataset, stratified_split
@@ -49,6 +49,7 @@ class SearchSettings:
     families: tuple[str, ...] = FAMILIES
     widths: tuple[int, ...] = (16, 24, 32, 48)
     max_depth: int = 3
+    heads: tuple[str, ...] = HEADS
 
 
 def suggest_config(trial: optuna.Trial, settings: SearchSettings) -> TrainConfig:
@@ -58,6 +59,7 @@ def suggest_config(trial: optuna.Trial, settings: SearchSettings) -> TrainConfig
         family=trial.suggest_categorical("family", settings.families),
         width=trial.suggest_categorical("width", settings.widths),
         depth=trial.suggest_int("depth", 1, settings.max_depth),
+        head=trial.suggest_categorical("head", settings.heads),
         dropout=trial.suggest_float("dropout", 0.0, 0.5),
         learning_rate=trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True),
         balance=trial.suggest_categorical("balance", STRATEGIES),
