@@ -20,7 +20,8 @@ DATASET_KINDS = ("folders", "fer2013-csv", "ferplus", "ferplus-soft", "ckplus", 
 SPEC_HELP = (
     "dataset as [KIND:]PATH[,key=value...]; KIND: " + ", ".join(DATASET_KINDS)
     + " (guessed from PATH when left out); keys: split=NAME (one split), votes=CSV (FER+ "
-    "votes, fer2013new.csv), holdout=F and seed=N (CK+ subject split), margin=M (ExpW crop)"
+    "votes, fer2013new.csv), blend=S (ferplus-soft only: FER2013's labels kept, S of each "
+    "target from the FER+ votes), holdout=F and seed=N (CK+ subject split), margin=M (ExpW crop)"
 )
 DEFAULT_STORAGE = "sqlite:///runs/search.db"
 CROP_MARGIN_HELP = (

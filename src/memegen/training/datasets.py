@@ -177,27 +177,61 @@ def _relabel_with_votes(
 
 
 def load_ferplus_folders(
-    root: Path, votes_csv: Path, soft: bool, split: str | None = None
+    root: Path, votes_csv: Path, soft: bool, split: str | None = None, blend: float | None = None
 ) -> FaceDataset:
     """FER2013 as class folders, relabelled with FER+ votes.
 
     The folders' ``manifest.csv`` names each PNG's row in ``fer2013new.csv``
     (column ``fer2013_row``, 0-based), which is how the PNGs find their votes;
     PNGs with no row there have no votes and are left out. ``split`` keeps the
-    rows of one value of the manifest's ``split`` column.
+    rows of one value of the manifest's ``split`` column. ``blend`` keeps FER2013's
+    own labels instead (see ``blend_with_votes``).
     """
     with open(votes_csv, newline="") as handle:
         votes = list(csv.DictReader(handle))
-    images, rows = [], []
+    images, rows, folder_labels = [], [], []
     with open(Path(root) / "manifest.csv", newline="") as handle:
         for row in csv.DictReader(handle):
-            if (split is not None and row["split"] != split) or not row["fer2013_row"]:
+            if split is not None and row["split"] != split:
+                continue
+            if not row["fer2013_row"] and blend is None:
                 continue
             images.append(_read_grey(Path(root) / row["file"], 48))
-            rows.append(votes[int(row["fer2013_row"])])
+            rows.append(votes[int(row["fer2013_row"])] if row["fer2013_row"] else None)
+            folder_labels.append(LABELS.index(Path(row["file"]).parent.name))
     if not images:
         raise ValueError(f"no images of split {split!r} in {root}/manifest.csv")
+    if blend is not None:
+        return blend_with_votes(
+            Path(root).name, np.stack(images), np.array(folder_labels), rows, blend
+        )
     return _relabel_with_votes(Path(root).name, np.stack(images), rows, soft)
+
+
+def blend_with_votes(
+    name: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    vote_rows: list[dict[str, str] | None],
+    share: float,
+) -> FaceDataset:
+    """FER2013's labels, each target ``share`` FER+'s vote distribution and the rest one-hot.
+
+    FER2013 has one annotator per face and FER+ ten. A target that keeps the
+    first's label but takes part of its weight from the second's votes tells the
+    model which faces are unclear, and between which classes, while the model
+    still learns the labels the project is measured on. Faces without votes for
+    our classes keep a one-hot target; the hard labels stay FER2013's, so
+    balancing, counts and the held-out score read them.
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the FER+ votes' share must be between 0 and 1, not {share}")
+    targets = np.eye(len(LABELS), dtype=np.float32)[labels]
+    for index, row in enumerate(vote_rows):
+        distribution = None if row is None else ferplus_distribution(row)
+        if distribution is not None:
+            targets[index] = (1.0 - share) * targets[index] + share * distribution
+    return FaceDataset(f"{name}-ferplus-blend{share:g}", images, labels, targets)
 
 
 def _read_grey(path: Path, size: int) -> np.ndarray:
@@ -276,7 +310,7 @@ def crop_labelled_boxes(
 # --- Dataset specs: one string names a reader, a path and its options --------------------
 
 KINDS = ("folders", "fer2013-csv", "ferplus", "ferplus-soft", "ckplus", "expw")
-OPTIONS = ("split", "votes", "holdout", "seed", "margin")
+OPTIONS = ("split", "votes", "blend", "holdout", "seed", "margin")
 
 
 @dataclass(frozen=True)
@@ -308,6 +342,8 @@ class DatasetSpec:
             options[key] = value
         if kind.startswith("ferplus") and "votes" not in options:
             raise ValueError(f"{text!r}: {kind} needs votes=PATH/fer2013new.csv")
+        if "blend" in options and kind != "ferplus-soft":
+            raise ValueError(f"{text!r}: blend= is an option of ferplus-soft only")
         return cls(kind, path, options)
 
     def with_split(self, split: str) -> DatasetSpec:
@@ -364,8 +400,9 @@ def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
         with open(root / "manifest.csv", newline="") as handle:
             splits = sorted({row["split"] for row in csv.DictReader(handle)})
         votes, soft = Path(options["votes"]), spec.kind == "ferplus-soft"
+        blend = float(options["blend"]) if "blend" in options else None
         return {
-            split: lambda split=split: load_ferplus_folders(root, votes, soft, split)
+            split: lambda split=split: load_ferplus_folders(root, votes, soft, split, blend)
             for split in splits
         }
     if spec.kind == "ckplus":
