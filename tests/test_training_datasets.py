@@ -72,6 +72,27 @@ def test_ferplus_soft_labels_are_the_vote_share_found_through_fer2013_row(tmp_pa
     assert dataset.labels.tolist() == [neutral, happy]  # a tie takes the first in LABELS order
 
 
+def test_blend_keeps_fer2013_labels_and_mixes_in_the_votes_where_there_are_any(tmp_path: Path):
+    fer, votes = write_ferplus(tmp_path / "fer", VOTES)
+    dataset = load_split(f"ferplus-soft:{fer},votes={votes},blend=0.5", "train")
+    happy = LABELS.index("happy")
+    assert dataset.labels.tolist() == [happy] * 4  # every face, FER2013's folder label
+    expected = np.zeros((4, len(LABELS)))
+    expected[:, happy] = 1.0
+    # angry, disgust, sad, neutral: votes 3, 2, 1, 4 of 10, then half of that.
+    expected[0] = [0.15, 0.1, 0.0, 0.5, 0.05, 0.0, 0.2]
+    expected[3, [happy, LABELS.index("neutral")]] = [0.75, 0.25]  # a 2-2 tie, halved
+    np.testing.assert_allclose(dataset.soft_labels, expected, atol=1e-6)
+
+
+def test_blend_is_refused_outside_zero_to_one_and_for_majority_labels(tmp_path: Path):
+    fer, votes = write_ferplus(tmp_path / "fer", VOTES)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        load_split(f"ferplus-soft:{fer},votes={votes},blend=1.5", "train")
+    with pytest.raises(ValueError, match="ferplus-soft only"):
+        DatasetSpec.parse(f"ferplus:{fer},votes={votes},blend=0.5")
+
+
 def test_a_holdout_is_found_again_by_pixels_in_a_reordered_relabelled_dataset():
     images = np.random.default_rng(0).integers(0, 256, (6, 48, 48), dtype=np.uint8)
     images[5] = images[1]  # FER2013 holds a few identical copies; both count as held out
