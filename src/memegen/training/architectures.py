@@ -29,24 +29,17 @@ def _conv_bn(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequent
 
 
 def _head(channels: int, classes: int, dropout: float, head: str = "pool") -> nn.Sequential:
-    if head == "pool":
-        return nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(channels, classes),
-        )
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose from {', '.join(HEADS)}")
+    side = GRID_SIDE if head == "grid" else 1
+    layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(side), nn.Flatten(), nn.Dropout(dropout)]
     if head == "grid":
-        return nn.Sequential(
-            nn.AdaptiveAvgPool2d(GRID_SIDE),
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(channels * GRID_SIDE**2, channels),
+        layers += [
+            nn.Linear(channels * side**2, channels),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
-            nn.Linear(channels, classes),
-        )
-    raise ValueError(f"unknown head {head!r}; choose from {', '.join(HEADS)}")
+        ]
+    return nn.Sequential(*layers, nn.Linear(channels, classes))
 
 
 def vgg(

@@ -192,9 +192,8 @@ def load_ferplus_folders(
     images, rows, folder_labels = [], [], []
     with open(Path(root) / "manifest.csv", newline="") as handle:
         for row in csv.DictReader(handle):
-            if split is not None and row["split"] != split:
-                continue
-            if not row["fer2013_row"] and blend is None:
+            wrong_split = split is not None and row["split"] != split
+            if wrong_split or (not row["fer2013_row"] and blend is None):
                 continue
             images.append(_read_grey(Path(root) / row["file"], 48))
             rows.append(votes[int(row["fer2013_row"])] if row["fer2013_row"] else None)
