@@ -7,8 +7,9 @@ model reads a face a second time mirrored (``memegen train mirror``), below
 which top probability of the models before it a gated model is read at all
 (``memegen train gate``), and an optional per-class bias that shifts the vote's
 class priors and a temperature that scales its confidence (both from
-``memegen train bias``). Sessions are created once per process and shared by
-every thread.
+``memegen train bias``). An optional photo weighting (``memegen train
+photo-weighting``) replaces that vote for faces the detector found in a photo.
+Sessions are created once per process and shared by every thread.
 """
 
 from __future__ import annotations
@@ -25,6 +26,60 @@ import onnxruntime as ort
 
 from memegen import LABELS
 from memegen.facecrop import Box, crop_face
+
+#: Probabilities are floored here before the photo weighting takes their logarithm, so
+#: that a member's near-zero reading of a class cannot outweigh every other number.
+LOG_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class PhotoWeighting:
+    """The vote for faces found in photos: each class's score is a linear function of every
+    member's log-probabilities, fitted on labelled faces found in photos.
+
+    Members learned from dataset crops; faces found in web photos are lit, framed and
+    labelled otherwise, and the members then confuse classes in ways a weight per class
+    or a prior cannot undo (on ExpW's photos they call surprised, shouting faces angry).
+    A weight for every (member, class read, class scored) can.
+    """
+
+    coefficients: np.ndarray  # models × labels read × labels scored
+    intercepts: np.ndarray  # labels scored
+
+    @classmethod
+    def from_manifest(cls, section: dict, model_names: Sequence[str]) -> PhotoWeighting:
+        coefficients = np.array([
+            [[section["coefficients"][name][read][scored] for scored in LABELS] for read in LABELS]
+            for name in model_names
+        ])
+        intercepts = np.array([section["intercepts"][label] for label in LABELS])
+        return cls(coefficients, intercepts)
+
+    def to_manifest(self, model_names: Sequence[str]) -> dict:
+        """The manifest's ``photo_weighting``: coefficients by model, class read, class scored."""
+        return {
+            "coefficients": {
+                name: {
+                    read: {
+                        scored: round(float(value), 6)
+                        for scored, value in zip(LABELS, row, strict=True)
+                    }
+                    for read, row in zip(LABELS, matrix, strict=True)
+                }
+                for name, matrix in zip(model_names, self.coefficients, strict=True)
+            },
+            "intercepts": {
+                label: round(float(value), 6)
+                for label, value in zip(LABELS, self.intercepts, strict=True)
+            },
+        }
+
+    def vote(self, model_probabilities: np.ndarray) -> np.ndarray:
+        """Probabilities (faces × labels) from every model's (models × faces × labels)."""
+        logs = np.log(np.clip(model_probabilities.astype(np.float64), LOG_FLOOR, None))
+        scores = np.einsum("mfr,mrs->fs", logs, self.coefficients) + self.intercepts
+        scores -= scores.max(axis=1, keepdims=True)
+        return _rows_summing_to_one(np.exp(scores))
 
 
 @dataclass(frozen=True)
@@ -123,6 +178,13 @@ class ExpressionClassifier:
         bias = manifest.get("class_bias", {})
         self.class_bias = np.array([bias.get(label, 0.0) for label in LABELS], dtype=np.float32)
         self.temperature = float(manifest.get("vote_temperature", 1.0))
+        self.photo_weighting = (
+            PhotoWeighting.from_manifest(
+                manifest["photo_weighting"], [model.name for model in self.models]
+            )
+            if "photo_weighting" in manifest
+            else None
+        )
 
     def classify(
         self, image: np.ndarray, boxes: Sequence[Box], *, precropped: bool = False
@@ -130,13 +192,23 @@ class ExpressionClassifier:
         """Probabilities (faces × labels) for the faces at ``boxes`` in an RGB or grey image.
 
         ``precropped`` says the boxes are already face crops (the whole image of a
-        FER-style dataset), so no margin is added around them.
+        FER-style dataset), so no margin is added around them and the crop vote reads
+        them. Other boxes are faces found in a photo, read by the photo weighting when
+        the manifest has one (every model is then read: the weighting needs them all).
         """
         if not boxes:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
-        return self.vote(
-            self.model_probabilities(image, boxes, precropped=precropped, gated=True)
-        )
+        if precropped or self.photo_weighting is None:
+            return self.vote(
+                self.model_probabilities(image, boxes, precropped=precropped, gated=True)
+            )
+        return self.photo_weighting.vote(self.model_probabilities(image, boxes))
+
+    def vote_for_found_faces(self, model_probabilities: np.ndarray) -> np.ndarray:
+        """What ``classify`` gives faces found in a photo, from every model's readings."""
+        if self.photo_weighting is None:
+            return self.vote(model_probabilities)
+        return self.photo_weighting.vote(model_probabilities)
 
     def vote(self, model_probabilities: np.ndarray) -> np.ndarray:
         """The vote (faces × labels) of each model's probabilities (models × faces × labels)."""

@@ -21,7 +21,8 @@ SPEC_HELP = (
     "dataset as [KIND:]PATH[,key=value...]; KIND: " + ", ".join(DATASET_KINDS)
     + " (guessed from PATH when left out); keys: split=NAME (one split), votes=CSV (FER+ "
     "votes, fer2013new.csv), blend=S (ferplus-soft only: FER2013's labels kept, S of each "
-    "target from the FER+ votes), holdout=F and seed=N (CK+ subject split), margin=M (ExpW crop)"
+    "target from the FER+ votes), holdout=F and seed=N (CK+ subject split), margin=M (ExpW crop), "
+    "photos=LIST and skip=LIST (ExpW: keep or leave out the photos a text file lists, one per line)"
 )
 DEFAULT_STORAGE = "sqlite:///runs/search.db"
 CROP_MARGIN_HELP = (
@@ -142,6 +143,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_weighting_set_arguments(bias)
     bias.set_defaults(handler=_bias)
 
+    photo = commands.add_parser(
+        "photo-weighting", help="fit how the models' readings combine for faces found in "
+        "photos, on labelled photos none of them trained on (in place)"
+    )
+    photo.add_argument("manifest", type=Path, help="manifest.json of an exported ensemble")
+    photo.add_argument("--photos", required=True,
+                       help="ExpW-style labelled photos, as [expw:]PATH[,photos=LIST]"
+                       "[,skip=LIST]; keep the photos you measure on out of them")
+    photo.add_argument("--iou", type=float, default=0.4,
+                       help="overlap for a detection to count as the labelled face")
+    photo.set_defaults(handler=_photo_weighting)
+
     mirror = commands.add_parser(
         "mirror", help="keep each model's mirror pass only where, and for the faces on which, "
         "it helps the vote on held-out data"
@@ -194,8 +207,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--data", nargs="*", default=[],
                         help="face-crop datasets; every split but train unless split= is given; "
                         + SPEC_HELP)
-    report.add_argument("--photos", type=Path, nargs="*", default=[],
-                        help="ExpW-style folders (faces.csv + photos), measured end to end")
+    report.add_argument("--photos", nargs="*", default=[],
+                        help="ExpW-style folders (faces.csv + photos), measured end to end, "
+                        "as [expw:]PATH[,photos=LIST][,skip=LIST]")
     report.add_argument("--photos-limit", type=int, help="at most this many photos per folder")
     report.add_argument("--iou", type=float, default=0.4,
                         help="overlap for a detection to count as the labelled face")
@@ -351,6 +365,12 @@ def _bias(args: argparse.Namespace) -> int:
     return 0
 
 
+def _photo_weighting(args: argparse.Namespace) -> int:
+    from memegen.training.photo_weighting import add_photo_weighting
+
+    return _print_written(lambda: add_photo_weighting(args.manifest, args.photos, args.iou))
+
+
 def _mirror(args: argparse.Namespace) -> int:
     from memegen.training.mirror import fit_mirror_passes
 
@@ -421,7 +441,8 @@ def _report(args: argparse.Namespace) -> int:
                 print(f"evaluating {dataset.name} ({len(dataset)} faces)", file=sys.stderr)
                 evaluations.append(evaluate_crops(classifier, dataset))
     photos = [
-        evaluate_photos(classifier, root, args.iou, args.photos_limit) for root in args.photos
+        evaluate_photos(classifier, DatasetSpec.parse(text), args.iou, args.photos_limit)
+        for text in args.photos
     ]
     print(write_report(args.manifest, evaluations, photos, args.out))
     return 0

@@ -276,7 +276,17 @@ class LabelledBox:
     label: int
 
 
-def read_expw_boxes(root: Path) -> list[LabelledBox]:
+def read_expw_boxes(
+    root: Path, keep: Path | None = None, skip: Path | None = None
+) -> list[LabelledBox]:
+    """The labelled faces of ``faces.csv``; ``keep`` and ``skip`` name text files listing
+    photos (one name per line, as in ``faces.csv``) to keep or to leave out.
+
+    Lists, not a seeded split, fix which photos fit a model and which measure it: a split
+    computed afresh would move photos between the two if ``faces.csv`` changed.
+    """
+    kept = None if keep is None else _photo_names(keep)
+    skipped = set() if skip is None else _photo_names(skip)
     with open(Path(root) / "faces.csv", newline="") as handle:
         return [
             LabelledBox(
@@ -285,7 +295,18 @@ def read_expw_boxes(root: Path) -> list[LabelledBox]:
                 LABELS.index(row["label"]),
             )
             for row in csv.DictReader(handle)
+            if (kept is None or row["image"] in kept) and row["image"] not in skipped
         ]
+
+
+def _photo_names(path: Path) -> set[str]:
+    return {line.strip() for line in Path(path).read_text().splitlines() if line.strip()}
+
+
+def expw_boxes(spec: DatasetSpec) -> list[LabelledBox]:
+    """The labelled faces an ``expw`` spec names, after its ``photos=`` and ``skip=`` lists."""
+    listed = {key: Path(spec.options[key]) for key in ("photos", "skip") if key in spec.options}
+    return read_expw_boxes(spec.path, listed.get("photos"), listed.get("skip"))
 
 
 def crop_labelled_boxes(
@@ -309,7 +330,7 @@ def crop_labelled_boxes(
 # --- Dataset specs: one string names a reader, a path and its options --------------------
 
 KINDS = ("folders", "fer2013-csv", "ferplus", "ferplus-soft", "ckplus", "expw")
-OPTIONS = ("split", "votes", "blend", "holdout", "seed", "margin")
+OPTIONS = ("split", "votes", "blend", "holdout", "seed", "margin", "photos", "skip")
 
 
 @dataclass(frozen=True)
@@ -343,6 +364,8 @@ class DatasetSpec:
             raise ValueError(f"{text!r}: {kind} needs votes=PATH/fer2013new.csv")
         if "blend" in options and kind != "ferplus-soft":
             raise ValueError(f"{text!r}: blend= is an option of ferplus-soft only")
+        if {"photos", "skip"} & options.keys() and kind != "expw":
+            raise ValueError(f"{text!r}: photos= and skip= are options of expw only")
         return cls(kind, path, options)
 
     def with_split(self, split: str) -> DatasetSpec:
@@ -415,7 +438,7 @@ def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
         return {"train": lambda: part(0, "train"), "val": lambda: part(1, "val")}
     if spec.kind == "expw":
         margin = float(options.get("margin", 0.0))
-        return {"all": lambda: crop_labelled_boxes(root, read_expw_boxes(root), margin)}
+        return {"all": lambda: crop_labelled_boxes(root, expw_boxes(spec), margin)}
     raise ValueError(f"unknown dataset kind {spec.kind!r}; choose from {', '.join(KINDS)}")
 
 

@@ -26,17 +26,28 @@ from PIL import Image, ImageDraw, ImageFont
 from memegen import LABELS
 from memegen.expressions import ExpressionClassifier
 from memegen.facecrop import Box
-from memegen.training.datasets import FaceDataset, read_expw_boxes
+from memegen.training.datasets import (
+    DatasetSpec,
+    FaceDataset,
+    LabelledBox,
+    expw_boxes,
+    read_expw_boxes,
+)
 from memegen.training.metrics import summarise
 
 
 @dataclass
 class Evaluation:
-    """Every model's and the ensemble's numbers on one dataset."""
+    """Every model's and the ensemble's numbers on one dataset.
+
+    On faces found in photos, ``ensemble`` is the photo weighting when the manifest has
+    one, and ``crop_vote`` the vote that crops get, for comparison.
+    """
 
     dataset: str
     models: dict[str, dict]
     ensemble: dict
+    crop_vote: dict | None = None
 
 
 def crop_probabilities(classifier: ExpressionClassifier, dataset: FaceDataset) -> np.ndarray:
@@ -62,14 +73,21 @@ def evaluate_crops(classifier: ExpressionClassifier, dataset: FaceDataset) -> Ev
 
 
 def _evaluation(
-    name: str, classifier: ExpressionClassifier, probabilities: np.ndarray, labels: np.ndarray
+    name: str,
+    classifier: ExpressionClassifier,
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    found_in_photos: bool = False,
 ) -> Evaluation:
     models = {
         model.name: summarise(model_probabilities, labels)
         for model, model_probabilities in zip(classifier.models, probabilities, strict=True)
     }
-    ensemble = summarise(classifier.vote(probabilities), labels)
-    return Evaluation(name, models, ensemble)
+    crop_vote = summarise(classifier.vote(probabilities), labels)
+    if not found_in_photos or classifier.photo_weighting is None:
+        return Evaluation(name, models, crop_vote)
+    ensemble = summarise(classifier.vote_for_found_faces(probabilities), labels)
+    return Evaluation(name, models, ensemble, crop_vote)
 
 
 def box_iou(box: Sequence[float], others: np.ndarray) -> np.ndarray:
@@ -223,10 +241,14 @@ class MatchedPhoto:
 
 
 def match_photos(
-    root: Path, iou_threshold: float, limit: int | None = None
+    root: Path,
+    iou_threshold: float,
+    limit: int | None = None,
+    boxes: Sequence[LabelledBox] | None = None,
 ) -> Iterator[MatchedPhoto]:
-    """Detect faces in each photo of ``faces.csv`` (in the order it first names them) and
-    match every labelled box to the detection that overlaps it most.
+    """Detect faces in each photo of ``boxes`` (by default all of ``faces.csv``, in the
+    order it first names them) and match every labelled box to the detection that
+    overlaps it most.
 
     A labelled face counts as found when that overlap is at least
     ``iou_threshold``. Photos are decoded at full size and not EXIF-rotated:
@@ -236,7 +258,7 @@ def match_photos(
 
     detector = default_detector()
     by_image: dict[str, list] = {}
-    for item in read_expw_boxes(root):
+    for item in read_expw_boxes(root) if boxes is None else boxes:
         by_image.setdefault(item.image, []).append(item)
     for name in list(by_image)[:limit]:
         with Image.open(Path(root) / name) as photo:
@@ -255,31 +277,37 @@ def match_photos(
 
 def evaluate_photos(
     classifier: ExpressionClassifier,
-    root: Path,
+    spec: DatasetSpec,
     iou_threshold: float = 0.4,
     limit: int | None = None,
 ) -> PhotoEvaluation:
-    """Detect faces in ExpW-style photos (``faces.csv``), match labelled boxes, classify.
+    """Detect faces in ExpW-style photos (``faces.csv``, narrowed by the spec's ``photos=``
+    and ``skip=`` lists), match labelled boxes, classify.
 
     The threshold is lenient because ExpW's boxes and the detector's are drawn
     to different conventions around the same face, and the count of faces
     found is given a second time with that difference fitted away
     (``found_in_fitted_convention``).
     """
+    root, boxes = spec.path, expw_boxes(spec)
     chunks, labels, sides, labelled_photos = [], [], [], []
-    for photo in match_photos(root, iou_threshold, limit):
+    for photo in match_photos(root, iou_threshold, limit, boxes):
         labelled_photos.append(photo.boxes)
         if photo.matched:
             chunks.append(classifier.model_probabilities(photo.pixels, photo.matched))
             labels += photo.labels
             sides += [max(x2 - x1, y2 - y1) for x1, y1, x2, y2 in photo.matched]
     labelled = sum(len(photo.labelled) for photo in labelled_photos)
-    name = f"{Path(root).name} (end to end)"
+    lists = "".join(f", {key} {Path(value).name}" for key, value in spec.options.items()
+                    if key in ("photos", "skip"))
+    name = f"{Path(root).name}{lists} (end to end)"
     evaluation, by_face_side = None, []
     if chunks:
         probabilities = np.concatenate(chunks, axis=1)
-        evaluation = _evaluation(name, classifier, probabilities, np.array(labels))
-        predicted = classifier.vote(probabilities).argmax(axis=1)
+        evaluation = _evaluation(
+            name, classifier, probabilities, np.array(labels), found_in_photos=True
+        )
+        predicted = classifier.vote_for_found_faces(probabilities).argmax(axis=1)
         by_face_side = accuracy_by_face_side(np.array(sides), predicted, np.array(labels))
     found_mapped, conventions = found_in_fitted_convention(labelled_photos, iou_threshold)
     return PhotoEvaluation(
@@ -329,7 +357,10 @@ def _evaluation_markdown(evaluation: Evaluation, picture: str) -> list[str]:
         "| model | examples | accuracy | macro-F1 | NLL | calibration error |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, summary in [*evaluation.models.items(), ("**ensemble**", evaluation.ensemble)]:
+    rows = [*evaluation.models.items(), ("**ensemble**", evaluation.ensemble)]
+    if evaluation.crop_vote is not None:
+        rows.append(("*the vote crops get*", evaluation.crop_vote))
+    for name, summary in rows:
         lines.append(
             f"| {name} | {summary['examples']} | {summary['accuracy']:.3f} "
             f"| {summary['macro_f1']:.3f} | {summary['nll']:.3f} "
@@ -384,6 +415,12 @@ def write_report(
     if "vote_temperature" in manifest:
         lines += [f"Vote temperature: {manifest['vote_temperature']} (probabilities raised to "
                   "1 / T and renormalised after the class bias).", ""]
+    if "photo_weighting" in manifest:
+        seen = manifest["photo_weighting_evidence"]["photos"]
+        lines += [f"Faces found in photos are read by a photo weighting of the models' "
+                  f"log-probabilities, fitted on {seen['faces_found']} faces found in "
+                  f"{seen['photos']} photos of `{seen['spec']}` (`memegen train "
+                  "photo-weighting`); crops given as faces keep the vote above.", ""]
     record: dict = {"manifest": str(manifest_path), "datasets": {}, "photos": {}}
     for evaluation in evaluations:
         picture = f"confusion-{_slug(evaluation.dataset)}.png"
@@ -435,6 +472,8 @@ def write_report(
             lines.append("")
             entry["models"] = photo.evaluation.models
             entry["ensemble"] = photo.evaluation.ensemble
+            if photo.evaluation.crop_vote is not None:
+                entry["crop_vote"] = photo.evaluation.crop_vote
             entry["by_face_side"] = photo.by_face_side
         record["photos"][photo.dataset] = entry
     (out_dir / "report.json").write_text(json.dumps(record, indent=2) + "\n")
