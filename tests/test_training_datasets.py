@@ -118,6 +118,18 @@ def test_expw_faces_are_cut_with_the_inference_crop(tmp_path: Path):
     np.testing.assert_array_equal(dataset.images[0], expected)
 
 
+def test_expw_photo_lists_keep_or_leave_out_whole_photos(tmp_path: Path):
+    expw = write_expw(tmp_path / "expw", ("happy", "sad", "fear"))
+    listed = tmp_path / "fit_photos.txt"
+    listed.write_text("images/astronaut-1.jpg\n\nimages/astronaut-2.jpg\n")
+    kept = load_split(f"{expw},photos={listed}", "all")
+    assert [LABELS[label] for label in kept.labels] == ["sad", "fear"]
+    skipped = load_split(f"{expw},skip={listed}", "all")
+    assert [LABELS[label] for label in skipped.labels] == ["happy"]
+    with pytest.raises(ValueError, match="options of expw only"):
+        DatasetSpec.parse(f"ckplus:{expw},photos={listed}")
+
+
 def test_spec_guesses_the_reader_and_rejects_what_it_cannot_use(tmp_path: Path):
     faces = write_class_folders(tmp_path / "faces", {"val": 1})
     assert DatasetSpec.parse(f"{faces},split=val").kind == "folders"

@@ -48,6 +48,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
             root / "faces" / "train" / "happy" / f"{number:03d}.png"
         )
     write_expw(root / "expw")
+    write_expw(root / "expw-four", ("happy", "sad", "fear", "surprise"))
     return root
 
 
@@ -141,14 +142,32 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     assert (student_config["teacher"], student_config["teacher_share"]) == (
         str(models / "manifest.json"), 0.5)
 
+    assert main(["train", "photo-weighting", str(models / "manifest.json"),
+                 "--photos", str(data / "expw")]) == 2  # one photo cannot be cross-validated
+    assert main(["train", "photo-weighting", str(models / "manifest.json"),
+                 "--photos", str(data / "expw-four")]) == 0
+    manifest = json.loads((models / "manifest.json").read_text())
+    seen = manifest["photo_weighting_evidence"]["photos"]
+    assert (seen["photos"], seen["faces_found"]) == (4, 4)
+    assert set(manifest["photo_weighting"]["coefficients"]) == {"fitted", searched.name}
+    weighted = ExpressionClassifier(models / "manifest.json")
+    each_model = weighted.model_probabilities(rgb, [ASTRONAUT_FACE])
+    np.testing.assert_allclose(weighted.classify(rgb, [ASTRONAUT_FACE]),
+                               weighted.photo_weighting.vote(each_model), atol=1e-6)
+
     report = tmp_path / "report"
+    listed = tmp_path / "first-photo.txt"
+    listed.write_text("images/astronaut.jpg\n")
     assert main(["train", "report", "--manifest", str(models / "manifest.json"),
                  "--data", str(data / "faces"), "--photos", str(data / "expw"),
-                 "--out", str(report)]) == 0
+                 f"{data / 'expw-four'},skip={listed}", "--out", str(report)]) == 0
     text = (report / "report.md").read_text()
     assert "faces/val" in text and "**ensemble**" in text and "expw (end to end)" in text
+    assert "expw-four, skip first-photo.txt (end to end)" in text
+    assert "*the vote crops get*" in text and "photo weighting" in text
     numbers = json.loads((report / "report.json").read_text())
     assert numbers["datasets"]["faces/val"]["ensemble"]["examples"] == 28
+    assert numbers["photos"]["expw-four, skip first-photo.txt (end to end)"]["labelled"] == 3
     assert numbers["photos"]["expw (end to end)"]["found_rate"] == 1.0
     assert numbers["photos"]["expw (end to end)"]["found_in_their_convention_rate"] == 1.0
     bands = numbers["photos"]["expw (end to end)"]["by_face_side"]

@@ -98,12 +98,15 @@ def write_ckplus(root: Path, subjects: int, per_subject: dict[str, int]) -> Path
 ASTRONAUT_FACE = (170.0, 60.0, 280.0, 170.0)
 
 
-def write_expw(root: Path) -> Path:
-    """ExpW layout with one photo (the astronaut) and her face labelled happy."""
+def write_expw(root: Path, labels: tuple[str, ...] = ("happy",)) -> Path:
+    """ExpW layout with a copy of the astronaut photo per label, her face labelled so; the
+    first copy is ``images/astronaut.jpg``, the others ``images/astronaut-N.jpg``."""
     (root / "images").mkdir(parents=True)
-    (root / "images" / "astronaut.jpg").write_bytes((DATA / "astronaut.jpg").read_bytes())
     with open(root / "faces.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["image", "x1_left", "y1_top", "x2_right", "y2_bottom", "label"])
-        writer.writerow(["images/astronaut.jpg", *ASTRONAUT_FACE, "happy"])
+        for number, label in enumerate(labels):
+            name = f"images/astronaut{f'-{number}' if number else ''}.jpg"
+            (root / name).write_bytes((DATA / "astronaut.jpg").read_bytes())
+            writer.writerow([name, *ASTRONAUT_FACE, label])
     return root
