@@ -165,9 +165,12 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     assert "faces/val" in text and "**ensemble**" in text and "expw (end to end)" in text
     assert "expw-four, skip first-photo.txt (end to end)" in text
     assert "*the vote crops get*" in text and "photo weighting" in text
+    assert "3 of these 3 photos fitted the photo weighting" in text
     numbers = json.loads((report / "report.json").read_text())
     assert numbers["datasets"]["faces/val"]["ensemble"]["examples"] == 28
-    assert numbers["photos"]["expw-four, skip first-photo.txt (end to end)"]["labelled"] == 3
+    checked = numbers["photos"]["expw-four, skip first-photo.txt (end to end)"]
+    assert (checked["labelled"], checked["photos_that_fitted_the_photo_weighting"]) == (3, 3)
+    assert numbers["photos"]["expw (end to end)"]["photos_that_fitted_the_photo_weighting"] == 0
     assert numbers["photos"]["expw (end to end)"]["found_rate"] == 1.0
     assert numbers["photos"]["expw (end to end)"]["found_in_their_convention_rate"] == 1.0
     bands = numbers["photos"]["expw (end to end)"]["by_face_side"]

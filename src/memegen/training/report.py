@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
@@ -227,6 +227,7 @@ class PhotoEvaluation:
     found_in_their_convention: int
     conventions: list[BoxConvention]
     by_face_side: list[dict]
+    photos: set[Path] = field(default_factory=set)
 
 
 @dataclass
@@ -312,8 +313,23 @@ def evaluate_photos(
     found_mapped, conventions = found_in_fitted_convention(labelled_photos, iou_threshold)
     return PhotoEvaluation(
         name, labelled, len(labels), iou_threshold, evaluation, found_mapped, conventions,
-        by_face_side,
+        by_face_side, _photo_paths(spec),
     )
+
+
+def photos_weighting_saw(manifest: dict) -> set[Path] | None:
+    """The photos the manifest's photo weighting was fitted on, or None when its spec
+    cannot be read here (the photos were elsewhere)."""
+    try:
+        spec = DatasetSpec.parse(manifest["photo_weighting_evidence"]["photos"]["spec"])
+        return _photo_paths(spec)
+    except (OSError, ValueError):
+        return None
+
+
+def _photo_paths(spec: DatasetSpec) -> set[Path]:
+    """Every photo the spec names, as a resolved path: two folders may share file names."""
+    return {(spec.path / item.image).resolve() for item in expw_boxes(spec)}
 
 
 def draw_confusion(matrix: np.ndarray, title: str, path: Path) -> None:
@@ -415,7 +431,9 @@ def write_report(
     if "vote_temperature" in manifest:
         lines += [f"Vote temperature: {manifest['vote_temperature']} (probabilities raised to "
                   "1 / T and renormalised after the class bias).", ""]
+    fitting_photos = None
     if "photo_weighting" in manifest:
+        fitting_photos = photos_weighting_saw(manifest)
         seen = manifest["photo_weighting_evidence"]["photos"]
         lines += [f"Faces found in photos are read by a photo weighting of the models' "
                   f"log-probabilities, fitted on {seen['faces_found']} faces found in "
@@ -448,6 +466,14 @@ def write_report(
             "The faces found as drawn are the ones classified below.",
             "",
         ]
+        if fitting_photos is None and "photo_weighting" in manifest:
+            lines += ["*Whether these photos fitted the photo weighting cannot be told here "
+                      "(its photos are not where its spec says).*", ""]
+        elif fitting_photos and photo.photos & fitting_photos:
+            lines += [f"**{len(photo.photos & fitting_photos)} of these "
+                      f"{len(photo.photos)} photos fitted the photo weighting**: the "
+                      "ensemble's numbers below are partly read on its own fitting data and "
+                      "are not a measurement of it.", ""]
         entry: dict = {
             "labelled": photo.labelled,
             "found": photo.found,
@@ -455,6 +481,10 @@ def write_report(
             "found_in_their_convention": photo.found_in_their_convention,
             "found_in_their_convention_rate": mapped_rate,
             "conventions": [asdict(convention) for convention in photo.conventions],
+            "photos": len(photo.photos),
+            "photos_that_fitted_the_photo_weighting": (
+                None if fitting_photos is None else len(photo.photos & fitting_photos)
+            ),
         }
         if photo.evaluation is not None:
             picture = f"confusion-{_slug(photo.dataset)}.png"
