@@ -7,8 +7,8 @@ model reads a face a second time mirrored (``memegen train mirror``), below
 which top probability of the models before it a gated model is read at all
 (``memegen train gate``), and an optional per-class bias that shifts the vote's
 class priors and a temperature that scales its confidence (both from
-``memegen train bias``). An optional photo weighting (``memegen train
-photo-weighting``) replaces that vote for faces the detector found in a photo.
+``memegen train bias``). Faces the detector found in a photo are read instead by
+the manifest's photo models when it has them (``memegen train photo-models``).
 Sessions are created once per process and shared by every thread.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,60 +26,6 @@ import onnxruntime as ort
 
 from memegen import LABELS
 from memegen.facecrop import Box, crop_face
-
-#: Probabilities are floored here before the photo weighting takes their logarithm, so
-#: that a member's near-zero reading of a class cannot outweigh every other number.
-LOG_FLOOR = 1e-6
-
-
-@dataclass(frozen=True)
-class PhotoWeighting:
-    """The vote for faces found in photos: each class's score is a linear function of every
-    member's log-probabilities, fitted on labelled faces found in photos.
-
-    Members learned from dataset crops; faces found in web photos are lit, framed and
-    labelled otherwise, and the members then confuse classes in ways a weight per class
-    or a prior cannot undo (on ExpW's photos they call surprised, shouting faces angry).
-    A weight for every (member, class read, class scored) can.
-    """
-
-    coefficients: np.ndarray  # models × labels read × labels scored
-    intercepts: np.ndarray  # labels scored
-
-    @classmethod
-    def from_manifest(cls, section: dict, model_names: Sequence[str]) -> PhotoWeighting:
-        coefficients = np.array([
-            [[section["coefficients"][name][read][scored] for scored in LABELS] for read in LABELS]
-            for name in model_names
-        ])
-        intercepts = np.array([section["intercepts"][label] for label in LABELS])
-        return cls(coefficients, intercepts)
-
-    def to_manifest(self, model_names: Sequence[str]) -> dict:
-        """The manifest's ``photo_weighting``: coefficients by model, class read, class scored."""
-        return {
-            "coefficients": {
-                name: {
-                    read: {
-                        scored: round(float(value), 6)
-                        for scored, value in zip(LABELS, row, strict=True)
-                    }
-                    for read, row in zip(LABELS, matrix, strict=True)
-                }
-                for name, matrix in zip(model_names, self.coefficients, strict=True)
-            },
-            "intercepts": {
-                label: round(float(value), 6)
-                for label, value in zip(LABELS, self.intercepts, strict=True)
-            },
-        }
-
-    def vote(self, model_probabilities: np.ndarray) -> np.ndarray:
-        """Probabilities (faces × labels) from every model's (models × faces × labels)."""
-        logs = np.log(np.clip(model_probabilities.astype(np.float64), LOG_FLOOR, None))
-        scores = np.einsum("mfr,mrs->fs", logs, self.coefficients) + self.intercepts
-        scores -= scores.max(axis=1, keepdims=True)
-        return _rows_summing_to_one(np.exp(scores))
 
 
 @dataclass(frozen=True)
@@ -159,8 +105,10 @@ def _model(entry: dict, session: ort.InferenceSession) -> ExpressionModel:
 
 
 class ExpressionClassifier:
-    """A per-class weighted soft vote of the manifest's models, with its class priors shifted
-    and its confidence scaled."""
+    """Two votes over the manifest's models. Crops given as faces get the crop vote: a
+    per-class weighted soft vote of ``models``, gated, with its class priors shifted and
+    its confidence scaled. Faces found in photos get the photo vote of ``photo_models``
+    when the manifest has them."""
 
     def __init__(self, manifest_path: Path) -> None:
         manifest = json.loads(Path(manifest_path).read_text())
@@ -168,23 +116,17 @@ class ExpressionClassifier:
             raise ValueError(f"{manifest_path}: labels {manifest['labels']} are not {LABELS}")
         if not manifest["models"]:
             raise ValueError(f"{manifest_path}: lists no models")
-        self.models = [
-            _model(entry, _session(Path(manifest_path).parent / entry["file"]))
-            for entry in manifest["models"]
-        ]
+        folder = Path(manifest_path).parent
+        self.models = [_model(entry, _session(folder / entry["file"]))
+                       for entry in manifest["models"]]
         if self.models[0].consult_below != math.inf:
             raise ValueError(f"{manifest_path}: the first model has no models before it to gate it")
         self.weights = np.stack([model.class_weights for model in self.models])
         bias = manifest.get("class_bias", {})
         self.class_bias = np.array([bias.get(label, 0.0) for label in LABELS], dtype=np.float32)
         self.temperature = float(manifest.get("vote_temperature", 1.0))
-        self.photo_weighting = (
-            PhotoWeighting.from_manifest(
-                manifest["photo_weighting"], [model.name for model in self.models]
-            )
-            if "photo_weighting" in manifest
-            else None
-        )
+        self.photo_models = [_model(entry, _session(folder / entry["file"]))
+                             for entry in manifest.get("photo_models", [])]
 
     def classify(
         self, image: np.ndarray, boxes: Sequence[Box], *, precropped: bool = False
@@ -193,22 +135,32 @@ class ExpressionClassifier:
 
         ``precropped`` says the boxes are already face crops (the whole image of a
         FER-style dataset), so no margin is added around them and the crop vote reads
-        them. Other boxes are faces found in a photo, read by the photo weighting when
-        the manifest has one (every model is then read: the weighting needs them all).
+        them. Other boxes are faces found in a photo, read by the photo models when the
+        manifest has them.
         """
         if not boxes:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
-        if precropped or self.photo_weighting is None:
+        if precropped or not self.photo_models:
             return self.vote(
                 self.model_probabilities(image, boxes, precropped=precropped, gated=True)
             )
-        return self.photo_weighting.vote(self.model_probabilities(image, boxes))
+        return self.photo_vote(self.photo_model_probabilities(image, boxes))
 
-    def vote_for_found_faces(self, model_probabilities: np.ndarray) -> np.ndarray:
-        """What ``classify`` gives faces found in a photo, from every model's readings."""
-        if self.photo_weighting is None:
-            return self.vote(model_probabilities)
-        return self.photo_weighting.vote(model_probabilities)
+    def photo_vote(self, photo_model_probabilities: np.ndarray) -> np.ndarray:
+        """The photo models' vote (faces × labels) from their probabilities (photo models ×
+        faces × labels): their class weights, and no gate, bias or temperature, which
+        were fitted for crops."""
+        weights = np.stack([model.class_weights for model in self.photo_models])
+        return weighted_vote(photo_model_probabilities, weights)
+
+    def photo_model_probabilities(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+        """Each photo model's probabilities (photo models × faces × labels) for faces found
+        in a photo."""
+        crops = _cropper(image, boxes)
+        return np.stack([
+            model.probabilities(crops(model.input_size, model.crop_margin))
+            for model in self.photo_models
+        ])
 
     def vote(self, model_probabilities: np.ndarray) -> np.ndarray:
         """The vote (faces × labels) of each model's probabilities (models × faces × labels)."""
@@ -254,23 +206,31 @@ class ExpressionClassifier:
         as ``classify`` does to save its time; its other rows are NaN, which the vote
         leaves out.
         """
-        crops: dict[tuple[int, float], np.ndarray] = {}
+        crops = _cropper(image, boxes)
         votes: list[np.ndarray] = []
         consulted = np.ones((len(self.models), len(boxes)), dtype=bool)
         for index, model in enumerate(self.models):
-            margin = 0.0 if precropped else model.crop_margin
-            key = (model.input_size, margin)
-            if key not in crops:
-                crops[key] = np.stack(
-                    [crop_face(image, box, model.input_size, margin) for box in boxes]
-                )
+            model_crops = crops(model.input_size, 0.0 if precropped else model.crop_margin)
             if gated and index:
                 consulted[index] = self._consults(index, np.stack(votes), consulted[:index])
             readings = np.full((len(boxes), len(LABELS)), np.nan, dtype=np.float32)
             if consulted[index].any():
-                readings[consulted[index]] = model.probabilities(crops[key][consulted[index]])
+                readings[consulted[index]] = model.probabilities(model_crops[consulted[index]])
             votes.append(readings)
         return np.stack(votes)
+
+
+def _cropper(image: np.ndarray, boxes: Sequence[Box]) -> Callable[[int, float], np.ndarray]:
+    """Crops (faces × size × size) of ``boxes`` at a size and margin, each cut only once
+    however many models ask for it."""
+    cut: dict[tuple[int, float], np.ndarray] = {}
+
+    def crops(size: int, margin: float) -> np.ndarray:
+        if (size, margin) not in cut:
+            cut[size, margin] = np.stack([crop_face(image, box, size, margin) for box in boxes])
+        return cut[size, margin]
+
+    return crops
 
 
 def weighted_vote(

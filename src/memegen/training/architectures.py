@@ -13,6 +13,7 @@ grid costs a fraction of a percent of the convolutions' work.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 FAMILIES = ("vgg", "separable", "resnet")
@@ -128,6 +129,17 @@ def resnet(
             layers.append(_BasicBlock(channels_in, channels_out, stride))
             channels_in = channels_out
     return nn.Sequential(*layers, _head(channels_in, classes, dropout, head))
+
+
+def last_layer(network: nn.Sequential) -> nn.Linear:
+    """The linear layer every family's head ends in, which ``pooled_features`` feed."""
+    return network[-1][-1]
+
+
+def pooled_features(network: nn.Sequential, faces: torch.Tensor) -> torch.Tensor:
+    """What the last layer reads: the network run up to it (``memegen train photo-models``
+    refits that layer alone for faces found in photos)."""
+    return network[-1][:-1](network[:-1](faces))
 
 
 def build(

@@ -144,16 +144,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bias.set_defaults(handler=_bias)
 
     photo = commands.add_parser(
-        "photo-weighting", help="fit how the models' readings combine for faces found in "
-        "photos, on labelled photos none of them trained on (in place)"
+        "photo-models", help="refit trained networks' last layer on faces found in labelled "
+        "photos and let them read faces found in photos (in place)"
     )
     photo.add_argument("manifest", type=Path, help="manifest.json of an exported ensemble")
+    photo.add_argument("runs", type=Path, nargs="+",
+                       help="run folders (best.pt) whose networks become the photo models")
     photo.add_argument("--photos", required=True,
-                       help="ExpW-style labelled photos, as [expw:]PATH[,photos=LIST]"
-                       "[,skip=LIST]; keep the photos you measure on out of them")
+                       help="ExpW-style labelled photos none of the runs trained on, as "
+                       "[expw:]PATH[,photos=LIST][,skip=LIST]; keep the photos you measure "
+                       "on out of them")
     photo.add_argument("--iou", type=float, default=0.4,
                        help="overlap for a detection to count as the labelled face")
-    photo.set_defaults(handler=_photo_weighting)
+    photo.set_defaults(handler=_photo_models)
 
     mirror = commands.add_parser(
         "mirror", help="keep each model's mirror pass only where, and for the faces on which, "
@@ -365,10 +368,12 @@ def _bias(args: argparse.Namespace) -> int:
     return 0
 
 
-def _photo_weighting(args: argparse.Namespace) -> int:
-    from memegen.training.photo_weighting import add_photo_weighting
+def _photo_models(args: argparse.Namespace) -> int:
+    from memegen.training.photo_models import add_photo_models
 
-    return _print_written(lambda: add_photo_weighting(args.manifest, args.photos, args.iou))
+    return _print_written(
+        lambda: add_photo_models(args.manifest, args.runs, args.photos, args.iou)
+    )
 
 
 def _mirror(args: argparse.Namespace) -> int:

@@ -45,10 +45,12 @@ BATCH = 32
 
 
 class _Crops(CalibrationDataReader):
-    """Normalised calibration crops, fed to the calibrator in batches."""
+    """Normalised calibration crops, fed to the calibrator in batches of one size (its
+    histograms stack them): the last ``len(faces) % BATCH`` crops are left out."""
 
     def __init__(self, faces: np.ndarray) -> None:
-        self._batches = iter(np.array_split(faces, max(1, len(faces) // BATCH)))
+        usable = len(faces) // BATCH * BATCH or len(faces)
+        self._batches = iter(np.split(faces[:usable], max(1, usable // BATCH)))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)

@@ -40,8 +40,9 @@ from memegen.training.metrics import summarise
 class Evaluation:
     """Every model's and the ensemble's numbers on one dataset.
 
-    On faces found in photos, ``ensemble`` is the photo weighting when the manifest has
-    one, and ``crop_vote`` the vote that crops get, for comparison.
+    On faces found in photos, when the manifest has photo models, ``models`` lists them
+    after the crop vote's members, ``ensemble`` is their vote, and ``crop_vote`` the vote
+    that crops get, for comparison.
     """
 
     dataset: str
@@ -77,16 +78,22 @@ def _evaluation(
     classifier: ExpressionClassifier,
     probabilities: np.ndarray,
     labels: np.ndarray,
-    found_in_photos: bool = False,
+    photo_probabilities: np.ndarray | None = None,
 ) -> Evaluation:
+    """Numbers of every model and of the vote; with ``photo_probabilities`` (the photo
+    models' readings of faces found in photos) the photo vote is the ensemble."""
     models = {
         model.name: summarise(model_probabilities, labels)
         for model, model_probabilities in zip(classifier.models, probabilities, strict=True)
     }
     crop_vote = summarise(classifier.vote(probabilities), labels)
-    if not found_in_photos or classifier.photo_weighting is None:
+    if photo_probabilities is None:
         return Evaluation(name, models, crop_vote)
-    ensemble = summarise(classifier.vote_for_found_faces(probabilities), labels)
+    for model, model_probabilities in zip(
+        classifier.photo_models, photo_probabilities, strict=True
+    ):
+        models[model.name] = summarise(model_probabilities, labels)
+    ensemble = summarise(classifier.photo_vote(photo_probabilities), labels)
     return Evaluation(name, models, ensemble, crop_vote)
 
 
@@ -291,11 +298,15 @@ def evaluate_photos(
     (``found_in_fitted_convention``).
     """
     root, boxes = spec.path, expw_boxes(spec)
-    chunks, labels, sides, labelled_photos = [], [], [], []
+    chunks, photo_chunks, labels, sides, labelled_photos = [], [], [], [], []
     for photo in match_photos(root, iou_threshold, limit, boxes):
         labelled_photos.append(photo.boxes)
         if photo.matched:
             chunks.append(classifier.model_probabilities(photo.pixels, photo.matched))
+            if classifier.photo_models:
+                photo_chunks.append(
+                    classifier.photo_model_probabilities(photo.pixels, photo.matched)
+                )
             labels += photo.labels
             sides += [max(x2 - x1, y2 - y1) for x1, y1, x2, y2 in photo.matched]
     labelled = sum(len(photo.labelled) for photo in labelled_photos)
@@ -305,10 +316,13 @@ def evaluate_photos(
     evaluation, by_face_side = None, []
     if chunks:
         probabilities = np.concatenate(chunks, axis=1)
+        photo_probabilities = np.concatenate(photo_chunks, axis=1) if photo_chunks else None
         evaluation = _evaluation(
-            name, classifier, probabilities, np.array(labels), found_in_photos=True
+            name, classifier, probabilities, np.array(labels), photo_probabilities
         )
-        predicted = classifier.vote_for_found_faces(probabilities).argmax(axis=1)
+        vote = (classifier.vote(probabilities) if photo_probabilities is None
+                else classifier.photo_vote(photo_probabilities))
+        predicted = vote.argmax(axis=1)
         by_face_side = accuracy_by_face_side(np.array(sides), predicted, np.array(labels))
     found_mapped, conventions = found_in_fitted_convention(labelled_photos, iou_threshold)
     return PhotoEvaluation(
@@ -317,11 +331,11 @@ def evaluate_photos(
     )
 
 
-def photos_weighting_saw(manifest: dict) -> set[Path] | None:
-    """The photos the manifest's photo weighting was fitted on, or None when its spec
+def photos_photo_models_saw(manifest: dict) -> set[Path] | None:
+    """The photos the manifest's photo models were fitted on, or None when their spec
     cannot be read here (the photos were elsewhere)."""
     try:
-        spec = DatasetSpec.parse(manifest["photo_weighting_evidence"]["photos"]["spec"])
+        spec = DatasetSpec.parse(manifest["photo_models_evidence"]["photos"]["spec"])
         return _photo_paths(spec)
     except (OSError, ValueError):
         return None
@@ -431,14 +445,16 @@ def write_report(
     if "vote_temperature" in manifest:
         lines += [f"Vote temperature: {manifest['vote_temperature']} (probabilities raised to "
                   "1 / T and renormalised after the class bias).", ""]
-    fitting_photos = None
-    if "photo_weighting" in manifest:
-        fitting_photos = photos_weighting_saw(manifest)
-        seen = manifest["photo_weighting_evidence"]["photos"]
-        lines += [f"Faces found in photos are read by a photo weighting of the models' "
-                  f"log-probabilities, fitted on {seen['faces_found']} faces found in "
-                  f"{seen['photos']} photos of `{seen['spec']}` (`memegen train "
-                  "photo-weighting`); crops given as faces keep the vote above.", ""]
+    fitting_photos, has_photo_models = None, bool(manifest.get("photo_models"))
+    if has_photo_models:
+        fitting_photos = photos_photo_models_saw(manifest)
+        seen = manifest["photo_models_evidence"]["photos"]
+        names = ", ".join(f"`{entry['name']}`" for entry in manifest["photo_models"])
+        lines += [f"Faces found in photos are read by the photo models ({names}; each a "
+                  "trained network whose last layer was refitted on "
+                  f"{seen['faces_found']} faces found in {seen['photos']} photos of "
+                  f"`{seen['spec']}`, `memegen train photo-models`), voting with equal "
+                  "weights; crops given as faces keep the vote above.", ""]
     record: dict = {"manifest": str(manifest_path), "datasets": {}, "photos": {}}
     for evaluation in evaluations:
         picture = f"confusion-{_slug(evaluation.dataset)}.png"
@@ -466,14 +482,14 @@ def write_report(
             "The faces found as drawn are the ones classified below.",
             "",
         ]
-        if fitting_photos is None and "photo_weighting" in manifest:
-            lines += ["*Whether these photos fitted the photo weighting cannot be told here "
-                      "(its photos are not where its spec says).*", ""]
+        if fitting_photos is None and has_photo_models:
+            lines += ["*Whether these photos fitted the photo models cannot be told here "
+                      "(their photos are not where their spec says).*", ""]
         elif fitting_photos and photo.photos & fitting_photos:
             lines += [f"**{len(photo.photos & fitting_photos)} of these "
-                      f"{len(photo.photos)} photos fitted the photo weighting**: the "
-                      "ensemble's numbers below are partly read on its own fitting data and "
-                      "are not a measurement of it.", ""]
+                      f"{len(photo.photos)} photos fitted the photo models**: the "
+                      "ensemble's numbers below are partly read on their own fitting data "
+                      "and are not a measurement of them.", ""]
         entry: dict = {
             "labelled": photo.labelled,
             "found": photo.found,
@@ -482,7 +498,7 @@ def write_report(
             "found_in_their_convention_rate": mapped_rate,
             "conventions": [asdict(convention) for convention in photo.conventions],
             "photos": len(photo.photos),
-            "photos_that_fitted_the_photo_weighting": (
+            "photos_that_fitted_the_photo_models": (
                 None if fitting_photos is None else len(photo.photos & fitting_photos)
             ),
         }
