@@ -6,13 +6,7 @@ import pytest
 
 from memegen import LABELS
 from memegen.config import DEFAULT_MANIFEST
-from memegen.expressions import (
-    LOG_FLOOR,
-    ExpressionClassifier,
-    PhotoWeighting,
-    load_classifier,
-    weighted_vote,
-)
+from memegen.expressions import ExpressionClassifier, load_classifier, weighted_vote
 from memegen.imaging import load_photo
 
 from sample_images import astronaut_jpeg
@@ -71,42 +65,16 @@ def test_manifest_with_other_labels_is_refused(tmp_path):
         ExpressionClassifier(tmp_path / "manifest.json")
 
 
-def test_photo_weighting_is_a_softmax_of_weighted_log_probabilities():
-    rng = np.random.default_rng(3)
-    probabilities = rng.dirichlet(np.ones(7), size=(2, 4))
-    probabilities[1, 0, 2] = 0.0  # a reading of exactly zero is floored, not -inf
-    weighting = PhotoWeighting(rng.normal(size=(2, 7, 7)), rng.normal(size=7))
-    expected = np.zeros((4, 7))
-    for face in range(4):
-        scores = weighting.intercepts.copy()
-        for model in range(2):
-            logs = np.log(np.maximum(probabilities[model, face], LOG_FLOOR))
-            for read in range(7):
-                scores += logs[read] * weighting.coefficients[model, read]
-        expected[face] = np.exp(scores) / np.exp(scores).sum()
-    np.testing.assert_allclose(weighting.vote(probabilities), expected, rtol=1e-5)
-
-
-def test_photo_weighting_reads_back_from_its_manifest_section():
-    rng = np.random.default_rng(4)
-    weighting = PhotoWeighting(rng.normal(size=(2, 7, 7)), rng.normal(size=7))
-    section = json.loads(json.dumps(weighting.to_manifest(["first", "second"])))
-    assert list(section["coefficients"]["second"]["fear"]) == list(LABELS)
-    again = PhotoWeighting.from_manifest(section, ["first", "second"])
-    np.testing.assert_allclose(again.coefficients, weighting.coefficients, atol=1e-6)
-    np.testing.assert_allclose(again.intercepts, weighting.intercepts, atol=1e-6)
-
-
-def test_found_faces_get_the_photo_weighting_and_given_crops_the_crop_vote():
+def test_found_faces_get_the_photo_models_vote_and_given_crops_the_crop_vote():
     classifier = load_classifier(DEFAULT_MANIFEST)
-    assert classifier.photo_weighting is not None
+    assert len(classifier.photo_models) == 2
     pixels = load_photo(astronaut_jpeg()).pixels
     boxes = [(150, 40, 330, 240), (0, 0, 200, 200)]
-    every_model = classifier.model_probabilities(pixels, boxes)
+    readings = classifier.photo_model_probabilities(pixels, boxes)
+    assert readings.shape == (2, 2, len(LABELS))
     np.testing.assert_allclose(
-        classifier.classify(pixels, boxes), classifier.photo_weighting.vote(every_model),
-        atol=1e-6,
-    )
+        classifier.classify(pixels, boxes), readings.mean(axis=0), atol=1e-6
+    )  # equal class weights: the plain mean
     as_crops = classifier.model_probabilities(pixels, boxes, precropped=True, gated=True)
     np.testing.assert_allclose(
         classifier.classify(pixels, boxes, precropped=True), classifier.vote(as_crops),
@@ -114,17 +82,17 @@ def test_found_faces_get_the_photo_weighting_and_given_crops_the_crop_vote():
     )
 
 
-def test_without_a_photo_weighting_found_faces_get_the_crop_vote(tmp_path):
+def test_without_photo_models_found_faces_get_the_crop_vote(tmp_path):
     folder = tmp_path / "models"
     shutil.copytree(DEFAULT_MANIFEST.parent, folder)
     manifest = json.loads((folder / "manifest.json").read_text())
-    del manifest["photo_weighting"], manifest["photo_weighting_evidence"]
+    del manifest["photo_models"], manifest["photo_models_evidence"]
     (folder / "manifest.json").write_text(json.dumps(manifest))
     classifier = ExpressionClassifier(folder / "manifest.json")
     pixels = load_photo(astronaut_jpeg()).pixels
     boxes = [(150, 40, 330, 240)]
     np.testing.assert_allclose(
         classifier.classify(pixels, boxes),
-        classifier.vote(classifier.model_probabilities(pixels, boxes)),
+        classifier.vote(classifier.model_probabilities(pixels, boxes, gated=True)),
         atol=1e-6,
     )

@@ -142,18 +142,23 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     assert (student_config["teacher"], student_config["teacher_share"]) == (
         str(models / "manifest.json"), 0.5)
 
-    assert main(["train", "photo-weighting", str(models / "manifest.json"),
+    runs = [str(fitted), str(searched)]
+    assert main(["train", "photo-models", str(models / "manifest.json"), *runs,
                  "--photos", str(data / "expw")]) == 2  # one photo cannot be cross-validated
-    assert main(["train", "photo-weighting", str(models / "manifest.json"),
+    assert main(["train", "photo-models", str(models / "manifest.json"), *runs,
                  "--photos", str(data / "expw-four")]) == 0
     manifest = json.loads((models / "manifest.json").read_text())
-    seen = manifest["photo_weighting_evidence"]["photos"]
+    seen = manifest["photo_models_evidence"]["photos"]
     assert (seen["photos"], seen["faces_found"]) == (4, 4)
-    assert set(manifest["photo_weighting"]["coefficients"]) == {"fitted", searched.name}
-    weighted = ExpressionClassifier(models / "manifest.json")
-    each_model = weighted.model_probabilities(rgb, [ASTRONAUT_FACE])
-    np.testing.assert_allclose(weighted.classify(rgb, [ASTRONAUT_FACE]),
-                               weighted.photo_weighting.vote(each_model), atol=1e-6)
+    assert [entry["name"] for entry in manifest["photo_models"]] == [
+        "fitted-photo", f"{searched.name}-photo"]
+    with_photo_models = ExpressionClassifier(models / "manifest.json")
+    readings = with_photo_models.photo_model_probabilities(rgb, [ASTRONAUT_FACE])
+    np.testing.assert_allclose(with_photo_models.classify(rgb, [ASTRONAUT_FACE]),
+                               readings.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(  # crops given as faces keep the crop vote
+        with_photo_models.classify(rgb, [ASTRONAUT_FACE], precropped=True),
+        classifier.classify(rgb, [ASTRONAUT_FACE], precropped=True), atol=1e-6)
 
     report = tmp_path / "report"
     listed = tmp_path / "first-photo.txt"
@@ -164,13 +169,15 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     text = (report / "report.md").read_text()
     assert "faces/val" in text and "**ensemble**" in text and "expw (end to end)" in text
     assert "expw-four, skip first-photo.txt (end to end)" in text
-    assert "*the vote crops get*" in text and "photo weighting" in text
-    assert "3 of these 3 photos fitted the photo weighting" in text
+    assert "*the vote crops get*" in text and "`fitted-photo`" in text
+    assert "3 of these 3 photos fitted the photo models" in text
     numbers = json.loads((report / "report.json").read_text())
     assert numbers["datasets"]["faces/val"]["ensemble"]["examples"] == 28
     checked = numbers["photos"]["expw-four, skip first-photo.txt (end to end)"]
-    assert (checked["labelled"], checked["photos_that_fitted_the_photo_weighting"]) == (3, 3)
-    assert numbers["photos"]["expw (end to end)"]["photos_that_fitted_the_photo_weighting"] == 0
+    assert (checked["labelled"], checked["photos_that_fitted_the_photo_models"]) == (3, 3)
+    assert numbers["photos"]["expw (end to end)"]["photos_that_fitted_the_photo_models"] == 0
+    assert set(checked["models"]) == {"fitted", searched.name, "fitted-photo",
+                                      f"{searched.name}-photo"}
     assert numbers["photos"]["expw (end to end)"]["found_rate"] == 1.0
     assert numbers["photos"]["expw (end to end)"]["found_in_their_convention_rate"] == 1.0
     bands = numbers["photos"]["expw (end to end)"]["by_face_side"]
