@@ -18,7 +18,7 @@ call as the pipeline sees a portrait, and reports the mean, the median and the
 share of faces each model read mirrored, and the share each model was read on at
 all (below 1 only for a model gated by ``memegen train gate``). It times each face
 twice: given as a crop (the crop vote, gates and all) and as a face found in a photo
-(the photo weighting, which reads every model, when the manifest has one).
+(the photo models, when the manifest has them).
 """
 
 from __future__ import annotations
