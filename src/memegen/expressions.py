@@ -127,6 +127,7 @@ class ExpressionClassifier:
         self.temperature = float(manifest.get("vote_temperature", 1.0))
         self.photo_models = [_model(entry, _session(folder / entry["file"]))
                              for entry in manifest.get("photo_models", [])]
+        self.photo_weights = np.array([model.class_weights for model in self.photo_models])
 
     def classify(
         self, image: np.ndarray, boxes: Sequence[Box], *, precropped: bool = False
@@ -150,8 +151,7 @@ class ExpressionClassifier:
         """The photo models' vote (faces × labels) from their probabilities (photo models ×
         faces × labels): their class weights, and no gate, bias or temperature, which
         were fitted for crops."""
-        weights = np.stack([model.class_weights for model in self.photo_models])
-        return weighted_vote(photo_model_probabilities, weights)
+        return weighted_vote(photo_model_probabilities, self.photo_weights)
 
     def photo_model_probabilities(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
         """Each photo model's probabilities (photo models × faces × labels) for faces found

@@ -25,6 +25,7 @@ SPEC_HELP = (
     "photos=LIST and skip=LIST (ExpW: keep or leave out the photos a text file lists, one per line)"
 )
 DEFAULT_STORAGE = "sqlite:///runs/search.db"
+IOU_HELP = "overlap (IoU) for a detection to count as the labelled face"
 CROP_MARGIN_HELP = (
     "margin added around a detected face box before cropping, as a fraction of its side "
     "(0.0 measured best end to end on the ExpW photos; see docs/model-card.md)"
@@ -154,8 +155,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="ExpW-style labelled photos none of the runs trained on, as "
                        "[expw:]PATH[,photos=LIST][,skip=LIST]; keep the photos you measure "
                        "on out of them")
-    photo.add_argument("--iou", type=float, default=0.4,
-                       help="overlap for a detection to count as the labelled face")
+    photo.add_argument("--iou", type=float, default=0.4, help=IOU_HELP)
     photo.set_defaults(handler=_photo_models)
 
     mirror = commands.add_parser(
@@ -214,8 +214,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="ExpW-style folders (faces.csv + photos), measured end to end, "
                         "as [expw:]PATH[,photos=LIST][,skip=LIST]")
     report.add_argument("--photos-limit", type=int, help="at most this many photos per folder")
-    report.add_argument("--iou", type=float, default=0.4,
-                        help="overlap for a detection to count as the labelled face")
+    report.add_argument("--iou", type=float, default=0.4, help=IOU_HELP)
     report.add_argument("--out", type=Path, required=True)
     report.set_defaults(handler=_report)
 

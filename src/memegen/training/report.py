@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from itertools import pairwise
 from pathlib import Path
 
@@ -224,6 +224,7 @@ class PhotoEvaluation:
     one per half of the photos, see ``found_in_fitted_convention``). Only
     ``found`` faces are classified, each with the detector's own box;
     ``by_face_side`` splits the vote's accuracy on them by the box's side.
+    ``photos`` (resolved paths) tells the report which of them fitted the photo models.
     """
 
     dataset: str
@@ -234,7 +235,7 @@ class PhotoEvaluation:
     found_in_their_convention: int
     conventions: list[BoxConvention]
     by_face_side: list[dict]
-    photos: set[Path] = field(default_factory=set)
+    photos: set[Path]
 
 
 @dataclass
