@@ -152,6 +152,12 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     assert (seen["photos"], seen["faces_found"]) == (4, 4)
     assert [entry["name"] for entry in manifest["photo_models"]] == [
         "fitted-photo", f"{searched.name}-photo"]
+    assert (models / f"{searched.name}-photo-int8.onnx").is_file()
+    assert main(["train", "photo-models", str(models / "manifest.json"), str(fitted),
+                 "--photos", str(data / "expw-four")]) == 0  # the replaced one's file goes
+    assert not (models / f"{searched.name}-photo-int8.onnx").exists()
+    assert main(["train", "photo-models", str(models / "manifest.json"), *runs,
+                 "--photos", str(data / "expw-four")]) == 0
     with_photo_models = ExpressionClassifier(models / "manifest.json")
     readings = with_photo_models.photo_model_probabilities(rgb, [ASTRONAUT_FACE])
     np.testing.assert_allclose(with_photo_models.classify(rgb, [ASTRONAUT_FACE]),

@@ -218,6 +218,7 @@ def add_photo_models(
         entry["refitted_from"] = str(run_dir)
         entry["photo_fit"] = evidence
         entries.append(entry)
+    _remove_replaced(manifest, entries, manifest_path.parent)
     manifest["photo_models"] = entries
     manifest["photo_models_evidence"] = {
         "method": METHOD,
@@ -236,3 +237,12 @@ def add_photo_models(
         "crop_vote": _scores(found.crop_vote, found.labels),
     }
     return save_manifest(manifest_path, manifest)
+
+
+def _remove_replaced(manifest: dict, entries: list[dict], folder: Path) -> None:
+    """Delete the files of the photo models being replaced that nothing still lists, so a
+    shipped model folder holds only what its manifest reads."""
+    kept = {entry["file"] for entry in [*manifest["models"], *entries]}
+    for entry in manifest.get("photo_models", []):
+        if entry["file"] not in kept:
+            (folder / entry["file"]).unlink(missing_ok=True)
