@@ -124,10 +124,10 @@ def fit_last_layer(
 
     def loss() -> torch.Tensor:
         optimiser.zero_grad()
-        value = F.cross_entropy(features @ weight.T + bias, targets)
         pull = ((weight - start_weight) ** 2).sum() * spread**2 / (2 * strength * len(labels))
-        (value + pull).backward()
-        return value + pull
+        total = F.cross_entropy(features @ weight.T + bias, targets) + pull
+        total.backward()
+        return total
 
     optimiser.step(loss)
     return weight.detach(), bias.detach()
