@@ -17,10 +17,10 @@ from memegen.training.architectures import (  # noqa: E402
     last_layer,
     pooled_features,
 )
+from memegen.training.datasets import folds_by_group  # noqa: E402
 from memegen.training.photo_models import (  # noqa: E402
     STRENGTHS,
     fit_last_layer,
-    folds_by_group,
     read,
     refit_last_layer,
 )

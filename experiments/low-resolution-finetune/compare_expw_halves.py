@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from memegen.expressions import load_classifier
+from memegen.training.datasets import DatasetSpec
 from memegen.training.report import match_photos
 
 IOU_THRESHOLD = 0.4
@@ -26,7 +27,7 @@ IOU_THRESHOLD = 0.4
 def main(root: Path, shipped_manifest: Path, candidate_manifest: Path) -> None:
     classifiers = [load_classifier(shipped_manifest), load_classifier(candidate_manifest)]
     right: dict[int, list[np.ndarray]] = {0: [], 1: []}
-    for position, photo in enumerate(match_photos(root, IOU_THRESHOLD)):
+    for position, photo in enumerate(match_photos(DatasetSpec("expw", root, {}), IOU_THRESHOLD)):
         if photo.matched:
             right[position % 2].append(np.stack([
                 classifier.classify(photo.pixels, photo.matched).argmax(axis=1)

@@ -267,6 +267,13 @@ def split_by_group(
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 
+def folds_by_group(groups: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """A fold number per example, every example of one group (a photo) in the same fold."""
+    names = np.random.default_rng(seed).permutation(np.unique(groups))
+    fold_of = {name: position % folds for position, name in enumerate(names)}
+    return np.array([fold_of[group] for group in groups])
+
+
 @dataclass(frozen=True)
 class LabelledBox:
     """A labelled face in a whole photo (ExpW's ``faces.csv``)."""

@@ -36,7 +36,7 @@ from memegen import LABELS
 from memegen.expressions import ExpressionClassifier, normalise
 from memegen.facecrop import crop_face
 from memegen.training.architectures import last_layer, pooled_features
-from memegen.training.datasets import DatasetSpec, expw_boxes
+from memegen.training.datasets import DatasetSpec, folds_by_group
 from memegen.training.export import export_onnx, model_entry, save_manifest
 from memegen.training.metrics import mean_nll
 from memegen.training.quantize import quantize_model
@@ -75,20 +75,18 @@ def find_faces(
     classifier: ExpressionClassifier, spec: DatasetSpec, iou_threshold: float, margin: float
 ) -> FoundFaces:
     """Detect and match the labelled faces of the spec's photos, as ``report`` does."""
-    boxes = expw_boxes(spec)
-    names = list(dict.fromkeys(item.image for item in boxes))
-    crops, labels, photos, votes = [], [], [], []
-    for name, photo in zip(names, match_photos(spec.path, iou_threshold, boxes=boxes),
-                           strict=True):
+    crops, labels, photos, votes, labelled = [], [], [], [], 0
+    for photo in match_photos(spec, iou_threshold):
+        labelled += len(photo.boxes.labelled)
         if photo.matched:
             crops += [crop_face(photo.pixels, box, 48, margin) for box in photo.matched]
             labels += photo.labels
-            photos += [name] * len(photo.matched)
+            photos += [photo.name] * len(photo.matched)
             votes.append(classifier.vote(classifier.model_probabilities(photo.pixels,
                                                                          photo.matched)))
     if not crops:
         raise ValueError(f"{spec.path}: the detector found none of the labelled faces")
-    return FoundFaces(np.stack(crops), np.array(labels), np.array(photos), len(boxes),
+    return FoundFaces(np.stack(crops), np.array(labels), np.array(photos), labelled,
                       np.concatenate(votes))
 
 
@@ -131,13 +129,6 @@ def fit_last_layer(
 
     optimiser.step(loss)
     return weight.detach(), bias.detach()
-
-
-def folds_by_group(groups: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
-    """A fold number per face, every face of one group (photo) in the same fold."""
-    names = np.random.default_rng(seed).permutation(np.unique(groups))
-    fold_of = {name: position % folds for position, name in enumerate(names)}
-    return np.array([fold_of[group] for group in groups])
 
 
 def out_of_fold(

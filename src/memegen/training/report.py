@@ -26,13 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 from memegen import LABELS
 from memegen.expressions import ExpressionClassifier
 from memegen.facecrop import Box
-from memegen.training.datasets import (
-    DatasetSpec,
-    FaceDataset,
-    LabelledBox,
-    expw_boxes,
-    read_expw_boxes,
-)
+from memegen.training.datasets import DatasetSpec, FaceDataset, expw_boxes
 from memegen.training.metrics import summarise
 
 
@@ -224,7 +218,8 @@ class PhotoEvaluation:
     one per half of the photos, see ``found_in_fitted_convention``). Only
     ``found`` faces are classified, each with the detector's own box;
     ``by_face_side`` splits the vote's accuracy on them by the box's side.
-    ``photos`` (resolved paths) tells the report which of them fitted the photo models.
+    ``photos`` (resolved paths, as two folders may share file names) tells the report
+    which of them fitted the photo models.
     """
 
     dataset: str
@@ -240,9 +235,11 @@ class PhotoEvaluation:
 
 @dataclass
 class MatchedPhoto:
-    """One ExpW-style photo after detection: its pixels, its labelled and detected boxes,
-    and the detections matched to a labelled face, with those faces' labels."""
+    """One ExpW-style photo after detection: its name in ``faces.csv``, its pixels, its
+    labelled and detected boxes, and the detections matched to a labelled face, with
+    those faces' labels."""
 
+    name: str
     pixels: np.ndarray
     boxes: LabelledPhoto
     matched: list[Box]
@@ -250,14 +247,11 @@ class MatchedPhoto:
 
 
 def match_photos(
-    root: Path,
-    iou_threshold: float,
-    limit: int | None = None,
-    boxes: Sequence[LabelledBox] | None = None,
+    spec: DatasetSpec, iou_threshold: float, limit: int | None = None
 ) -> Iterator[MatchedPhoto]:
-    """Detect faces in each photo of ``boxes`` (by default all of ``faces.csv``, in the
-    order it first names them) and match every labelled box to the detection that
-    overlaps it most.
+    """Detect faces in each photo of an ExpW-style spec (``faces.csv`` in the order it
+    first names them, narrowed by ``photos=`` and ``skip=``) and match every labelled
+    box to the detection that overlaps it most.
 
     A labelled face counts as found when that overlap is at least
     ``iou_threshold``. Photos are decoded at full size and not EXIF-rotated:
@@ -267,10 +261,10 @@ def match_photos(
 
     detector = default_detector()
     by_image: dict[str, list] = {}
-    for item in read_expw_boxes(root) if boxes is None else boxes:
+    for item in expw_boxes(spec):
         by_image.setdefault(item.image, []).append(item)
     for name in list(by_image)[:limit]:
-        with Image.open(Path(root) / name) as photo:
+        with Image.open(spec.path / name) as photo:
             rgb = np.asarray(photo.convert("RGB"))
         faces = detector.detect(rgb)
         found_boxes = np.array([face.box for face in faces], dtype=np.float64).reshape(-1, 4)
@@ -281,7 +275,7 @@ def match_photos(
                 matched.append(faces[match[0]].box)
                 labels.append(item.label)
         labelled = np.array([item.box for item in by_image[name]], dtype=np.float64)
-        yield MatchedPhoto(rgb, LabelledPhoto(labelled, found_boxes), matched, labels)
+        yield MatchedPhoto(name, rgb, LabelledPhoto(labelled, found_boxes), matched, labels)
 
 
 def evaluate_photos(
@@ -298,10 +292,10 @@ def evaluate_photos(
     found is given a second time with that difference fitted away
     (``found_in_fitted_convention``).
     """
-    root, boxes = spec.path, expw_boxes(spec)
-    chunks, photo_chunks, labels, sides, labelled_photos = [], [], [], [], []
-    for photo in match_photos(root, iou_threshold, limit, boxes):
+    chunks, photo_chunks, labels, sides, labelled_photos, paths = [], [], [], [], [], set()
+    for photo in match_photos(spec, iou_threshold, limit):
         labelled_photos.append(photo.boxes)
+        paths.add((spec.path / photo.name).resolve())
         if photo.matched:
             chunks.append(classifier.model_probabilities(photo.pixels, photo.matched))
             if classifier.photo_models:
@@ -313,7 +307,7 @@ def evaluate_photos(
     labelled = sum(len(photo.labelled) for photo in labelled_photos)
     lists = "".join(f", {key} {Path(value).name}" for key, value in spec.options.items()
                     if key in ("photos", "skip"))
-    name = f"{Path(root).name}{lists} (end to end)"
+    name = f"{spec.path.name}{lists} (end to end)"
     evaluation, by_face_side = None, []
     if chunks:
         probabilities = np.concatenate(chunks, axis=1)
@@ -328,7 +322,7 @@ def evaluate_photos(
     found_mapped, conventions = found_in_fitted_convention(labelled_photos, iou_threshold)
     return PhotoEvaluation(
         name, labelled, len(labels), iou_threshold, evaluation, found_mapped, conventions,
-        by_face_side, _photo_paths(spec),
+        by_face_side, paths,
     )
 
 
@@ -337,14 +331,9 @@ def photos_photo_models_saw(manifest: dict) -> set[Path] | None:
     cannot be read here (the photos were elsewhere)."""
     try:
         spec = DatasetSpec.parse(manifest["photo_models_evidence"]["photos"]["spec"])
-        return _photo_paths(spec)
+        return {(spec.path / item.image).resolve() for item in expw_boxes(spec)}
     except (OSError, ValueError):
         return None
-
-
-def _photo_paths(spec: DatasetSpec) -> set[Path]:
-    """Every photo the spec names, as a resolved path: two folders may share file names."""
-    return {(spec.path / item.image).resolve() for item in expw_boxes(spec)}
 
 
 def draw_confusion(matrix: np.ndarray, title: str, path: Path) -> None:
