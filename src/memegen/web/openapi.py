@@ -8,7 +8,7 @@ from typing import Any
 from memegen import LABELS, __version__
 from memegen.captions import MOODS
 from memegen.config import Settings
-from memegen.pipeline import GROUP_MIN_FACES, MIXED_MARGIN_BELOW, MIXED_TOP_BELOW
+from memegen.pipeline import GROUP_MIN_FACES, MIXED_TOP_BELOW
 from memegen.render import STYLES
 from memegen.web.forms import (
     DEFAULT_FORMAT,
@@ -183,8 +183,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "description": "What the caption was chosen for: the main face's"
                     " expression; `noface` when there is none; `group` from"
                     f" {GROUP_MIN_FACES} faces; `mixed` when the main face's likeliest"
-                    f" expression is under {MIXED_TOP_BELOW} or within {MIXED_MARGIN_BELOW}"
-                    " of the next.",
+                    f" expression is under {MIXED_TOP_BELOW}.",
                     "examples": ["happy", "noface", "mixed"],
                 },
                 "expires_at": {
