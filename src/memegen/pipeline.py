@@ -32,8 +32,8 @@ MIXED_TOP_BELOW = 0.45
 with seven expressions, under 0.45 means most of the mass is spread over the others, and a
 caption that names one feeling would often be wrong. Chosen on faces found in web photos
 (experiments/mixed-caption-thresholds): the named captions are right about three times in
-five there. A second rule, a mixed caption when the runner-up came within 0.15, named
-fewer faces and no more of them right, so the top probability alone decides."""
+five there. A second rule, a mixed caption when the runner-up came within 0.15, cost
+more named faces than it made names right, so the top probability alone decides."""
 
 
 @dataclass(frozen=True)
