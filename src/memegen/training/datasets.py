@@ -283,18 +283,17 @@ class LabelledBox:
     label: int
 
 
-def read_expw_boxes(
-    root: Path, keep: Path | None = None, skip: Path | None = None
-) -> list[LabelledBox]:
-    """The labelled faces of ``faces.csv``; ``keep`` and ``skip`` name text files listing
-    photos (one name per line, as in ``faces.csv``) to keep or to leave out.
+def expw_boxes(spec: DatasetSpec) -> list[LabelledBox]:
+    """The labelled faces of an ``expw`` spec's ``faces.csv``; its ``photos=`` and ``skip=``
+    options name text files listing photos (one name per line, as in ``faces.csv``) to keep
+    or to leave out.
 
     Lists, not a seeded split, fix which photos fit a model and which measure it: a split
     computed afresh would move photos between the two if ``faces.csv`` changed.
     """
-    kept = None if keep is None else _photo_names(keep)
-    skipped = set() if skip is None else _photo_names(skip)
-    with open(Path(root) / "faces.csv", newline="") as handle:
+    kept = _photo_names(spec.options["photos"]) if "photos" in spec.options else None
+    skipped = _photo_names(spec.options["skip"]) if "skip" in spec.options else set()
+    with open(spec.path / "faces.csv", newline="") as handle:
         return [
             LabelledBox(
                 row["image"],
@@ -306,14 +305,8 @@ def read_expw_boxes(
         ]
 
 
-def _photo_names(path: Path) -> set[str]:
+def _photo_names(path: str) -> set[str]:
     return {line.strip() for line in Path(path).read_text().splitlines() if line.strip()}
-
-
-def expw_boxes(spec: DatasetSpec) -> list[LabelledBox]:
-    """The labelled faces an ``expw`` spec names, after its ``photos=`` and ``skip=`` lists."""
-    listed = {key: Path(spec.options[key]) for key in ("photos", "skip") if key in spec.options}
-    return read_expw_boxes(spec.path, listed.get("photos"), listed.get("skip"))
 
 
 def crop_labelled_boxes(

@@ -112,7 +112,7 @@ def fit_last_layer(
     start_weight = own.weight.detach().double()
     weight = start_weight.clone().requires_grad_(True)
     bias = own.bias.detach().double().clone().requires_grad_(True)
-    targets = torch.as_tensor(labels, dtype=torch.long).repeat(2)
+    targets = torch.as_tensor(labels, dtype=torch.long).repeat(len(views))
     features = views.reshape(-1, views.shape[-1])
     spread = float(features.std(dim=0).mean())
     optimiser = torch.optim.LBFGS(

@@ -80,15 +80,26 @@ def _evaluation(
         model.name: summarise(model_probabilities, labels)
         for model, model_probabilities in zip(classifier.models, probabilities, strict=True)
     }
-    crop_vote = summarise(classifier.vote(probabilities), labels)
+    ensemble = summarise(_ensemble_vote(classifier, probabilities, photo_probabilities), labels)
     if photo_probabilities is None:
-        return Evaluation(name, models, crop_vote)
+        return Evaluation(name, models, ensemble)
     for model, model_probabilities in zip(
         classifier.photo_models, photo_probabilities, strict=True
     ):
         models[model.name] = summarise(model_probabilities, labels)
-    ensemble = summarise(classifier.photo_vote(photo_probabilities), labels)
+    crop_vote = summarise(classifier.vote(probabilities), labels)
     return Evaluation(name, models, ensemble, crop_vote)
+
+
+def _ensemble_vote(
+    classifier: ExpressionClassifier, probabilities: np.ndarray,
+    photo_probabilities: np.ndarray | None,
+) -> np.ndarray:
+    """The vote a report calls the ensemble's: the photo models' when they read the faces,
+    else the crop vote's."""
+    if photo_probabilities is None:
+        return classifier.vote(probabilities)
+    return classifier.photo_vote(photo_probabilities)
 
 
 def box_iou(box: Sequence[float], others: np.ndarray) -> np.ndarray:
@@ -315,9 +326,7 @@ def evaluate_photos(
         evaluation = _evaluation(
             name, classifier, probabilities, np.array(labels), photo_probabilities
         )
-        vote = (classifier.vote(probabilities) if photo_probabilities is None
-                else classifier.photo_vote(photo_probabilities))
-        predicted = vote.argmax(axis=1)
+        predicted = _ensemble_vote(classifier, probabilities, photo_probabilities).argmax(axis=1)
         by_face_side = accuracy_by_face_side(np.array(sides), predicted, np.array(labels))
     found_mapped, conventions = found_in_fitted_convention(labelled_photos, iou_threshold)
     return PhotoEvaluation(
