@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from memegen.expressions import ExpressionClassifier
-from memegen.training.datasets import DatasetSpec, FaceDataset, load_split
+from memegen.training.datasets import DatasetSpec, load_split
 from memegen.training.photo_models import both_views, find_faces, refit_last_layer
 from memegen.training.report import crop_probabilities, match_photos
 from memegen.training.train import load_trained
@@ -75,9 +75,7 @@ def report(classifier: ExpressionClassifier, pairs: list[tuple[float, float]]) -
         if photo.matched:
             readings.append(classifier.classify(photo.pixels, photo.matched))
             labels += photo.labels
-    weighting = load_split("data/fer2013", "train")
-    rows = np.load(WEIGHTING_ROWS)
-    crops = FaceDataset("weighting rows", weighting.images[rows], weighting.labels[rows])
+    crops = load_split("data/fer2013", "train").subset(np.load(WEIGHTING_ROWS), "weighting rows")
     for name, vote, truth in [
         ("ExpW measure half, photo models", np.concatenate(readings), np.array(labels)),
         ("FER2013 weighting rows, crop vote",
