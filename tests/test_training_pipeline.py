@@ -179,6 +179,8 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     assert "3 of these 3 photos fitted the photo models" in text
     numbers = json.loads((report / "report.json").read_text())
     assert numbers["datasets"]["faces/val"]["ensemble"]["examples"] == 28
+    assert "*the vote before class bias*" in text  # the manifest has a fitted class bias
+    assert numbers["datasets"]["faces/val"]["ensemble_before_bias"]["examples"] == 28
     checked = numbers["photos"]["expw-four, skip first-photo.txt (end to end)"]
     assert (checked["labelled"], checked["photos_that_fitted_the_photo_models"]) == (3, 3)
     assert numbers["photos"]["expw (end to end)"]["photos_that_fitted_the_photo_models"] == 0

@@ -36,13 +36,16 @@ class Evaluation:
 
     On faces found in photos, when the manifest has photo models, ``models`` lists them
     after the crop vote's members, ``ensemble`` is their vote, and ``crop_vote`` the vote
-    that crops get, for comparison.
+    that crops get, for comparison. On crops, when the manifest shifts the vote by a class
+    bias or a temperature, ``before_bias`` is the vote without them, so a report shows what
+    the bias trades: some accuracy for recall on the rare classes.
     """
 
     dataset: str
     models: dict[str, dict]
     ensemble: dict
     crop_vote: dict | None = None
+    before_bias: dict | None = None
 
 
 def crop_probabilities(classifier: ExpressionClassifier, dataset: FaceDataset) -> np.ndarray:
@@ -82,7 +85,10 @@ def _evaluation(
     }
     ensemble = summarise(_ensemble_vote(classifier, probabilities, photo_probabilities), labels)
     if photo_probabilities is None:
-        return Evaluation(name, models, ensemble)
+        before_bias = None
+        if classifier.class_bias.any() or classifier.temperature != 1.0:
+            before_bias = summarise(classifier.uncorrected_vote(probabilities), labels)
+        return Evaluation(name, models, ensemble, before_bias=before_bias)
     for model, model_probabilities in zip(
         classifier.photo_models, photo_probabilities, strict=True
     ):
@@ -389,6 +395,8 @@ def _evaluation_markdown(evaluation: Evaluation, picture: str) -> list[str]:
     rows = [*evaluation.models.items(), ("**ensemble**", evaluation.ensemble)]
     if evaluation.crop_vote is not None:
         rows.append(("*the vote crops get*", evaluation.crop_vote))
+    if evaluation.before_bias is not None:
+        rows.append(("*the vote before class bias*", evaluation.before_bias))
     for name, summary in rows:
         lines.append(
             f"| {name} | {summary['examples']} | {summary['accuracy']:.3f} "
@@ -463,6 +471,10 @@ def write_report(
         record["datasets"][evaluation.dataset] = {
             "models": evaluation.models, "ensemble": evaluation.ensemble
         }
+        if evaluation.before_bias is not None:
+            record["datasets"][evaluation.dataset]["ensemble_before_bias"] = (
+                evaluation.before_bias
+            )
     for photo in photos:
         rate = photo.found / photo.labelled if photo.labelled else 0.0
         mapped_rate = photo.found_in_their_convention / photo.labelled if photo.labelled else 0.0
