@@ -167,6 +167,11 @@ class ExpressionClassifier:
         shifted = shift_priors(self.uncorrected_vote(model_probabilities), self.class_bias)
         return apply_temperature(shifted, self.temperature)
 
+    @property
+    def corrects_vote(self) -> bool:
+        """Whether the manifest's class bias or temperature changes the crop vote at all."""
+        return bool(self.class_bias.any()) or self.temperature != 1.0
+
     def uncorrected_vote(self, model_probabilities: np.ndarray) -> np.ndarray:
         """The weighted vote before class bias and temperature, each gated model counted
         only on the faces it is consulted on (what ``train bias`` fits its biases to)."""

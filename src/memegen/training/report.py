@@ -86,7 +86,7 @@ def _evaluation(
     ensemble = summarise(_ensemble_vote(classifier, probabilities, photo_probabilities), labels)
     if photo_probabilities is None:
         before_bias = None
-        if classifier.class_bias.any() or classifier.temperature != 1.0:
+        if classifier.corrects_vote:
             before_bias = summarise(classifier.uncorrected_vote(probabilities), labels)
         return Evaluation(name, models, ensemble, before_bias=before_bias)
     for model, model_probabilities in zip(
@@ -468,13 +468,10 @@ def write_report(
         draw_confusion(np.array(evaluation.ensemble["confusion"]),
                        f"ensemble on {evaluation.dataset}", out_dir / picture)
         lines += [f"## {evaluation.dataset}", "", *_evaluation_markdown(evaluation, picture)]
-        record["datasets"][evaluation.dataset] = {
-            "models": evaluation.models, "ensemble": evaluation.ensemble
-        }
+        numbers = {"models": evaluation.models, "ensemble": evaluation.ensemble}
         if evaluation.before_bias is not None:
-            record["datasets"][evaluation.dataset]["ensemble_before_bias"] = (
-                evaluation.before_bias
-            )
+            numbers["ensemble_before_bias"] = evaluation.before_bias
+        record["datasets"][evaluation.dataset] = numbers
     for photo in photos:
         rate = photo.found / photo.labelled if photo.labelled else 0.0
         mapped_rate = photo.found_in_their_convention / photo.labelled if photo.labelled else 0.0
