@@ -86,15 +86,21 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     assert set(counts.values()) == {17}
     sharing = tmp_path / "sharing"
     assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(sharing),
-                 "--holdout-from", str(fitted), "--seed", "7", *TINY]) == 0
+                 "--holdout-from", str(fitted), "--seed", "7", "--augment-strength", "0.5",
+                 *TINY]) == 0
     np.testing.assert_array_equal(
         np.load(sharing / "holdout_indices.npy"), np.load(fitted / "holdout_indices.npy")
     )
+    gentle = json.loads((sharing / "config.json").read_text())["augment"]
+    assert (gentle["max_rotation_deg"], gentle["erase"], gentle["flip"]) == (6.0, 0.15, 0.5)
     assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(tmp_path / "x"),
                  "--holdout-from", str(tmp_path / "no-such-run"), *TINY]) == 2
     assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(tmp_path / "y"),
                  "--low-resolution", "1.5", *TINY]) == 2
     assert not (tmp_path / "y").exists()
+    assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(tmp_path / "z"),
+                 "--augment-strength", "-1", *TINY]) == 2
+    assert not (tmp_path / "z").exists()
 
     models = tmp_path / "models"
     assert main(["train", "ensemble", str(fitted), str(searched),

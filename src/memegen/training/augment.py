@@ -43,6 +43,8 @@ class AugmentConfig:
         One number is what a hyper-parameter search can tune; the mirror stays,
         since a mirrored face always keeps its expression.
         """
+        if strength < 0:
+            raise ValueError(f"the augmentation strength must be at least 0, not {strength}")
         low, high = self.scale
         return replace(
             self,

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 # Spelled out here, not imported: building the parser must not import numpy,
@@ -78,6 +78,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--low-resolution", type=float, default=0.0, metavar="SHARE",
                      help="share of training faces, 0 to 1, shrunk to 25-75 %% of their side "
                      "and scaled back, as small faces in group photos reach the classifier")
+    fit.add_argument("--augment-strength", type=float, default=1.0, metavar="S",
+                     help="every alteration but the mirror and --low-resolution scaled by S "
+                     "(0: mirror only, 1: as designed); gentler for a fine-tune that should "
+                     "fit clean faces more closely")
     fit.add_argument("--init-from", type=Path,
                      help="start from these weights (a run's best.pt) to fine-tune")
     fit.add_argument("--teacher", type=Path, metavar="MANIFEST",
@@ -259,7 +263,9 @@ def _fit(args: argparse.Namespace) -> int:
     from memegen.training.train import TrainConfig, train
 
     try:
-        augment = AugmentConfig(low_resolution=args.low_resolution)
+        augment = replace(
+            AugmentConfig().scaled(args.augment_strength), low_resolution=args.low_resolution
+        )
     except ValueError as error:
         print(f"memegen: {error}", file=sys.stderr)
         return 2
