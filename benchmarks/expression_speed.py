@@ -54,14 +54,25 @@ def median_ms(action, repeat: int) -> dict[str, float]:
     return {"wall": round(statistics.median(wall), 2), "cpu": round(statistics.median(cpu), 2)}
 
 
-def over_faces(classifier: ExpressionClassifier, folder: Path, count: int) -> dict:
-    """Milliseconds per face on a seeded sample of the crops in ``folder``, one call each."""
+def sample_faces(folder: Path, count: int) -> list[np.ndarray]:
+    """A seeded sample of ``count`` grey face crops from the PNGs under ``folder``."""
     paths = sorted(folder.rglob("*.png"))
     chosen = np.random.default_rng(0).choice(len(paths), min(count, len(paths)), replace=False)
-    faces = [np.asarray(Image.open(paths[index]).convert("L")) for index in chosen]
-    whole_face = [(0, 0, faces[0].shape[1], faces[0].shape[0])]
-    as_crops = _per_call_ms(faces, lambda face: classifier.classify(face, whole_face,
-                                                                     precropped=True))
+    return [np.asarray(Image.open(paths[index]).convert("L")) for index in chosen]
+
+
+def crop_call_ms(classifier: ExpressionClassifier, faces: list[np.ndarray]) -> list[float]:
+    """Milliseconds of each face given as a crop (the crop vote, gates and all)."""
+    whole_face = _whole_face(faces)
+    return _per_call_ms(faces, lambda face: classifier.classify(face, whole_face,
+                                                                precropped=True))
+
+
+def over_faces(classifier: ExpressionClassifier, folder: Path, count: int) -> dict:
+    """Milliseconds per face on a seeded sample of the crops in ``folder``, one call each."""
+    faces = sample_faces(folder, count)
+    whole_face = _whole_face(faces)
+    as_crops = crop_call_ms(classifier, faces)
     as_found = _per_call_ms(faces, lambda face: classifier.classify(face, whole_face))
     mirrored = {}
     for model in classifier.models:
@@ -82,6 +93,11 @@ def over_faces(classifier: ExpressionClassifier, folder: Path, count: int) -> di
             for model, share in zip(classifier.models, consulted, strict=True)
         },
     }
+
+
+def _whole_face(faces: list[np.ndarray]) -> list[tuple[int, int, int, int]]:
+    """The one box covering a whole crop of the sample's size."""
+    return [(0, 0, faces[0].shape[1], faces[0].shape[0])]
 
 
 def _per_call_ms(faces: list[np.ndarray], classify) -> list[float]:
