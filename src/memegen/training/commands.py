@@ -90,6 +90,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      "must not have trained on this run's held-out faces")
     fit.add_argument("--teacher-share", type=float, default=0.5,
                      help="the teacher's share of each target, 0 to 1 (with --teacher)")
+    fit.add_argument("--focus", type=Path, metavar="MANIFEST",
+                     help="a gated ensemble: the training faces its gate would read its last "
+                     "model on are repeated --focus-copies more times, for a member that will "
+                     "itself be gated (read through the ONNX files, as the app reads them)")
+    fit.add_argument("--focus-copies", type=int, default=2, metavar="K",
+                     help="extra copies of each such face, each augmented afresh (with --focus)")
     fit.set_defaults(handler=_fit)
 
     search = commands.add_parser("search", help="search architectures and settings (Optuna)")
@@ -284,6 +290,8 @@ def _fit(args: argparse.Namespace) -> int:
         init_from=str(args.init_from or ""),
         teacher=str(args.teacher or ""),
         teacher_share=args.teacher_share if args.teacher else 0.0,
+        focus=str(args.focus or ""),
+        focus_copies=args.focus_copies if args.focus else 0,
         augment=augment,
     )
     dataset = load_split(args.data, "train")
@@ -303,6 +311,17 @@ def _fit(args: argparse.Namespace) -> int:
         from memegen.training.distill import with_teacher_targets
 
         train_set = with_teacher_targets(train_set, args.teacher, args.teacher_share)
+    if args.focus:
+        from memegen.training.focus import consulted_by_gate, repeat_faces
+
+        try:
+            consulted = consulted_by_gate(args.focus, train_set)
+            train_set = repeat_faces(train_set, consulted, args.focus_copies)
+        except ValueError as error:
+            print(f"memegen: {error}", file=sys.stderr)
+            return 2
+        print(f"focus: {int(consulted.sum())} of {len(consulted)} training faces consulted by "
+              f"the gate, each {args.focus_copies} more times", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     np.save(args.out / "holdout_indices.npy", held_out)
     np.save(args.out / "holdout_digests.npy", image_digests(val_set.images))

@@ -10,7 +10,8 @@ Targets are the dataset's hard labels, or its ``soft_labels`` when it has them
 (FER+ vote distributions, or labels blended with a teacher's vote by
 ``memegen.training.distill``): cross-entropy then takes probability targets.
 ``teacher`` and ``teacher_share`` in the config only record where such targets
-came from; the caller blends them.
+came from; the caller blends them. Likewise ``focus`` and ``focus_copies`` record
+which faces the caller repeated (``memegen.training.focus``).
 
 ``precision="bf16"`` runs the forward and backward passes under bfloat16
 autocast (weights, optimiser state and held-out scoring stay float32). On a CPU
@@ -58,6 +59,8 @@ class TrainConfig:
     init_from: str = ""
     teacher: str = ""
     teacher_share: float = 0.0
+    focus: str = ""
+    focus_copies: int = 0
     precision: str = "fp32"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
