@@ -16,7 +16,7 @@ from memegen.training.datasets import FaceDataset, load_split  # noqa: E402
 from memegen.training.focus import consulted_by_gate, repeat_faces  # noqa: E402
 
 from tiny_datasets import faces_of_every_class, write_class_folders  # noqa: E402
-from tiny_networks import write_float_ensemble  # noqa: E402
+from tiny_networks import gate_last_model, write_float_ensemble  # noqa: E402
 
 WHOLE_CROP = [(0, 0, 48, 48)]
 
@@ -28,14 +28,11 @@ def _gated_at_the_median(tmp_path: Path, faces: np.ndarray) -> Path:
     first = ExpressionClassifier(manifest_path)
     tops = [first.model_probabilities(face, WHOLE_CROP, precropped=True)[0, 0].max()
             for face in faces]
-    manifest = json.loads(manifest_path.read_text())
-    manifest["models"][-1]["consult_below"] = float(np.median(tops))
-    manifest_path.write_text(json.dumps(manifest))
-    return manifest_path
+    return gate_last_model(manifest_path, float(np.median(tops)))
 
 
-def _dataset(faces: list[np.ndarray]) -> FaceDataset:
-    return FaceDataset("tiny", np.stack(faces), np.arange(len(faces)) % 7)
+def _dataset(faces: np.ndarray) -> FaceDataset:
+    return FaceDataset("tiny", faces, np.arange(len(faces)) % 7)
 
 
 def test_the_faces_chosen_are_those_inference_reads_the_gated_model_on(tmp_path: Path):
@@ -59,7 +56,7 @@ def test_an_ungated_manifest_is_refused(tmp_path: Path):
 
 
 def test_each_chosen_face_gains_exactly_the_copies_asked_for():
-    dataset = _dataset([np.full((48, 48), value, np.uint8) for value in range(5)])
+    dataset = _dataset(np.stack([np.full((48, 48), value, np.uint8) for value in range(5)]))
     chosen = np.array([False, True, False, True, False])
     repeated = repeat_faces(dataset, chosen, copies=2)
     assert len(repeated) == 5 + 2 * 2

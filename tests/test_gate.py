@@ -17,16 +17,9 @@ from memegen.expressions import ExpressionClassifier, weighted_vote  # noqa: E40
 from memegen.training.gate import THRESHOLDS, choose_gate  # noqa: E402
 
 from tiny_datasets import faces_of_every_class, write_class_folders  # noqa: E402
-from tiny_networks import write_float_ensemble  # noqa: E402
+from tiny_networks import gate_last_model, write_float_ensemble  # noqa: E402
 
 WHOLE_CROP = [(0, 0, 48, 48)]
-
-
-def _gate_last_model(manifest_path: Path, threshold: float) -> Path:
-    manifest = json.loads(manifest_path.read_text())
-    manifest["models"][-1]["consult_below"] = threshold
-    manifest_path.write_text(json.dumps(manifest))
-    return manifest_path
 
 
 def _readings(top: float) -> np.ndarray:
@@ -62,7 +55,7 @@ def test_a_gated_model_is_read_only_on_the_faces_the_models_before_it_are_unsure
         for face in faces
     ])
     threshold = float(np.median(first_tops))
-    classifier = ExpressionClassifier(_gate_last_model(source, threshold))
+    classifier = ExpressionClassifier(gate_last_model(source, threshold))
 
     for face, first_top in zip(faces, first_tops, strict=True):
         fast = classifier.model_probabilities(face, WHOLE_CROP, precropped=True, gated=True)
@@ -148,7 +141,7 @@ def test_gate_command_writes_a_gated_ensemble_that_loads_with_refitted_biases(tm
 
 
 def test_mirror_refuses_a_gated_ensemble_and_gate_refuses_its_own_folder(tmp_path: Path):
-    source = _gate_last_model(write_float_ensemble(tmp_path / "float"), 0.7)
+    source = gate_last_model(write_float_ensemble(tmp_path / "float"), 0.7)
     data = write_class_folders(tmp_path / "faces", {"val": 2})
     before = source.read_text()
     assert main(["train", "mirror", str(source), "--val-data", str(data),

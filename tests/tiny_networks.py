@@ -8,6 +8,7 @@ be installed.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +52,12 @@ def write_float_ensemble(folder: Path, config: TrainConfig = TINY_VGG) -> Path:
         entries.append(model_entry(f"net{seed}", f"net{seed}.onnx", config, 0.0,
                                    [weight] * len(LABELS)))
     return write_manifest(folder, entries)
+
+
+def gate_last_model(manifest_path: Path, threshold: float) -> Path:
+    """Gate the manifest's last model in place: read only where the vote before it is under
+    ``threshold``."""
+    manifest = json.loads(manifest_path.read_text())
+    manifest["models"][-1]["consult_below"] = threshold
+    manifest_path.write_text(json.dumps(manifest))
+    return manifest_path

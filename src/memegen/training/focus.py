@@ -9,7 +9,9 @@ faces it will meet, while the rest keep it a sound reader of any face (the vote'
 weights are still fitted with every model read on every face).
 
 The gate is read through the manifest and ONNX files, as the app reads it, so the
-choice is exactly the one inference makes.
+choice is exactly the one inference makes. On the shipped width-56 member it did not
+help (docs/training.md): the faces the vote is unsure of may be mostly those whose
+label is doubtful.
 """
 
 from __future__ import annotations
