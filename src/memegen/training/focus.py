@@ -32,7 +32,7 @@ def consulted_by_gate(manifest_path: Path, dataset: FaceDataset) -> np.ndarray:
     if classifier.models[-1].consult_below == math.inf:
         raise ValueError(f"{manifest_path}: its last model is not gated, so every face "
                          "would be consulted; build the vote with `train gate` first")
-    return classifier.consulted(crop_probabilities(classifier, dataset))[-1]
+    return classifier.consulted(crop_probabilities(classifier, dataset, gated=True))[-1]
 
 
 def repeat_faces(dataset: FaceDataset, chosen: np.ndarray, copies: int) -> FaceDataset:

@@ -48,12 +48,15 @@ class Evaluation:
     before_bias: dict | None = None
 
 
-def crop_probabilities(classifier: ExpressionClassifier, dataset: FaceDataset) -> np.ndarray:
+def crop_probabilities(
+    classifier: ExpressionClassifier, dataset: FaceDataset, gated: bool = False
+) -> np.ndarray:
     """Each model's probabilities (models × faces × labels) for every crop of ``dataset``,
-    each classified as one pre-cropped face, like ``analyze --whole-image``."""
+    each classified as one pre-cropped face, like ``analyze --whole-image``. ``gated``
+    skips a gated model where the gate would (NaN rows, as ``model_probabilities``)."""
     per_image = [
         classifier.model_probabilities(image, [(0, 0, image.shape[1], image.shape[0])],
-                                       precropped=True)
+                                       precropped=True, gated=gated)
         for image in dataset.images
     ]
     return np.concatenate(per_image, axis=1)
