@@ -16,7 +16,7 @@ from memegen.training.datasets import FaceDataset, load_split  # noqa: E402
 from memegen.training.focus import consulted_by_gate, repeat_faces  # noqa: E402
 
 from tiny_datasets import faces_of_every_class, write_class_folders  # noqa: E402
-from tiny_networks import gate_last_model, write_float_ensemble  # noqa: E402
+from tiny_networks import first_model_tops, gate_last_model, write_float_ensemble  # noqa: E402
 
 WHOLE_CROP = [(0, 0, 48, 48)]
 
@@ -25,9 +25,7 @@ def _gated_at_the_median(tmp_path: Path, faces: np.ndarray) -> Path:
     """A two-model ensemble whose second model is read on the half of ``faces`` the first
     is least sure of."""
     manifest_path = write_float_ensemble(tmp_path / "float")
-    first = ExpressionClassifier(manifest_path)
-    tops = [first.model_probabilities(face, WHOLE_CROP, precropped=True)[0, 0].max()
-            for face in faces]
+    tops = first_model_tops(ExpressionClassifier(manifest_path), faces)
     return gate_last_model(manifest_path, float(np.median(tops)))
 
 

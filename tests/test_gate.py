@@ -17,7 +17,7 @@ from memegen.expressions import ExpressionClassifier, weighted_vote  # noqa: E40
 from memegen.training.gate import THRESHOLDS, choose_gate  # noqa: E402
 
 from tiny_datasets import faces_of_every_class, write_class_folders  # noqa: E402
-from tiny_networks import gate_last_model, write_float_ensemble  # noqa: E402
+from tiny_networks import first_model_tops, gate_last_model, write_float_ensemble  # noqa: E402
 
 WHOLE_CROP = [(0, 0, 48, 48)]
 
@@ -50,10 +50,7 @@ def test_a_gated_model_is_read_only_on_the_faces_the_models_before_it_are_unsure
     source = write_float_ensemble(tmp_path / "float")
     faces = faces_of_every_class(14, seed=7)
     ungated = ExpressionClassifier(source)
-    first_tops = np.array([
-        ungated.model_probabilities(face, WHOLE_CROP, precropped=True)[0, 0].max()
-        for face in faces
-    ])
+    first_tops = first_model_tops(ungated, faces)
     threshold = float(np.median(first_tops))
     classifier = ExpressionClassifier(gate_last_model(source, threshold))
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from memegen import LABELS
-from memegen.expressions import normalise
+from memegen.expressions import ExpressionClassifier, normalise
 from memegen.training.export import export_onnx, model_entry, write_manifest
 from memegen.training.train import TrainConfig, build_model
 
@@ -61,3 +61,12 @@ def gate_last_model(manifest_path: Path, threshold: float) -> Path:
     manifest["models"][-1]["consult_below"] = threshold
     manifest_path.write_text(json.dumps(manifest))
     return manifest_path
+
+
+def first_model_tops(classifier: ExpressionClassifier, faces: np.ndarray) -> np.ndarray:
+    """The first model's top probability on each whole 48×48 face: where to set a gate
+    that splits ``faces``."""
+    return np.array([
+        classifier.model_probabilities(face, [(0, 0, 48, 48)], precropped=True)[0, 0].max()
+        for face in faces
+    ])
