@@ -3,6 +3,7 @@ out elsewhere; ``train gate`` picks the gate on held-out faces."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ torch = pytest.importorskip("torch")
 from memegen import LABELS  # noqa: E402
 from memegen.cli import main  # noqa: E402
 from memegen.expressions import ExpressionClassifier, weighted_vote  # noqa: E402
-from memegen.training.gate import THRESHOLDS, choose_gate  # noqa: E402
+from memegen.training.gate import THRESHOLDS, choose_gates  # noqa: E402
 
 from tiny_datasets import faces_of_every_class, write_class_folders  # noqa: E402
 from tiny_networks import first_model_tops, gate_last_model, write_float_ensemble  # noqa: E402
@@ -77,7 +78,7 @@ def test_the_first_model_cannot_be_gated(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory: pytest.TempPathFactory) -> ExpressionClassifier:
-    """The tiny ensemble with equal weights: ``choose_gate`` only reads its weights."""
+    """The tiny ensemble with equal weights: ``choose_gates`` only reads its weights."""
     loaded = ExpressionClassifier(write_float_ensemble(tmp_path_factory.mktemp("float")))
     loaded.weights = np.ones_like(loaded.weights)
     return loaded
@@ -87,33 +88,68 @@ def classifier(tmp_path_factory: pytest.TempPathFactory) -> ExpressionClassifier
 # 0.65 and 0.55, so the thresholds read the second model on 4, 3, 2, 2, 1 and 0 of them.
 FIRST_MODEL = np.stack([_readings(top) for top in (0.95, 0.85, 0.65, 0.55)])
 LABELS_OF_FACES = np.zeros(4, dtype=int)
+A_MS_A_FACE = np.ones((2, 4))
 
 
 def test_a_gate_that_would_skip_faces_the_last_model_helps_on_is_not_chosen(classifier):
     helpful = np.stack([FIRST_MODEL, np.stack([_readings(0.99)] * 4)])
-    threshold, evidence = choose_gate(classifier, helpful, LABELS_OF_FACES)
+    thresholds, evidence = choose_gates(classifier, helpful, LABELS_OF_FACES, A_MS_A_FACE)
     # Skipping even the surest face costs (ln 0.97 - ln 0.95) / 4 = 0.005 nats.
-    assert threshold == 1.0
-    assert evidence["by_threshold"]["0.9"]["consulted_share"] == 0.75
-    assert evidence["by_threshold"]["0.9"]["nll"] > evidence["every_face"]["nll"] + 0.001
+    assert thresholds == (1.0,)
+    assert evidence["combinations_tried"] == len(THRESHOLDS) + 1
+    front = evidence["front"]
+    assert [numbers["below"] for numbers in front] == [[0.5], [0.6], [0.7], [0.9], [1.0]]
+    assert [numbers["expected_ms"] for numbers in front] == [1.0, 1.25, 1.5, 1.75, 2.0]
+    assert front[3]["consulted_shares"] == [0.75]
+    assert front[3]["nll"] > evidence["every_face"]["nll"] + 0.001
 
 
 def test_a_last_model_that_adds_nothing_is_gated_at_the_lowest_threshold(classifier):
     echo = np.stack([FIRST_MODEL, FIRST_MODEL])
-    threshold, evidence = choose_gate(classifier, echo, LABELS_OF_FACES)
-    assert threshold == min(THRESHOLDS)
-    assert evidence["by_threshold"][str(threshold)]["consulted_share"] == 0.0
+    thresholds, evidence = choose_gates(classifier, echo, LABELS_OF_FACES, A_MS_A_FACE)
+    assert thresholds == (min(THRESHOLDS),)
+    assert evidence["chosen"]["consulted_shares"] == [0.0]
+    assert evidence["chosen"]["expected_ms"] == 1.0
 
 
 def test_a_share_budget_takes_the_best_gate_that_fits_it(classifier):
     helpful = np.stack([FIRST_MODEL, np.stack([_readings(0.99)] * 4)])
-    threshold, evidence = choose_gate(classifier, helpful, LABELS_OF_FACES, 0.5)
+    thresholds, evidence = choose_gates(classifier, helpful, LABELS_OF_FACES, A_MS_A_FACE,
+                                        max_consulted_share=0.5)
     # 0.8 and 0.7 both read the two unsure faces; ties go to the first, higher one.
-    assert threshold == 0.8
+    assert thresholds == (0.8,)
     assert evidence["max_consulted_share"] == 0.5
     with pytest.raises(ValueError, match=r"at most 0\.1 of the faces"):
-        choose_gate(classifier, np.stack([np.stack([_readings(0.3)] * 4)] * 2),
-                    LABELS_OF_FACES, 0.1)
+        choose_gates(classifier, np.stack([np.stack([_readings(0.3)] * 4)] * 2),
+                     LABELS_OF_FACES, A_MS_A_FACE, max_consulted_share=0.1)
+
+
+def test_a_cascade_leaves_the_dearer_of_two_equally_helpful_models_unread(classifier):
+    # Two later models that each read every face as 0.99 sure and, at a weight of 1,000
+    # to the first model's 1, each make the vote nearly theirs: either one suffices on
+    # every face, and which one is read is the cheaper's.
+    cascade = copy.copy(classifier)
+    cascade.models = [*classifier.models, classifier.models[-1]]
+    cascade.weights = np.array([[1.0] * len(LABELS), [1000.0] * len(LABELS),
+                                [1000.0] * len(LABELS)])
+    sure = np.stack([_readings(0.99)] * 4)
+    readings = np.stack([FIRST_MODEL, sure, sure])
+    first_one_dear = np.array([[1.0] * 4, [10.0] * 4, [1.0] * 4])
+    thresholds, evidence = choose_gates(cascade, readings, LABELS_OF_FACES, first_one_dear,
+                                        gated=2)
+    assert thresholds == (min(THRESHOLDS), 1.0)
+    assert evidence["chosen"]["consulted_shares"] == [0.0, 1.0]
+    assert evidence["chosen"]["expected_ms"] == 2.0
+    assert evidence["combinations_tried"] == (len(THRESHOLDS) + 1) ** 2
+    second_one_dear = first_one_dear[[0, 2, 1]]
+    thresholds, _ = choose_gates(cascade, readings, LABELS_OF_FACES, second_one_dear, gated=2)
+    assert thresholds == (1.0, min(THRESHOLDS))
+
+
+def test_the_first_model_is_never_gated(classifier):
+    echo = np.stack([FIRST_MODEL, FIRST_MODEL])
+    with pytest.raises(ValueError, match="first of 2"):
+        choose_gates(classifier, echo, LABELS_OF_FACES, A_MS_A_FACE, gated=2)
 
 
 def test_gate_command_writes_a_gated_ensemble_that_loads_with_refitted_biases(tmp_path: Path):
@@ -126,8 +162,10 @@ def test_gate_command_writes_a_gated_ensemble_that_loads_with_refitted_biases(tm
     manifest = json.loads((out / "manifest.json").read_text())
     evidence = manifest["gate_evidence"]
     assert evidence["weighting_set"]["examples"] == 42
-    assert evidence["model"] == "net1"
-    assert manifest["models"][-1].get("consult_below") == evidence["below"]
+    assert evidence["models"] == ["net1"]
+    assert [manifest["models"][-1].get("consult_below")] == evidence["chosen"]["below"]
+    assert sorted(evidence["ms_a_pass"]) == ["net0", "net1"]
+    assert all(ms > 0 for ms in evidence["ms_a_pass"].values())
     assert "consult_below" not in manifest["models"][0]
     assert manifest["class_bias_evidence"]["weighting_set"]["examples"] == 42
     assert sorted(path.name for path in out.glob("*.onnx")) == ["net0.onnx", "net1.onnx"]
@@ -137,7 +175,7 @@ def test_gate_command_writes_a_gated_ensemble_that_loads_with_refitted_biases(tm
     np.testing.assert_allclose(vote.sum(), 1.0, atol=1e-5)
 
 
-def test_mirror_refuses_a_gated_ensemble_and_gate_refuses_its_own_folder(tmp_path: Path):
+def test_mirror_refuses_a_gated_ensemble_and_gate_its_own_folder_or_the_first_model(tmp_path: Path):
     source = gate_last_model(write_float_ensemble(tmp_path / "float"), 0.7)
     data = write_class_folders(tmp_path / "faces", {"val": 2})
     before = source.read_text()
@@ -145,4 +183,7 @@ def test_mirror_refuses_a_gated_ensemble_and_gate_refuses_its_own_folder(tmp_pat
                  "--out", str(tmp_path / "mirrored")]) == 2
     assert main(["train", "gate", str(source), "--val-data", str(data),
                  "--out", str(source.parent)]) == 2
+    assert main(["train", "gate", str(source), "--val-data", str(data), "--gated", "2",
+                 "--out", str(tmp_path / "every-model-gated")]) == 2
+    assert not (tmp_path / "every-model-gated").exists()
     assert source.read_text() == before

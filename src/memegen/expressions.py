@@ -52,14 +52,16 @@ class ExpressionModel:
         mean of probabilities, so its weights cannot make one member surer, and a
         member that is less sure than it is right would otherwise blur the vote.
         """
-        probabilities = self._read(crops)
+        probabilities = self.read(crops)
         unsure = unsure_faces(probabilities, self.mirror_below)
         if unsure.any():
-            mirrored = self._read(crops[unsure][:, :, ::-1])
+            mirrored = self.read(crops[unsure][:, :, ::-1])
             probabilities[unsure] = (probabilities[unsure] + mirrored) / 2
         return apply_temperature(probabilities, self.temperature)
 
-    def _read(self, crops: np.ndarray) -> np.ndarray:
+    def read(self, crops: np.ndarray) -> np.ndarray:
+        """One plain pass of the graph (no mirror, no temperature): what ``memegen train
+        gate`` times and replays to learn which faces a model reads twice."""
         faces = normalise(crops, self.mean, self.std)
         return self.session.run(None, {self.input_name: faces})[0]
 

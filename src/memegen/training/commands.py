@@ -181,8 +181,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     mirror.set_defaults(handler=_mirror)
 
     gate = commands.add_parser(
-        "gate", help="read the last model only on faces the models before it are unsure of, "
-        "as far as that costs the vote nothing on held-out data"
+        "gate", help="read the last models only on faces the models before them are unsure "
+        "of, as far as that costs the vote nothing on held-out data"
     )
     gate.add_argument("manifest", type=Path,
                       help="manifest.json of an ensemble of two models or more (after mirror)")
@@ -191,6 +191,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     gate.add_argument("--max-consulted-share", type=float, default=1.0,
                       help="a time budget: read the last model on at most this share of the "
                       "weighting set's faces (default 1: no budget)")
+    gate.add_argument("--gated", type=int, default=1,
+                      help="how many of the last models to gate, each on the vote of those "
+                      "before it (a cascade: order the models cheapest first); the "
+                      "combination of gates with the lowest expected time a face wins")
     gate.set_defaults(handler=_gate)
 
     rebuild = commands.add_parser(
@@ -412,7 +416,7 @@ def _gate(args: argparse.Namespace) -> int:
     from memegen.training.gate import fit_gate
 
     return _print_written(lambda: fit_gate(
-        args.manifest, _weighting_set(args), args.out, args.max_consulted_share
+        args.manifest, _weighting_set(args), args.out, args.max_consulted_share, args.gated
     ))
 
 
