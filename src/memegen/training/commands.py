@@ -193,8 +193,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       "weighting set's faces (default 1: no budget)")
     gate.add_argument("--gated", type=int, default=1,
                       help="how many of the last models to gate, each on the vote of those "
-                      "before it (a cascade: order the models cheapest first); the "
-                      "combination of gates with the lowest expected time a face wins")
+                      "before it (a cascade: order the models cheapest first); of the "
+                      "combinations of gates that cost the vote at most 0.001 nats, the "
+                      "fastest on this machine wins")
     gate.set_defaults(handler=_gate)
 
     rebuild = commands.add_parser(
