@@ -4,6 +4,7 @@ out elsewhere; ``train gate`` picks the gate on held-out faces."""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from pathlib import Path
 
@@ -65,6 +66,40 @@ def test_a_gated_model_is_read_only_on_the_faces_the_models_before_it_are_unsure
         np.testing.assert_allclose(vote, classifier.vote(every), atol=1e-6)
         expected = weighted_vote(every, ungated.weights) if unsure else every[0]
         np.testing.assert_allclose(vote, expected, atol=1e-6)
+
+
+def test_a_cascade_reads_each_gated_model_where_the_models_read_before_it_are_unsure(
+    tmp_path: Path,
+):
+    source = write_float_ensemble(tmp_path / "float", weights=(1.5, 0.5, 1.0))
+    faces = faces_of_every_class(14, seed=7)
+    ungated = ExpressionClassifier(source)
+    every = np.concatenate([
+        ungated.model_probabilities(face, WHOLE_CROP, precropped=True) for face in faces
+    ], axis=1)
+    second_below = float(np.median(every[0].max(axis=1)))
+    second_read = every[0].max(axis=1) < second_below
+    # The third model's gate reads the vote of the models read before it on each face.
+    before_third = weighted_vote(every[:2], ungated.weights[:2],
+                                 np.stack([np.ones_like(second_read), second_read]))
+    third_below = float(np.median(before_third.max(axis=1)))
+    third_read = before_third.max(axis=1) < third_below
+    manifest = json.loads(source.read_text())
+    manifest["models"][1]["consult_below"] = second_below
+    manifest["models"][2]["consult_below"] = third_below
+    source.write_text(json.dumps(manifest))
+    classifier = ExpressionClassifier(source)
+
+    consulted = np.stack([np.ones_like(second_read), second_read, third_read])
+    np.testing.assert_array_equal(classifier.consulted(every), consulted)
+    for index, face in enumerate(faces):
+        fast = classifier.model_probabilities(face, WHOLE_CROP, precropped=True, gated=True)
+        np.testing.assert_array_equal(np.isnan(fast[:, 0, 0]), ~consulted[:, index])
+        np.testing.assert_allclose(
+            classifier.classify(face, WHOLE_CROP, precropped=True),
+            weighted_vote(every[:, [index]], ungated.weights, consulted[:, [index]]),
+            atol=1e-6,
+        )
 
 
 def test_the_first_model_cannot_be_gated(tmp_path: Path):
@@ -169,6 +204,31 @@ def test_gate_command_writes_a_gated_ensemble_that_loads_with_refitted_biases(tm
     assert "consult_below" not in manifest["models"][0]
     assert manifest["class_bias_evidence"]["weighting_set"]["examples"] == 42
     assert sorted(path.name for path in out.glob("*.onnx")) == ["net0.onnx", "net1.onnx"]
+    vote = ExpressionClassifier(out / "manifest.json").classify(
+        faces_of_every_class(1, seed=8)[0], WHOLE_CROP, precropped=True
+    )
+    np.testing.assert_allclose(vote.sum(), 1.0, atol=1e-5)
+
+
+def test_gate_command_gates_the_last_models_as_a_cascade(tmp_path: Path):
+    source = write_float_ensemble(tmp_path / "float", weights=(1.5, 0.5, 1.0))
+    data = write_class_folders(tmp_path / "faces", {"val": 6})
+    out = tmp_path / "cascade"
+    assert main(["train", "gate", str(source), "--val-data", str(data), "--gated", "2",
+                 "--out", str(out)]) == 0
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    evidence = manifest["gate_evidence"]
+    assert evidence["models"] == ["net1", "net2"]
+    assert evidence["combinations_tried"] == (len(THRESHOLDS) + 1) ** 2
+    assert [entry.get("consult_below") for entry in manifest["models"][1:]] == (
+        evidence["chosen"]["below"]
+    )
+    assert "consult_below" not in manifest["models"][0]
+    assert evidence["chosen"]["nll"] <= evidence["every_face"]["nll"] + 0.001
+    front = evidence["front"]
+    assert all(later["expected_ms"] >= earlier["expected_ms"] and later["nll"] < earlier["nll"]
+               for earlier, later in itertools.pairwise(front))
     vote = ExpressionClassifier(out / "manifest.json").classify(
         faces_of_every_class(1, seed=8)[0], WHOLE_CROP, precropped=True
     )

@@ -9,6 +9,7 @@ be installed.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +44,14 @@ def trained_vgg(seed: int, config: TrainConfig = TINY_VGG) -> torch.nn.Module:
     return network.eval()
 
 
-def write_float_ensemble(folder: Path, config: TrainConfig = TINY_VGG) -> Path:
-    """Two trained VGGs with mirror passes, exported with unequal vote weights (1.5 and 0.5)."""
+def write_float_ensemble(
+    folder: Path, config: TrainConfig = TINY_VGG, weights: Sequence[float] = (1.5, 0.5)
+) -> Path:
+    """Trained VGGs with mirror passes, one a vote weight (``weights``; two unequal ones
+    unless told), seeded 0, 1, … in manifest order."""
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
-    for seed, weight in ((0, 1.5), (1, 0.5)):
+    for seed, weight in enumerate(weights):
         export_onnx(trained_vgg(seed, config), 48, folder / f"net{seed}.onnx")
         entries.append(model_entry(f"net{seed}", f"net{seed}.onnx", config, 0.0,
                                    [weight] * len(LABELS)))
