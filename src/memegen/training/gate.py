@@ -156,12 +156,15 @@ def read_costs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each model's median time a pass on this machine in ms, and how many passes (1, or 2
     where it would also read the mirror) it makes on each face (models × faces) of
-    ``dataset``."""
+    ``dataset``. Only a model with a mirror pass (``mirror_below`` above 0) is read on
+    every face to learn which faces it mirrors; the others make one pass on each."""
     ms_a_pass, passes = [], []
     for model in classifier.models:
         crops = np.stack([crop_face(image, (0, 0, image.shape[1], image.shape[0]),
                                     model.input_size, 0.0) for image in dataset.images])
-        passes.append(1 + unsure_faces(model.read(crops), model.mirror_below))
+        mirrored = (unsure_faces(model.read(crops), model.mirror_below)
+                    if model.mirror_below > 0 else np.zeros(len(crops), dtype=bool))
+        passes.append(1 + mirrored)
         ms_a_pass.append(_ms_a_pass(model, crops[:1]))
     return np.array(ms_a_pass), np.stack(passes)
 
