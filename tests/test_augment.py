@@ -1,4 +1,4 @@
-"""``augment``: the low-resolution alteration and how augmentation settings persist."""
+"""``augment``: the low-resolution alteration, mixup, and how augmentation settings persist."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from memegen.training.augment import AugmentConfig, augment  # noqa: E402
+from memegen.training.augment import AugmentConfig, augment, mix_up  # noqa: E402
 from memegen.training.train import TrainConfig  # noqa: E402
 
 ONLY_LOW_RESOLUTION = replace(AugmentConfig().scaled(0.0), flip=0.0, low_resolution=1.0)
@@ -57,3 +57,33 @@ def test_config_written_before_low_resolution_existed_loads_with_it_off():
     config = TrainConfig.from_dict(saved)
     assert config.augment.low_resolution == 0.0
     assert config.augment.scale == (0.9, 1.1) and config.augment.erase_area == (0.02, 0.15)
+
+
+def _faces_valued_by_label(classes: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
+    """Face i is flat grey i/10 and labelled class i, so a blend's pixels name its mix."""
+    labels = torch.arange(classes)
+    faces = (labels.float() / 10).view(classes, 1, 1, 1).expand(classes, 1, 8, 8).clone()
+    return faces, labels
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mixup_blends_each_face_and_its_target_by_the_same_share(seed: int):
+    faces, labels = _faces_valued_by_label()
+    mixed, targets = mix_up(faces, labels, 0.4, 7, torch.Generator().manual_seed(seed))
+    assert torch.allclose(targets.sum(dim=1), torch.ones(7))
+    grey_the_targets_predict = targets @ (torch.arange(7).float() / 10)
+    assert torch.allclose(mixed[:, 0, 0, 0], grey_the_targets_predict, atol=1e-6)
+    assert (targets[torch.arange(7), labels] >= 0.5).all()  # each face stays mostly itself
+
+
+def test_mixup_blends_probability_targets_as_they_are():
+    faces, labels = _faces_valued_by_label()
+    soft = 0.6 * F.one_hot(labels, 7).float() + 0.4 / 7  # each face's votes, 60 % its own
+    mixed, targets = mix_up(faces, soft, 0.4, 7, torch.Generator().manual_seed(0))
+    greys = torch.arange(7).float() / 10
+    assert torch.allclose(targets @ greys, 0.6 * mixed[:, 0, 0, 0] + 0.4 * greys.mean())
+
+
+def test_mixup_is_refused_below_zero():
+    with pytest.raises(ValueError, match="mixup"):
+        TrainConfig(mixup=-0.2)

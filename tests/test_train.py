@@ -77,11 +77,19 @@ def test_bfloat16_training_learns_and_keeps_float32_weights(tmp_path: Path):
     }
 
 
-def test_unknown_precision_is_refused_before_training(tmp_path: Path):
-    config = TrainConfig(**TINY, epochs=1, precision="fp16")
+def test_unknown_precision_is_refused_before_training():
     with pytest.raises(ValueError, match="precision"):
-        train(config, _dataset([0, 1]), _dataset([0, 1]), tmp_path / "run")
-    assert not (tmp_path / "run").exists()
+        TrainConfig(**TINY, epochs=1, precision="fp16")
+
+
+def test_mixup_training_learns_and_records_its_alpha(tmp_path: Path):
+    labels = [0, 3] * 24
+    train_set = _dataset(labels)
+    val_set = FaceDataset("val", train_set.images[:16], train_set.labels[:16])
+    config = TrainConfig(**TINY, epochs=6, learning_rate=1e-2, mixup=0.2)
+    result = train(config, train_set, val_set, tmp_path / "run")
+    assert result.best_accuracy >= 0.9
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["mixup"] == 0.2
 
 
 def test_command_line_offers_every_training_precision_and_head():

@@ -5,6 +5,8 @@ network instead of a per-image Python loop. Only changes a face can undergo
 in a real photo: mirror, small tilt, zoom and shift, lighting, blur, sensor
 noise, an occluding patch, and the loss of detail of a face that was only a
 few dozen pixels across in its photo. Never a vertical flip or a large rotation.
+``mix_up`` is the one alteration that also changes the targets: it blends pairs of
+faces and their labels.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -97,6 +100,35 @@ def augment(batch: torch.Tensor, config: AugmentConfig, generator: torch.Generat
     if config.erase > 0:
         out = _random_erase(out, config, generator)
     return out.clamp_(0.0, 1.0)
+
+
+def mix_up(
+    batch: torch.Tensor,
+    targets: torch.Tensor,
+    alpha: float,
+    classes: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch blended with a shuffled copy of itself, and the targets blended alike.
+
+    One share ``lam`` from Beta(alpha, alpha) for the whole batch, taken as the larger
+    of ``lam`` and ``1 - lam`` so each face stays mostly itself. A network that has
+    to say "70 % happy, 30 % sad" for a blend cannot be surer than the faces allow,
+    which is meant to make its probabilities more honest for the vote. ``targets``
+    are class indices or rows of probabilities; the result is always probabilities.
+    """
+    if alpha <= 0:
+        raise ValueError(f"the mixup alpha must be above 0, not {alpha}")
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    lam = max(lam, 1.0 - lam)
+    partner = torch.randperm(batch.shape[0], generator=generator)
+    if targets.dim() == 1:
+        targets = F.one_hot(targets, classes).float()
+    return (
+        lam * batch + (1 - lam) * batch[partner],
+        lam * targets + (1 - lam) * targets[partner],
+    )
 
 
 def _random_erase(batch: torch.Tensor, config: AugmentConfig, generator: torch.Generator):

@@ -82,6 +82,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="every alteration but the mirror and --low-resolution scaled by S "
                      "(0: mirror only, 1: as designed); gentler for a fine-tune that should "
                      "fit clean faces more closely")
+    fit.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                     help="blend each batch's faces and targets in pairs, the share drawn "
+                     "from Beta(ALPHA, ALPHA) (0.2 is usual; 0: off)")
     fit.add_argument("--init-from", type=Path,
                      help="start from these weights (a run's best.pt) to fine-tune")
     fit.add_argument("--teacher", type=Path, metavar="MANIFEST",
@@ -277,28 +280,29 @@ def _fit(args: argparse.Namespace) -> int:
         augment = replace(
             AugmentConfig().scaled(args.augment_strength), low_resolution=args.low_resolution
         )
+        config = TrainConfig(
+            family=args.family,
+            width=args.width,
+            depth=args.depth,
+            head=args.head,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+            threads=args.threads,
+            precision=args.precision,
+            mixup=args.mixup,
+            balance=args.balance,
+            init_from=str(args.init_from or ""),
+            teacher=str(args.teacher or ""),
+            teacher_share=args.teacher_share if args.teacher else 0.0,
+            focus=str(args.focus or ""),
+            focus_copies=args.focus_copies if args.focus else 0,
+            augment=augment,
+        )
     except ValueError as error:
         print(f"memegen: {error}", file=sys.stderr)
         return 2
-    config = TrainConfig(
-        family=args.family,
-        width=args.width,
-        depth=args.depth,
-        head=args.head,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        threads=args.threads,
-        precision=args.precision,
-        balance=args.balance,
-        init_from=str(args.init_from or ""),
-        teacher=str(args.teacher or ""),
-        teacher_share=args.teacher_share if args.teacher else 0.0,
-        focus=str(args.focus or ""),
-        focus_copies=args.focus_copies if args.focus else 0,
-        augment=augment,
-    )
     dataset = load_split(args.data, "train")
     if args.holdout_from is None:
         kept, held_out = stratified_split(dataset.labels, args.holdout, args.seed)
