@@ -11,12 +11,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from memegen import LABELS  # noqa: E402
+from memegen.cli import main  # noqa: E402
 from memegen.training import commands  # noqa: E402
 from memegen.training.architectures import FAMILIES, HEADS, build  # noqa: E402
 from memegen.training.datasets import FaceDataset  # noqa: E402
 from memegen.training.train import PRECISIONS, TrainConfig, build_model, train  # noqa: E402
 
-from tiny_datasets import face  # noqa: E402
+from tiny_datasets import face, write_class_folders  # noqa: E402
 
 TINY = {"family": "vgg", "width": 4, "depth": 1, "batch_size": 16, "threads": 1}
 
@@ -82,6 +83,12 @@ def test_unknown_precision_is_refused_before_training():
         TrainConfig(**TINY, epochs=1, precision="fp16")
 
 
+@pytest.mark.parametrize("smoothing", [-0.1, 1.0])
+def test_label_smoothing_outside_zero_to_one_is_refused(smoothing: float):
+    with pytest.raises(ValueError, match="label smoothing"):
+        TrainConfig(**TINY, label_smoothing=smoothing)
+
+
 def test_mixup_training_learns_and_records_its_alpha(tmp_path: Path):
     labels = [0, 3] * 24
     train_set = _dataset(labels)
@@ -90,6 +97,27 @@ def test_mixup_training_learns_and_records_its_alpha(tmp_path: Path):
     result = train(config, train_set, val_set, tmp_path / "run")
     assert result.best_accuracy >= 0.9
     assert json.loads((tmp_path / "run" / "config.json").read_text())["mixup"] == 0.2
+    unmixed = TrainConfig(**TINY, epochs=6, learning_rate=1e-2)
+    train(unmixed, train_set, val_set, tmp_path / "unmixed")
+
+    def first_loss(run: str) -> float:
+        return json.loads((tmp_path / run / "log.jsonl").read_text().splitlines()[0])["loss"]
+
+    assert first_loss("run") != first_loss("unmixed")  # the blends reached the loss
+
+
+def test_fit_records_mixup_and_label_smoothing_and_refuses_bad_values(tmp_path: Path, capsys):
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    tiny = ["--data", str(data), "--epochs", "1", "--batch-size", "8", "--width", "4",
+            "--threads", "1", "--holdout", "0.25"]
+    assert main(["train", "fit", "--out", str(tmp_path / "run"), "--mixup", "0.4",
+                 "--label-smoothing", "0", *tiny]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["mixup"], config["label_smoothing"]) == (0.4, 0.0)
+
+    assert main(["train", "fit", "--out", str(tmp_path / "bad"), "--mixup", "-1", *tiny]) == 2
+    assert "mixup" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_command_line_offers_every_training_precision_and_head():

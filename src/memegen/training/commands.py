@@ -82,6 +82,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="every alteration but the mirror and --low-resolution scaled by S "
                      "(0: mirror only, 1: as designed); gentler for a fine-tune that should "
                      "fit clean faces more closely")
+    fit.add_argument("--label-smoothing", type=float, default=0.1, metavar="E",
+                     help="share of each target spread evenly over all classes (0: off); it "
+                     "keeps a network from growing sure of FER2013's noisy labels, and so "
+                     "less sure than it is right")
     fit.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
                      help="blend each batch's faces and targets in pairs, the share drawn "
                      "from Beta(ALPHA, ALPHA) (0.2 is usual; 0: off)")
@@ -292,6 +296,7 @@ def _fit(args: argparse.Namespace) -> int:
             threads=args.threads,
             precision=args.precision,
             mixup=args.mixup,
+            label_smoothing=args.label_smoothing,
             balance=args.balance,
             init_from=str(args.init_from or ""),
             teacher=str(args.teacher or ""),

@@ -73,6 +73,10 @@ class TrainConfig:
             raise ValueError(f"unknown precision {self.precision!r}; choose from {PRECISIONS}")
         if self.mixup < 0:
             raise ValueError(f"the mixup alpha must be at least 0, not {self.mixup}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(
+                f"label smoothing must be at least 0 and below 1, not {self.label_smoothing}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
