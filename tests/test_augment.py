@@ -82,8 +82,3 @@ def test_mixup_blends_probability_targets_as_they_are():
     mixed, targets = mix_up(faces, soft, 0.4, 7, torch.Generator().manual_seed(0))
     greys = torch.arange(7).float() / 10
     assert torch.allclose(targets @ greys, 0.6 * mixed[:, 0, 0, 0] + 0.4 * greys.mean())
-
-
-def test_mixup_is_refused_below_zero():
-    with pytest.raises(ValueError, match="mixup"):
-        TrainConfig(mixup=-0.2)

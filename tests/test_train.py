@@ -89,6 +89,11 @@ def test_label_smoothing_outside_zero_to_one_is_refused(smoothing: float):
         TrainConfig(**TINY, label_smoothing=smoothing)
 
 
+def test_negative_mixup_is_refused():
+    with pytest.raises(ValueError, match="mixup"):
+        TrainConfig(**TINY, mixup=-0.2)
+
+
 def test_mixup_training_learns_and_records_its_alpha(tmp_path: Path):
     labels = [0, 3] * 24
     train_set = _dataset(labels)
