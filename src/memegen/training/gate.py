@@ -156,17 +156,28 @@ def read_costs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each model's median time a pass on this machine in ms, and how many passes (1, or 2
     where it would also read the mirror) it makes on each face (models × faces) of
-    ``dataset``. Only a model with a mirror pass (``mirror_below`` above 0) is read on
-    every face to learn which faces it mirrors; the others make one pass on each."""
-    ms_a_pass, passes = [], []
-    for model in classifier.models:
-        crops = np.stack([crop_face(image, (0, 0, image.shape[1], image.shape[0]),
-                                    model.input_size, 0.0) for image in dataset.images])
-        mirrored = (unsure_faces(model.read(crops), model.mirror_below)
-                    if model.mirror_below > 0 else np.zeros(len(crops), dtype=bool))
-        passes.append(1 + mirrored)
-        ms_a_pass.append(_ms_a_pass(model, crops[:1]))
+    ``dataset``."""
+    ms_a_pass = [
+        _ms_a_pass(model, _whole_crops(dataset.images[:1], model.input_size))
+        for model in classifier.models
+    ]
+    passes = [1 + _mirrored(model, dataset) for model in classifier.models]
     return np.array(ms_a_pass), np.stack(passes)
+
+
+def _mirrored(model: ExpressionModel, dataset: FaceDataset) -> np.ndarray:
+    """Which faces ``model`` would read again mirrored. Only a model with a mirror pass
+    (``mirror_below`` above 0) has to read every face to tell."""
+    if model.mirror_below <= 0:
+        return np.zeros(len(dataset), dtype=bool)
+    crops = _whole_crops(dataset.images, model.input_size)
+    return unsure_faces(model.read(crops), model.mirror_below)
+
+
+def _whole_crops(images: np.ndarray, size: int) -> np.ndarray:
+    """Each image, already a face, cut as ``crop_probabilities`` cuts it (no margin)."""
+    return np.stack([crop_face(image, (0, 0, image.shape[1], image.shape[0]), size, 0.0)
+                     for image in images])
 
 
 def _ms_a_pass(model: ExpressionModel, crop: np.ndarray) -> float:
