@@ -70,6 +70,44 @@ def truncated_jpeg() -> bytes:
     return data[: len(data) // 2]
 
 
+def jpeg_cut_after_its_header() -> bytes:
+    """Pillow meets the end of this one while still reading the header, in ``Image.open``."""
+    return astronaut_jpeg()[:200]
+
+
+def truncated_png() -> bytes:
+    """Cut in its pixel data: Pillow finds out only when the whole picture is decoded."""
+    data = _save(_astronaut(), "PNG")
+    return data[: len(data) // 2]
+
+
+def truncated_webp() -> bytes:
+    data = _save(_astronaut(), "WEBP")
+    return data[: len(data) // 2]
+
+
+def thin_strip_png() -> bytes:
+    """2000×40: tall enough for the minimum side, too thin for any caption to be read."""
+    return _save(Image.new("RGB", (2000, 40), "white"), "PNG")
+
+
+def float_tiff() -> bytes:
+    """Floating-point grey from 0 to 1, as scientific software writes it."""
+    grey = np.asarray(_astronaut().convert("L"), dtype=np.float32) / 255
+    return _save(Image.fromarray(grey, mode="F"), "TIFF")
+
+
+def mpo_with_a_smaller_second_picture() -> bytes:
+    """A JPEG that holds a second, smaller picture, as phones and 3D cameras write them."""
+    small = _astronaut().resize((128, 128))
+    return _save(_astronaut(), "MPO", save_all=True, append_images=[small])
+
+
+def tiff_with_a_smaller_second_page() -> bytes:
+    small = _astronaut().resize((128, 128))
+    return _save(_astronaut(), "TIFF", save_all=True, append_images=[small])
+
+
 def not_an_image() -> bytes:
     return b"%PDF-1.4\nthis is not a picture at all\n" * 20
 
@@ -110,12 +148,19 @@ ODD_IMAGES: dict[str, Callable[[], bytes]] = {
     "palette_png": palette_png,
     "animated_gif": animated_gif,
     "exif_rotated_jpeg": exif_rotated_jpeg,
+    "float_tiff": float_tiff,
+    "mpo_with_a_smaller_second_picture": mpo_with_a_smaller_second_picture,
+    "tiff_with_a_smaller_second_page": tiff_with_a_smaller_second_page,
 }
 
 BAD_INPUTS: dict[str, tuple[Callable[[], bytes], int, str]] = {
     "empty": (empty, 400, "empty_upload"),
     "not_an_image": (not_an_image, 415, "unsupported_image"),
     "truncated_jpeg": (truncated_jpeg, 422, "corrupt_image"),
+    "jpeg_cut_after_its_header": (jpeg_cut_after_its_header, 422, "corrupt_image"),
+    "truncated_png": (truncated_png, 422, "corrupt_image"),
+    "truncated_webp": (truncated_webp, 422, "corrupt_image"),
+    "thin_strip": (thin_strip_png, 422, "image_too_small"),
     "tiny": (tiny_png, 422, "image_too_small"),
     "decompression_bomb": (decompression_bomb_png, 413, "image_too_large"),
     "too_many_pixels": (huge_dimensions_png, 413, "image_too_large"),

@@ -337,10 +337,30 @@ def test_missing_image_field_is_400(client: FlaskClient) -> None:
         {"style": "<script>"},
         {"top": "x" * 201},
         {"bottom": "y" * 201},
+        {"top": "你好世界"},
+        {"bottom": "שלום עולם"},
+        {"top": "ding\x07"},
     ],
 )
 def test_bad_form_values_are_400(client: FlaskClient, fields: dict[str, str]) -> None:
     assert_error(post(client, **fields), 400, "invalid_field")
+
+
+def test_a_caption_no_bundled_font_can_draw_is_refused_by_name(client: FlaskClient) -> None:
+    message = post(client, top="ok", bottom="你好").get_json()["error"]["message"]
+    assert message.startswith("'bottom'") and "你 好" in message
+
+
+def test_a_form_too_malformed_to_parse_says_so(client: FlaskClient) -> None:
+    body = (
+        b"--XX\r\nContent-Disposition: form-data; name=\"image\"; filename=\"\xff\xe9.jpg\"\r\n"
+        b"Content-Type: image/jpeg\r\n\r\n" + astronaut_jpeg() + b"\r\n--XX--\r\n"
+    )
+    response = client.post(
+        "/api/v1/memes", data=body, content_type="multipart/form-data; boundary=XX"
+    )
+    assert_error(response, 400, "missing_field")
+    assert "could not be read" in response.get_json()["error"]["message"]
 
 
 def test_bad_flag_is_400(client: FlaskClient) -> None:
@@ -403,7 +423,9 @@ def test_expired_meme_is_404(make_app: Callable[..., Flask], storage_dir: Path) 
     client = make_app(meme_ttl_seconds=0).test_client()
     response = post(client)
     assert response.status_code == 201
-    assert_error(client.get(response.get_json()["image_url"]), 404, "meme_not_found")
+    expired = client.get(response.get_json()["image_url"])
+    assert_error(expired, 404, "meme_not_found")
+    assert "kept 0 seconds" in expired.get_json()["error"]["message"]
     assert stored_files(storage_dir) == [], "the expired file is deleted on read"
 
 
@@ -529,6 +551,13 @@ def test_healthz(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json()["status"] == "ok"
+
+
+def test_page_states_the_limits_it_runs_with(make_app: Callable[..., Flask]) -> None:
+    client = make_app(max_upload_bytes=100_000, meme_ttl_seconds=45).test_client()
+    html = client.get("/").get_data(as_text=True)
+    assert "up to 98 KB." in html
+    assert "memes are kept for 45 seconds." in html
 
 
 def test_page_and_its_assets_come_from_this_server(client: FlaskClient) -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memegen.imaging import FORMATS, ImageError, encode, load_photo
+from memegen.imaging import FORMATS, ImageError, encode, load_photo, over_limit
 
 from sample_images import BAD_INPUTS, ODD_IMAGES, astronaut_jpeg
 
@@ -63,6 +63,29 @@ def test_twelve_megapixel_jpeg_decodes_at_half_scale_without_a_resize():
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=80)
     assert load_photo(buffer.getvalue(), max_side=2048).pixels.shape == (1500, 2000, 3)
+
+
+def test_twelve_megapixel_mpo_decodes_at_half_scale_like_a_plain_jpeg():
+    image = Image.new("RGB", (4000, 3000), (30, 90, 160))
+    buffer = io.BytesIO()
+    image.save(buffer, "MPO", save_all=True, append_images=[image.resize((400, 300))])
+    assert load_photo(buffer.getvalue(), max_side=2048).pixels.shape == (1500, 2000, 3)
+
+
+@pytest.mark.parametrize(
+    "name", ["mpo_with_a_smaller_second_picture", "tiff_with_a_smaller_second_page"]
+)
+def test_further_pictures_of_a_still_format_are_not_an_animation(name):
+    photo = load_photo(ODD_IMAGES[name](), max_frames=10)
+    assert photo.animation is None
+    assert photo.pixels.shape == (512, 512, 3), "the first picture is the photo"
+
+
+def test_size_refusal_shows_sizes_that_differ_even_just_over_the_limit():
+    assert over_limit(15 * 2**20 + 30_000, 15 * 2**20) == (
+        "The file is 15,758,640 bytes; the limit is 15,728,640 bytes."
+    )
+    assert over_limit(40 * 2**20, 15 * 2**20) == "The file is 40 MB; the limit is 15 MB."
 
 
 def test_byte_limit_is_enforced_before_decoding():

@@ -45,6 +45,14 @@ def test_directory_is_private(tmp_path: Path) -> None:
     assert store.directory.stat().st_mode & 0o077 == 0
 
 
+def test_directory_removed_while_serving_is_made_again_on_save(tmp_path: Path) -> None:
+    store = MemeStore(tmp_path / "memes", ttl_seconds=60)
+    (tmp_path / "memes").rmdir()
+    stored = store.save(b"meme bytes", "png")
+    assert store.read(stored) == b"meme bytes"
+    assert store.directory.stat().st_mode & 0o077 == 0
+
+
 @pytest.mark.parametrize(
     "meme_id",
     [

@@ -81,6 +81,30 @@ def test_a_character_no_font_has_goes_to_the_primary_font() -> None:
     assert typeset.runs("\ue000", typeset.MEME) == [("BebasNeue-Bold.otf", "\ue000")]
 
 
+def test_text_in_every_bundled_script_is_drawable() -> None:
+    assert typeset.undrawable(MIXED + " café\u0301\ttab\nline") == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "missing"),
+    [
+        ("你好 world 你", "你好"),
+        ("مرحبا", "مرحبا"),
+        ("שלום!", "שלום"),
+        ("bell\x07 and\x01", "\x07\x01"),
+    ],
+)
+def test_characters_no_bundled_font_has_are_named_once_each(text: str, missing: str) -> None:
+    assert typeset.undrawable(text) == missing
+    with pytest.raises(typeset.UndrawableText, match="cannot draw"):
+        typeset.check_drawable(text)
+
+
+def test_the_refusal_spells_out_invisible_characters() -> None:
+    with pytest.raises(typeset.UndrawableText, match="U\\+0007"):
+        typeset.check_drawable("ding\x07")
+
+
 def test_the_bundled_fonts_come_with_their_licences() -> None:
     for file in {*typeset.MEME.files, *typeset.SANS.files, *typeset.SERIF.files}:
         assert (typeset.FONT_DIR / file).is_file()

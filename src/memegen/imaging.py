@@ -28,7 +28,14 @@ DEFAULT_FRAME_MS = 100  # what browsers show a GIF frame for when it asks for le
 MIN_FRAME_MS = 20
 SCAN_FACTOR = 4  # frames read per frame kept, at most: longer animations are cut
 FRAME_PIXEL_BUDGET = 200_000_000  # original pixels decoded across all frames, at most
+#: Long side over short side, at most: on a thinner strip a caption is a line of dust.
+MAX_ASPECT = 10
 
+#: Formats whose extra frames are an animation; others' (an MPO's second picture, a TIFF's
+#: further pages) are separate pictures, and the upload is read as its first.
+_ANIMATED_SOURCES = frozenset({"GIF", "WEBP", "PNG"})
+#: What Pillow raises for a file that starts like an image but cannot be decoded.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 _ROTATING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
 
@@ -118,9 +125,7 @@ def load_photo(
     if not data:
         raise EmptyUpload("The upload is empty (0 bytes).")
     if len(data) > max_bytes:
-        raise ImageTooLarge(
-            f"The file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB."
-        )
+        raise ImageTooLarge(over_limit(len(data), max_bytes))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -131,6 +136,8 @@ def load_photo(
         ) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageTooLarge("The image has far too many pixels.") from error
+    except _DECODE_ERRORS as error:
+        raise _damaged(error) from error
 
     with image:
         width, height = image.size
@@ -143,29 +150,55 @@ def load_photo(
             raise ImageTooSmall(
                 f"The image is {width}×{height}; each side must be at least {min_side} pixels."
             )
-        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-        if orientation in _ROTATING_ORIENTATIONS:
-            width, height = height, width
+        if max(width, height) > MAX_ASPECT * min(width, height):
+            raise ImageTooSmall(
+                f"The image is {width}×{height}, a strip too thin to caption; its short side "
+                f"must be at least 1/{MAX_ASPECT} of its long side."
+            )
         image_format = image.format or "unknown"
-        _reduce_while_decoding(image, max_side)
         animation = None
         try:
+            # Reading EXIF decodes a whole PNG, so it may meet the damage too.
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+            _reduce_while_decoding(image, max_side)
             image.load()
             # exif_transpose copies the picture even when it is upright: skip it then.
             upright = image if orientation == 1 else ImageOps.exif_transpose(image)
             pixels = _to_rgb_array(upright)
             if max_frames > 0 and orientation == 1:
                 animation = _read_frames(image, max_frames, frame_max_side)
-        except (OSError, SyntaxError, ValueError, EOFError) as error:
-            raise CorruptImage(f"The image is damaged or cut short ({error}).") from error
+        except _DECODE_ERRORS as error:
+            raise _damaged(error) from error
+        if orientation in _ROTATING_ORIENTATIONS:
+            width, height = height, width
 
     return Photo(_shrink(pixels, max_side), width, height, image_format, animation)
+
+
+def _damaged(error: Exception) -> CorruptImage:
+    return CorruptImage(f"The image is damaged or cut short ({error}).")
+
+
+def describe_size(size: int) -> str:
+    """A byte count the way people read it in a message: "15 MB", "1.5 MB", "20 KB"."""
+    if size >= 2**20:
+        return f"{size / 2**20:.1f}".removesuffix(".0") + " MB"
+    return f"{max(1, round(size / 1024))} KB"
+
+
+def over_limit(size: int, limit: int) -> str:
+    """Why a file of ``size`` bytes is refused, in sizes that differ even when rounding
+    would make a file just over the limit look as big as it."""
+    shown, allowed = describe_size(size), describe_size(limit)
+    if shown == allowed:
+        shown, allowed = f"{size:,} bytes", f"{limit:,} bytes"
+    return f"The file is {shown}; the limit is {allowed}."
 
 
 def _read_frames(image: Image.Image, max_frames: int, max_side: int) -> Animation | None:
     """The frames of an animated ``image`` (None for a still one), bounded in count and size."""
     count = getattr(image, "n_frames", 1)
-    if count < 2:
+    if count < 2 or image.format not in _ANIMATED_SOURCES:
         return None
     budget = max(2, FRAME_PIXEL_BUDGET // (image.width * image.height))
     scanned = min(count, max_frames * SCAN_FACTOR, budget)
@@ -197,7 +230,7 @@ def _reduce_while_decoding(image: Image.Image, max_side: int) -> None:
     asking for the full ``max_side`` would force a full-size decode for 2000 pixels more.
     """
     long_side = max(image.size)
-    if image.format != "JPEG" or long_side <= max_side:
+    if image.format not in ("JPEG", "MPO") or long_side <= max_side:
         return
     ratio = 0.75 * max_side / long_side
     image.draft(image.mode, (math.ceil(image.width * ratio), math.ceil(image.height * ratio)))
@@ -209,7 +242,13 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         values = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if mode.startswith("I;16") or values.max() > 255 else 255.0
+        brightest = values.max(initial=0.0)
+        if mode.startswith("I;16") or brightest > 255:
+            top = 65535.0
+        elif mode == "F" and brightest <= 1:
+            top = 1.0  # floating-point pictures usually run from 0 to 1
+        else:
+            top = 255.0
         grey = np.clip(values * (255.0 / top), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
     if mode in ("P", "LA", "La", "PA"):

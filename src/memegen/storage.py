@@ -74,6 +74,9 @@ class MemeStore:
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._make_directory()
+
+    def _make_directory(self) -> None:
         # 0o700: other local users have no business listing the memes of this one.
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
@@ -84,6 +87,8 @@ class MemeStore:
         meme_id = secrets.token_urlsafe(ID_BYTES)
         path = self.directory / f"{meme_id}.{suffix}"
         now = self._clock()
+        # The default directory lies under $TMPDIR, which cleaners may empty while we run.
+        self._make_directory()
         fd, temp_name = tempfile.mkstemp(dir=self.directory, prefix=TEMP_PREFIX, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as handle:

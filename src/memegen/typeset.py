@@ -57,6 +57,43 @@ MEME = Typeface(("BebasNeue-Bold.otf", "NotoSans-Bold.ttf", "NotoSansDevanagari-
 SANS = Typeface(("NotoSans-Regular.ttf", "NotoSansDevanagari-Regular.ttf", EMOJI))
 SANS_BOLD = Typeface(("NotoSans-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI))
 SERIF = Typeface(("NotoSerif-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI))
+#: Every bundled font with text or emoji (all four stacks draw the same characters).
+BUNDLED = tuple(dict.fromkeys(MEME.files + SANS.files + SERIF.files))
+#: Scripts the bundled fonts draw, for messages about characters they cannot.
+SCRIPTS = "Latin, Greek, Cyrillic, Devanagari and emoji"
+
+
+class UndrawableText(ValueError):
+    """Text with characters that no bundled font draws."""
+
+
+def check_drawable(text: str) -> None:
+    """Raise ``UndrawableText`` naming the characters of ``text`` no bundled font draws."""
+    missing = undrawable(text)
+    if missing:
+        shown = " ".join(char if char.isprintable() else f"U+{ord(char):04X}" for char in missing)
+        raise UndrawableText(f"MemeGen's fonts cannot draw {shown}; they draw {SCRIPTS}.")
+
+
+def undrawable(text: str) -> str:
+    """The characters of ``text`` that no bundled font draws, each once, in order.
+
+    Without this a caption in Chinese, Arabic or Hebrew would be set as a row of
+    missing-glyph boxes and look like a bug in the meme; control characters too.
+    Whitespace is fine (lines are rewrapped), and marks and emoji joiners go with
+    the character before them.
+    """
+    if text.isascii() and text.isprintable():
+        return ""
+    missing: dict[str, None] = {}
+    for char in text:
+        if char.isspace() or (_attached(char) and unicodedata.category(char) != "Cc"):
+            continue
+        if unicodedata.category(char) == "Cc" or not any(
+            ord(char) in coverage(file) for file in BUNDLED
+        ):
+            missing[char] = None
+    return "".join(missing)
 
 
 @lru_cache(maxsize=256)

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from memegen.imaging import ANIMATED_FORMATS, EXTENSIONS, FORMATS, transcode
 from memegen.web import forms
-from memegen.web.errors import ApiError
+from memegen.web.errors import ApiError, describe_duration
 from memegen.web.openapi import build_openapi
 from memegen.web.state import state
 
@@ -89,7 +89,7 @@ def get_meme(meme_id: str, ext: str) -> Response:
             404,
             "meme_not_found",
             "There is no such meme, or it has expired "
-            f"(memes are kept {max(1, store.ttl_seconds // 60)} min).",
+            f"(memes are kept {describe_duration(store.ttl_seconds)}).",
         )
     if forms.FORMAT_BY_EXTENSION.get(stored.suffix) != fmt:
         data = transcode(data, fmt)

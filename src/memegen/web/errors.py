@@ -12,7 +12,7 @@ import logging
 from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
-from memegen.imaging import ImageError
+from memegen.imaging import ImageError, describe_size
 from memegen.web.state import EXTENSION_KEY
 
 log = logging.getLogger("memegen.web")
@@ -90,11 +90,12 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(500, *HTTP_CODES[500])
 
 
-def describe_size(size: int) -> str:
-    """A byte count the way people read it in a message: "15 MB", "1.5 MB", "20 KB"."""
-    if size >= 2**20:
-        return f"{size / 2**20:.1f}".removesuffix(".0") + " MB"
-    return f"{max(1, round(size / 1024))} KB"
+def describe_duration(seconds: int) -> str:
+    """How long memes live, for people: "45 seconds", "1 minute", "60 minutes"."""
+    if seconds < 60:
+        return f"{seconds} second" + ("" if seconds == 1 else "s")
+    minutes = seconds // 60
+    return f"{minutes} minute" + ("" if minutes == 1 else "s")
 
 
 def _slug(name: str) -> str:

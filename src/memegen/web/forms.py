@@ -13,8 +13,10 @@ from flask import request
 from werkzeug.datastructures import MultiDict
 
 from memegen.captions import Caption
+from memegen.imaging import over_limit
 from memegen.render import STYLES
-from memegen.web.errors import ApiError, describe_size
+from memegen.typeset import UndrawableText, check_drawable
+from memegen.web.errors import ApiError
 
 FORMAT_BY_EXTENSION = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp", "gif": "gif"}
 """Extensions a meme URL may end in, and the ``format`` values a form may send."""
@@ -85,6 +87,15 @@ def _upload(max_upload_bytes: int) -> tuple[bytes, MultiDict[str, str]]:
             "Send the photo as multipart/form-data, the file in the field 'image'.",
         )
     upload = request.files.get("image")
+    if upload is None and not request.files and not request.form and request.content_length:
+        # Werkzeug drops a form it cannot parse, for one a part name or file name that is
+        # not UTF-8: say so, rather than that the file is missing.
+        raise ApiError(
+            400,
+            "missing_field",
+            "The form could not be read, so it has no file in the field 'image'. "
+            "Is it well-formed multipart/form-data, with UTF-8 names and file names?",
+        )
     if upload is None:
         raise ApiError(400, "missing_field", "The form has no file in the field 'image'.")
     data = upload.read()
@@ -92,8 +103,7 @@ def _upload(max_upload_bytes: int) -> tuple[bytes, MultiDict[str, str]]:
         raise ApiError(
             413,
             "upload_too_large",
-            f"The file is {describe_size(len(data))}; "
-            f"the limit is {describe_size(max_upload_bytes)}.",
+            over_limit(len(data), max_upload_bytes),
         )
     return data, request.form
 
@@ -101,10 +111,16 @@ def _upload(max_upload_bytes: int) -> tuple[bytes, MultiDict[str, str]]:
 def _text(form: MultiDict[str, str], name: str) -> str | None:
     """A caption line: absent means "let MemeGen choose"; an empty string means "none"."""
     value = form.get(name)
-    if value is not None and len(value) > MAX_TEXT_LENGTH:
+    if value is None:
+        return None
+    if len(value) > MAX_TEXT_LENGTH:
         raise ApiError(
             400, "invalid_field", f"'{name}' is longer than {MAX_TEXT_LENGTH} characters."
         )
+    try:
+        check_drawable(value)
+    except UndrawableText as error:
+        raise ApiError(400, "invalid_field", f"'{name}': {error}") from error
     return value
 
 

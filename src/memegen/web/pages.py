@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, render_template
 
 from memegen import LABELS, __version__
+from memegen.imaging import describe_size
 from memegen.render import STYLES
+from memegen.web.errors import describe_duration
 from memegen.web.forms import DEFAULT_STYLE
 from memegen.web.state import state
 
@@ -30,7 +32,8 @@ def index() -> str:
         styles=[(name, STYLE_HINTS.get(name, "")) for name in STYLES],
         default_style=DEFAULT_STYLE,
         max_upload_bytes=settings.max_upload_bytes,
-        ttl_minutes=max(1, settings.meme_ttl_seconds // 60),
+        max_upload_size=describe_size(settings.max_upload_bytes),
+        meme_lifetime=describe_duration(settings.meme_ttl_seconds),
         version=__version__,
     )
 
