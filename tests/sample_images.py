@@ -57,6 +57,10 @@ def animated_gif() -> bytes:
     return _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
+def still_gif() -> bytes:
+    return _save(_astronaut().resize((128, 128)), "GIF")
+
+
 def exif_rotated_jpeg() -> bytes:
     """The astronaut stored lying on her side, with EXIF orientation 6 to stand her up."""
     image = _astronaut().transpose(Image.Transpose.ROTATE_90)

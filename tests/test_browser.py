@@ -25,7 +25,7 @@ from PIL import Image
 
 import memegen
 
-from sample_images import DATA, animated_gif, not_an_image
+from sample_images import DATA, animated_gif, not_an_image, still_gif
 
 Browser = playwright_api.Browser
 Page = playwright_api.Page
@@ -289,8 +289,12 @@ def test_an_animated_gif_becomes_an_animated_meme_to_download(
     with Image.open(saved) as image:
         assert image.format == "GIF" and image.n_frames == 3
 
-    # A still photo next: no GIF to offer.
-    upload_astronaut(page)
+    # A still GIF next: it comes back as lossless PNG, with no GIF to offer.
+    page.get_by_test_id("file-input").set_input_files(
+        {"name": "still.gif", "mimeType": "image/gif", "buffer": still_gif()}
+    )
+    expect(meme).to_have_attribute("src", re.compile(r"/api/v1/memes/.+\.png$"),
+                                   timeout=MEME_TIMEOUT_MS)
     expect(link).to_be_hidden()
     assert not problems, problems
 

@@ -5,7 +5,8 @@
 (() => {
   const EDIT_DELAY_MS = 600;
   const FORMAT = "png"; // lossless, so the PNG download is exact and the JPEG one is one step
-  // Animated uploads come back animated in their own kind; a still one is just its frame.
+  // Animated uploads come back animated in their own kind; a still one, GIF or WebP too,
+  // comes back as FORMAT (see outputFormat).
   const ANIMATED_FORMATS = { "image/gif": "gif", "image/webp": "webp" };
   // A re-roll names the captions picked lately, so the server picks one not yet seen
   // (the API takes at most this many).
@@ -52,6 +53,7 @@
 
   const state = {
     file: null, // the chosen photo, kept to re-send on every redraw
+    format: null, // a promise of the format to ask for, read once per photo
     seed: 0,
     thumbUrl: null,
     request: 0, // number of the newest request; older answers are dropped
@@ -97,6 +99,7 @@
       return;
     }
     state.file = file;
+    state.format = outputFormat(file);
     state.seed = randomSeed();
     if (state.thumbUrl) URL.revokeObjectURL(state.thumbUrl);
     state.thumbUrl = URL.createObjectURL(file);
@@ -114,6 +117,45 @@
       ui.memeImage.alt = "Your photo, being turned into a meme";
     }
     generate({ busyText: "Reading faces…", newPhoto: true });
+  }
+
+  // The format to ask for: an animation's own, else lossless FORMAT. Most GIFs and WebPs
+  // are still pictures, and one stored as GIF or WebP would lose colours for nothing.
+  async function outputFormat(file) {
+    const kind = ANIMATED_FORMATS[file.type];
+    if (!kind) return FORMAT;
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    return (kind === "gif" ? gifIsAnimated(bytes) : webpIsAnimated(bytes)) ? kind : FORMAT;
+  }
+
+  // An extended WebP header (VP8X) has an animation flag.
+  function webpIsAnimated(bytes) {
+    const chunk = String.fromCharCode(...bytes.subarray(12, 16));
+    return chunk === "VP8X" && (bytes[20] & 0x02) !== 0;
+  }
+
+  // A GIF is animated when it holds a second image: walk its blocks until one shows up.
+  function gifIsAnimated(bytes) {
+    const tableSize = (flags) => (flags & 0x80 ? 3 << ((flags & 7) + 1) : 0);
+    let at = 13 + tableSize(bytes[10]); // after the header, screen descriptor, colour table
+    const skipSubBlocks = () => {
+      while (at < bytes.length && bytes[at] !== 0) at += bytes[at] + 1;
+      at += 1;
+    };
+    let images = 0;
+    while (at < bytes.length) {
+      if (bytes[at] === 0x21) {
+        at += 2; // extension introducer and label
+        skipSubBlocks();
+      } else if (bytes[at] === 0x2c) {
+        if (++images > 1) return true;
+        at += 10 + tableSize(bytes[at + 9]) + 1; // descriptor, colour table, LZW code size
+        skipSubBlocks();
+      } else {
+        break; // the trailer, or damage the server will judge
+      }
+    }
+    return false;
   }
 
   // A new photo the server refused leaves nothing to edit: back to the empty page.
@@ -243,7 +285,7 @@
     if (bottom !== undefined) body.append("bottom", bottom);
     body.append("seed", String(state.seed));
     body.append("style", selectedStyle());
-    body.append("format", ANIMATED_FORMATS[state.file.type] || FORMAT);
+    body.append("format", await state.format);
     if (avoidRecent) for (const line of state.recent) body.append("recent", line);
 
     clearError();
