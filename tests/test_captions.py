@@ -31,6 +31,13 @@ UNKIND = {
     "lame",
     "freak",
     "hideous",
+    "crazy",
+    "insane",
+    "creepy",
+    "kill",
+    "dead",
+    "drunk",
+    "hangover",
 }
 
 
