@@ -348,7 +348,7 @@ def test_bad_form_values_are_400(client: FlaskClient, fields: dict[str, str]) ->
 
 def test_a_caption_no_bundled_font_can_draw_is_refused_by_name(client: FlaskClient) -> None:
     message = post(client, top="ok", bottom="你好").get_json()["error"]["message"]
-    assert message.startswith("'bottom'") and "你 好" in message
+    assert message.startswith("The bottom text uses characters") and "你 好" in message
 
 
 def test_a_form_too_malformed_to_parse_says_so(client: FlaskClient) -> None:

@@ -25,7 +25,13 @@ from PIL import Image
 
 import memegen
 
-from sample_images import DATA, animated_gif, not_an_image, still_gif
+from sample_images import (
+    DATA,
+    animated_gif,
+    jpeg_cut_after_its_header,
+    not_an_image,
+    still_gif,
+)
 
 Browser = playwright_api.Browser
 Page = playwright_api.Page
@@ -315,6 +321,11 @@ def test_phone_layout_is_one_column(server: str, browser: Browser) -> None:
     meme = page.get_by_test_id("meme-image").bounding_box()
     assert upload and meme
     assert meme["y"] > upload["y"] + upload["height"], "stacked, not side by side"
+    cramped = page.eval_on_selector_all(
+        ".downloads .button:not([hidden])",
+        "buttons => buttons.filter(b => b.scrollWidth > b.clientWidth).map(b => b.id)",
+    )
+    assert cramped == [], "every download button holds its label"
     page.screenshot(path=str(PHONE_SHOT), full_page=True)
     assert not problems, problems
 
@@ -330,6 +341,69 @@ def test_bad_file_shows_a_friendly_error(server: str, browser: Browser) -> None:
     # The page still works after the error.
     upload_astronaut(page)
     expect(alert).to_be_empty()
+
+
+def test_a_photo_the_server_refuses_keeps_the_meme_made_before_it(
+    server: str, browser: Browser
+) -> None:
+    page, _ = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    src = upload_astronaut(page)
+    top = page.get_by_test_id("top-input")
+    caption = top.input_value()
+    page.get_by_test_id("file-input").set_input_files(
+        {"name": "cut.jpg", "mimeType": "image/jpeg", "buffer": jpeg_cut_after_its_header()}
+    )
+    expect(page.get_by_role("alert")).to_contain_text("damaged", timeout=MEME_TIMEOUT_MS)
+    expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
+    expect(page.get_by_test_id("meme-image")).to_have_attribute("src", src)
+    expect(top).to_have_value(caption)
+    expect(top).to_be_enabled()
+    expect(page.get_by_test_id("download-png")).not_to_have_attribute("aria-disabled", "true")
+    expect(page.get_by_test_id("dropzone")).to_contain_text("astronaut.jpg")
+    # Edits go on with the photo the meme was made from.
+    top.fill("Still here")
+    top.press("Enter")
+    expect(page.get_by_test_id("meme-image")).to_have_attribute(
+        "alt", re.compile("Still here"), timeout=MEME_TIMEOUT_MS
+    )
+    expect(page.get_by_role("alert")).to_be_empty()
+
+
+def test_nothing_can_be_edited_or_downloaded_while_the_meme_is_about_to_change(
+    server: str, browser: Browser
+) -> None:
+    page, problems = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    src = upload_astronaut(page)
+    top = page.get_by_test_id("top-input")
+    download = page.get_by_test_id("download-png")
+
+    # Typing makes the meme on screen stale: no download until it is redrawn.
+    top.fill("Fresh words")
+    expect(download).to_have_attribute("aria-disabled", "true")
+    meme = page.get_by_test_id("meme-image")
+    expect(meme).not_to_have_attribute("src", src, timeout=MEME_TIMEOUT_MS)
+    expect(download).not_to_have_attribute("aria-disabled", "true")
+
+    # While a new photo is read, its caption is not known yet: the fields wait for it.
+    held: list[playwright_api.Route] = []
+
+    def hold(route: playwright_api.Route) -> None:
+        held.append(route)
+
+    page.route("**/api/v1/memes", hold)
+    page.get_by_test_id("file-input").set_input_files(
+        {"name": "still.gif", "mimeType": "image/gif", "buffer": still_gif()}
+    )
+    expect(top).to_be_disabled()
+    expect(page.get_by_test_id("reroll-button")).to_be_disabled()
+    expect(download).to_have_attribute("aria-disabled", "true")
+    assert len(held) == 1
+    held[0].continue_()
+    page.unroute("**/api/v1/memes")
+    expect(meme).to_have_attribute("src", re.compile(r"\.png$"), timeout=MEME_TIMEOUT_MS)
+    expect(top).to_be_enabled()
+    expect(top).not_to_have_value("Fresh words")
+    assert not problems, problems
 
 
 def test_keyboard_reaches_the_controls(server: str, browser: Browser) -> None:

@@ -36,6 +36,8 @@ MAX_ASPECT = 10
 _ANIMATED_SOURCES = frozenset({"GIF", "WEBP", "PNG"})
 #: What Pillow raises for a file that starts like an image but cannot be decoded.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
+#: Pillow's own words ("Truncated File Read") would mean nothing to the person who sent it.
+_DAMAGED = "The image is damaged or cut short; try saving it again."
 _ROTATING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
 
@@ -137,7 +139,7 @@ def load_photo(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageTooLarge("The image has far too many pixels.") from error
     except _DECODE_ERRORS as error:
-        raise _damaged(error) from error
+        raise CorruptImage(_DAMAGED) from error
 
     with image:
         width, height = image.size
@@ -168,15 +170,11 @@ def load_photo(
             if max_frames > 0 and orientation == 1:
                 animation = _read_frames(image, max_frames, frame_max_side)
         except _DECODE_ERRORS as error:
-            raise _damaged(error) from error
+            raise CorruptImage(_DAMAGED) from error
         if orientation in _ROTATING_ORIENTATIONS:
             width, height = height, width
 
     return Photo(_shrink(pixels, max_side), width, height, image_format, animation)
-
-
-def _damaged(error: Exception) -> CorruptImage:
-    return CorruptImage(f"The image is damaged or cut short ({error}).")
 
 
 def describe_size(size: int) -> str:

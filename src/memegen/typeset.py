@@ -72,7 +72,9 @@ def check_drawable(text: str) -> None:
     missing = undrawable(text)
     if missing:
         shown = " ".join(char if char.isprintable() else f"U+{ord(char):04X}" for char in missing)
-        raise UndrawableText(f"MemeGen's fonts cannot draw {shown}; they draw {SCRIPTS}.")
+        raise UndrawableText(
+            f"uses characters MemeGen's fonts cannot draw: {shown}. They draw {SCRIPTS}."
+        )
 
 
 def undrawable(text: str) -> str:

@@ -120,7 +120,7 @@ def _text(form: MultiDict[str, str], name: str) -> str | None:
     try:
         check_drawable(value)
     except UndrawableText as error:
-        raise ApiError(400, "invalid_field", f"'{name}': {error}") from error
+        raise ApiError(400, "invalid_field", f"The {name} text {error}") from error
     return value
 
 

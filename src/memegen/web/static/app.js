@@ -54,6 +54,9 @@
   const state = {
     file: null, // the chosen photo, kept to re-send on every redraw
     format: null, // a promise of the format to ask for, read once per photo
+    // The photo the meme on screen was made from, to go back to when the server refuses
+    // a newer one: { file, format, seed, thumbUrl }.
+    accepted: null,
     seed: 0,
     thumbUrl: null,
     request: 0, // number of the newest request; older answers are dropped
@@ -80,6 +83,15 @@
     return bytes < 1048576 ? `${Math.ceil(bytes / 1024)} KB` : `${(bytes / 1048576).toFixed(1)} MB`;
   }
 
+  // Sizes that differ even when rounding would make a file just over the limit look as big.
+  function overLimit(bytes, limit) {
+    const [shown, allowed] =
+      size(bytes) === size(limit)
+        ? [`${bytes.toLocaleString("en")} bytes`, `${limit.toLocaleString("en")} bytes`]
+        : [size(bytes), size(limit)];
+    return `This photo is ${shown}; the limit is ${allowed}.`;
+  }
+
   // ---- choosing a photo -----------------------------------------------------
 
   function randomSeed() {
@@ -95,20 +107,18 @@
       return;
     }
     if (file.size > MAX_BYTES) {
-      showError(`This photo is ${size(file.size)}; the limit is ${size(MAX_BYTES)}.`);
+      showError(overLimit(file.size, MAX_BYTES));
       return;
     }
+    dropPendingThumb();
     state.file = file;
     state.format = outputFormat(file);
     state.seed = randomSeed();
-    if (state.thumbUrl) URL.revokeObjectURL(state.thumbUrl);
     state.thumbUrl = URL.createObjectURL(file);
-    ui.thumb.src = state.thumbUrl;
-    ui.thumb.hidden = false;
-    ui.dropzone.classList.add("has-photo");
-    ui.dropzoneTitle.textContent = file.name || "Pasted photo";
-    ui.dropzoneHint.textContent = `${size(file.size)} · drop or paste another to swap`;
-    ui.chooseButton.textContent = "Choose another";
+    showPhotoCard(file, state.thumbUrl);
+    // Until the server has read the new photo, an edit would send the old photo's caption
+    // with it: keep the controls still.
+    setEditing(false);
     if (ui.memeWrap.hidden) {
       // First photo: show it at once, dimmed under the spinner, while the meme is made.
       ui.placeholder.hidden = true;
@@ -117,6 +127,42 @@
       ui.memeImage.alt = "Your photo, being turned into a meme";
     }
     generate({ busyText: "Reading faces…", newPhoto: true });
+  }
+
+  function showPhotoCard(file, thumbUrl) {
+    ui.thumb.src = thumbUrl;
+    ui.thumb.hidden = false;
+    ui.dropzone.classList.add("has-photo");
+    ui.dropzoneTitle.textContent = file.name || "Pasted photo";
+    ui.dropzoneHint.textContent = `${size(file.size)} · drop or paste another to swap`;
+    ui.chooseButton.textContent = "Choose another";
+  }
+
+  // The preview of a photo the server has not accepted is no longer needed.
+  function dropPendingThumb() {
+    if (state.thumbUrl && state.thumbUrl !== (state.accepted && state.accepted.thumbUrl)) {
+      URL.revokeObjectURL(state.thumbUrl);
+    }
+  }
+
+  function accept() {
+    if (state.accepted && state.accepted.thumbUrl !== state.thumbUrl) {
+      URL.revokeObjectURL(state.accepted.thumbUrl);
+    }
+    const { file, format, seed, thumbUrl } = state;
+    state.accepted = { file, format, seed, thumbUrl };
+  }
+
+  // The server refused a new photo: go back to the one the meme on screen was made from.
+  function restoreAcceptedPhoto() {
+    if (!state.accepted) {
+      resetToEmpty();
+      return;
+    }
+    dropPendingThumb();
+    Object.assign(state, state.accepted);
+    showPhotoCard(state.file, state.thumbUrl);
+    setEditing(true);
   }
 
   // The format to ask for: an animation's own, else lossless FORMAT. Most GIFs and WebPs
@@ -160,7 +206,9 @@
 
   // A new photo the server refused leaves nothing to edit: back to the empty page.
   function resetToEmpty() {
+    dropPendingThumb();
     state.file = null;
+    state.thumbUrl = null;
     ui.thumb.hidden = true;
     ui.thumb.removeAttribute("src");
     ui.dropzone.classList.remove("has-photo");
@@ -249,6 +297,23 @@
     return checked ? checked.value : "classic";
   }
 
+  // Downloads are off while the meme on screen is about to change, so a click never saves
+  // a meme without the caption just typed.
+  function setDownloads(enabled) {
+    for (const link of [ui.downloadPng, ui.downloadJpeg, ui.downloadWebp, ui.downloadGif]) {
+      if (enabled && link.hasAttribute("href")) link.removeAttribute("aria-disabled");
+      else link.setAttribute("aria-disabled", "true");
+    }
+  }
+
+  function setEditing(enabled) {
+    ui.top.disabled = !enabled;
+    ui.bottom.disabled = !enabled;
+    ui.reroll.disabled = !enabled;
+    for (const radio of ui.styles) radio.disabled = !enabled;
+    setDownloads(enabled);
+  }
+
   function setBusy(busy, text) {
     ui.busy.hidden = !busy;
     ui.stage.setAttribute("aria-busy", String(busy));
@@ -284,11 +349,13 @@
     if (top !== undefined) body.append("top", top);
     if (bottom !== undefined) body.append("bottom", bottom);
     body.append("seed", String(state.seed));
-    body.append("style", selectedStyle());
+    const style = selectedStyle();
+    body.append("style", style);
     body.append("format", await state.format);
     if (avoidRecent) for (const line of state.recent) body.append("recent", line);
 
     clearError();
+    setDownloads(false);
     setBusy(true, busyText || "Redrawing…");
     try {
       const response = await fetch(CREATE_URL, {
@@ -303,7 +370,8 @@
       }
       await preload(payload.image_url);
       if (number !== state.request) return;
-      showMeme(payload, { keepCaption: fromEdit });
+      showMeme(payload, { keepCaption: fromEdit, style });
+      accept();
     } catch (error) {
       if (error.name === "AbortError" || number !== state.request) return;
       showError(
@@ -312,7 +380,8 @@
           : error.message,
       );
       announce("");
-      if (newPhoto) resetToEmpty();
+      if (newPhoto) restoreAcceptedPhoto();
+      else setDownloads(true); // the meme on screen is still the last one made
     } finally {
       if (number === state.request) setBusy(false);
     }
@@ -340,14 +409,14 @@
     link.removeAttribute("aria-disabled");
   }
 
-  function showMeme(meme, { keepCaption }) {
+  function showMeme(meme, { keepCaption, style }) {
     ui.placeholder.hidden = true;
     ui.memeWrap.hidden = false;
     ui.memeImage.src = meme.image_url;
     ui.memeImage.width = meme.width;
     ui.memeImage.height = meme.height;
     ui.memeImage.alt = `Meme: ${meme.caption.top} / ${meme.caption.bottom}`;
-    drawBoxes(meme);
+    drawBoxes(meme, style);
     showFaces(meme.faces, meme.mood);
 
     enableLink(ui.downloadPng, downloadUrl(meme.image_url, "png"));
@@ -363,24 +432,24 @@
       ui.bottom.value = meme.caption.bottom;
       remember(meme.caption);
     }
-    ui.top.disabled = false;
-    ui.bottom.disabled = false;
-    ui.reroll.disabled = false;
-    for (const radio of ui.styles) radio.disabled = false;
+    setEditing(true);
 
+    const moodName = MOOD_NAMES[meme.mood] || `Mood: ${meme.mood}`;
     ui.mood.hidden = false;
-    ui.mood.textContent = MOOD_NAMES[meme.mood] || `Mood: ${meme.mood}`;
+    ui.mood.textContent = moodName;
     ui.mood.dataset.expression = meme.mood;
     const count = meme.faces.length;
-    announce(`Meme ready: ${count} face${count === 1 ? "" : "s"}, mood ${meme.mood}.`);
+    announce(`Meme ready: ${count} face${count === 1 ? "" : "s"}. ${moodName}.`);
   }
 
   function percent(value, total) {
     return `${((value / total) * 100).toFixed(3)}%`;
   }
 
-  function drawBoxes(meme) {
+  function drawBoxes(meme, style) {
     ui.faceBoxes.replaceChildren();
+    // The faces style writes a word under each face, where the tags usually go.
+    ui.faceBoxes.classList.toggle("tags-above", style === "faces");
     meme.faces.forEach((face, index) => {
       const [x1, y1, x2, y2] = face.box;
       const box = document.createElement("div");
@@ -472,6 +541,7 @@
 
   for (const field of [ui.top, ui.bottom]) {
     field.addEventListener("input", () => {
+      setDownloads(false);
       clearTimeout(state.editTimer);
       state.editTimer = setTimeout(redrawWithText, EDIT_DELAY_MS);
     });
@@ -496,7 +566,7 @@
     ui.faceBoxes.hidden = !ui.showBoxes.checked;
   });
 
-  for (const link of [ui.downloadPng, ui.downloadJpeg, ui.downloadWebp]) {
+  for (const link of [ui.downloadPng, ui.downloadJpeg, ui.downloadWebp, ui.downloadGif]) {
     link.addEventListener("click", (event) => {
       if (link.getAttribute("aria-disabled") === "true") event.preventDefault();
     });
