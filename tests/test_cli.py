@@ -1,14 +1,16 @@
 """The command line, run as a real subprocess, against the design's contracts."""
 
 import json
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from memegen import LABELS
+from memegen import LABELS, cli
 from memegen.render import STYLES
 
 from sample_images import BAD_INPUTS, animated_gif, astronaut_jpeg
@@ -138,6 +140,23 @@ def test_make_refuses_an_unknown_style_naming_the_known_ones(tmp_path):
     assert not (tmp_path / "out.png").exists()
 
 
+def test_make_refuses_an_unknown_style_before_reading_the_photo(tmp_path):
+    result = memegen("make", tmp_path / "missing.jpg", "--style", "comic")
+    assert result.returncode == 2 and "invalid choice: 'comic'" in result.stderr
+    assert "missing.jpg" not in result.stderr
+
+
+def test_make_refuses_a_caption_its_fonts_cannot_draw_before_reading_the_photo(tmp_path):
+    result = memegen("make", tmp_path / "missing.jpg", "--bottom", "你好")
+    assert result.returncode == 2
+    assert "the --bottom text uses characters" in result.stderr and "你 好" in result.stderr
+    assert "missing.jpg" not in result.stderr
+
+
+def test_make_offers_exactly_the_renderers_styles():
+    assert cli.STYLES == STYLES
+
+
 def test_make_help_lists_every_style():
     help_text = " ".join(memegen("make", "--help").stdout.split())
     assert all(style in help_text for style in STYLES)
@@ -237,3 +256,143 @@ def test_captions_piped_into_a_reader_that_stops_early_ends_quietly():
     listing.stdout.close()
     _, errors = listing.communicate(timeout=60)
     assert b"Traceback" not in errors
+
+
+# --- Mistakes in settings, files and flags: one line, status 2, no traceback --------------
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "in.jpg"
+    path.write_bytes(astronaut_jpeg())
+    return path
+
+
+def command_line(command, photo):
+    """A command that loads the settings and the models, run on ``photo`` where it takes one."""
+    return {
+        "analyze": ("analyze", photo),
+        "make": ("make", photo, "-o", photo.with_name("out.jpg")),
+        "serve": ("serve", "--port", "0"),
+    }[command]
+
+
+def assert_refused(result, message):
+    """``message`` as the one line on stderr, status 2, nothing on stdout."""
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("memegen: ") and result.stderr.count("\n") == 1
+    assert message in result.stderr, result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["analyze", "make", "serve"])
+def test_a_setting_that_is_not_a_number_is_named_and_the_photo_is_not(
+    photo, monkeypatch, command
+):
+    monkeypatch.setenv("MEMEGEN_MAX_PIXELS", "abc")
+    result = memegen(*command_line(command, photo))
+    assert_refused(result, "MEMEGEN_MAX_PIXELS='abc' is not a valid int")
+    assert str(photo) not in result.stderr
+
+
+@pytest.mark.parametrize(("variable", "value", "command"), [
+    ("MEMEGEN_PORT", "70000", "serve"),
+    ("MEMEGEN_THREADS", "0", "serve"),
+    ("MEMEGEN_DECODE_MAX_SIDE", "0", "analyze"),
+    ("MEMEGEN_OUTPUT_MAX_SIDE", "0", "make"),
+    ("MEMEGEN_MAX_UPLOAD_BYTES", "-1", "analyze"),
+])
+def test_a_setting_out_of_range_is_refused_naming_its_variable(
+    photo, monkeypatch, variable, value, command
+):
+    monkeypatch.setenv(variable, value)
+    assert_refused(memegen(*command_line(command, photo)), f"{variable} must be")
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_serve_refuses_a_port_flag_out_of_range(port):
+    assert_refused(memegen("serve", "--port", port), f"port must be from 0 to 65535, not {port}")
+
+
+def test_serve_reports_a_host_it_cannot_listen_on():
+    assert_refused(memegen("serve", "--host", "256.1.1.1", "--port", "0"),
+                   "cannot listen on 256.1.1.1:0")
+
+
+def test_serve_reports_a_port_already_in_use():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = memegen("serve", "--host", "127.0.0.1", "--port", port)
+    assert_refused(result, f"cannot listen on 127.0.0.1:{port}: Address already in use")
+
+
+def test_serve_reports_a_storage_folder_under_a_file(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("MEMEGEN_STORAGE_DIR", str(tmp_path / "a-file" / "memes"))
+    assert_refused(memegen("serve", "--port", "0"), "MEMEGEN_STORAGE_DIR): Not a directory")
+
+
+@pytest.mark.parametrize("command", ["analyze", "make", "serve"])
+def test_a_bad_manifest_is_named_by_every_command_and_the_photo_is_not(
+    photo, tmp_path, monkeypatch, command
+):
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text("{not json")
+    monkeypatch.setenv("MEMEGEN_MANIFEST", str(manifest))
+    result = memegen(*command_line(command, photo))
+    assert_refused(result, f"{manifest}: the model manifest is not valid JSON")
+    assert str(photo) not in result.stderr
+
+
+def test_make_refuses_an_output_without_its_folder_before_reading_the_photo(tmp_path):
+    output = tmp_path / "nowhere" / "out.jpg"
+    result = memegen("make", tmp_path / "missing.jpg", "-o", output)
+    assert_refused(result, f"cannot write {output}: there is no folder {output.parent}")
+
+
+def test_make_refuses_an_output_that_is_a_folder(photo, tmp_path):
+    (tmp_path / "taken.jpg").mkdir()
+    assert_refused(memegen("make", photo, "-o", tmp_path / "taken.jpg"), "it is a folder")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_make_reports_a_failed_write_in_one_line(photo, tmp_path):
+    (tmp_path / "full.jpg").symlink_to("/dev/full")  # every write fails: no space left
+    result = memegen("make", photo, "-o", tmp_path / "full.jpg")
+    assert_refused(result, f"cannot write {tmp_path / 'full.jpg'}: No space left on device")
+
+
+def test_make_names_the_setting_that_lifts_the_upload_limit(tmp_path):
+    big = tmp_path / "big.png"
+    with big.open("wb") as handle:
+        handle.truncate(27_900_000)  # 26.6 MB, sparse: refused before anything reads it
+    result = memegen("make", big, "-o", tmp_path / "out.jpg")
+    assert_refused(result, "The file is 26.6 MB; the limit is 15 MB (set MEMEGEN_MAX_UPLOAD_BYTES")
+
+
+@pytest.mark.parametrize(("variable", "value", "other"), [
+    ("MEMEGEN_MAX_UPLOAD_BYTES", "1000", "MEMEGEN_MAX_PIXELS"),
+    ("MEMEGEN_MAX_PIXELS", "100000", "MEMEGEN_MAX_UPLOAD_BYTES"),
+])
+def test_analyze_names_the_one_setting_that_lifts_the_limit_met(
+    photo, monkeypatch, variable, value, other
+):
+    monkeypatch.setenv(variable, value)
+    error = json.loads(memegen("analyze", photo).stdout)["error"]
+    assert f"set {variable}" in error and other not in error
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_analyze_stops_reading_a_file_at_the_upload_limit(monkeypatch):
+    monkeypatch.setenv("MEMEGEN_MAX_UPLOAD_BYTES", "1000")
+    result = memegen("analyze", "/dev/zero")  # endless, and its size reads as 0
+    assert json.loads(result.stdout)["error"].startswith("The file is larger than the 1 KB limit")
+
+
+def test_analyze_says_so_when_no_image_is_found(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a picture")
+    result = memegen("analyze", tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"memegen: no images in {tmp_path}")

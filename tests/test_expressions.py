@@ -6,7 +6,12 @@ import pytest
 
 from memegen import LABELS
 from memegen.config import DEFAULT_MANIFEST
-from memegen.expressions import ExpressionClassifier, load_classifier, weighted_vote
+from memegen.expressions import (
+    ExpressionClassifier,
+    ManifestError,
+    load_classifier,
+    weighted_vote,
+)
 from memegen.imaging import load_photo
 
 from sample_images import astronaut_jpeg
@@ -63,6 +68,38 @@ def test_manifest_with_other_labels_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="labels"):
         ExpressionClassifier(tmp_path / "manifest.json")
+
+
+def write_unusable_manifest(path, problem):
+    """A manifest at ``path`` with ``problem``; none of the shipped model files lie beside it."""
+    if problem == "a folder":
+        path.mkdir()
+    elif problem == "not JSON":
+        path.write_text('{"labels": [')
+    elif problem != "missing":
+        manifest = json.loads(DEFAULT_MANIFEST.read_text())
+        if problem == "an entry without its file":
+            del manifest["models"][0]["file"]
+        elif problem == "a file that is no model":
+            (path.parent / "garbage.onnx").write_bytes(b"not a model")
+            manifest["models"][0]["file"] = "garbage.onnx"
+        path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(("problem", "message"), [
+    ("missing", "cannot read the model manifest (No such file or directory)"),
+    ("a folder", "cannot read the model manifest (Is a directory)"),
+    ("not JSON", "the model manifest is not valid JSON"),
+    ("an entry without its file", 'models[0] names no model "file"'),
+    ("a model file missing", "models[0]: the model file"),
+    ("a file that is no model", "garbage.onnx is not a model ONNX Runtime can load"),
+])
+def test_an_unusable_manifest_is_refused_naming_it_and_what_is_wrong(tmp_path, problem, message):
+    path = tmp_path / "manifest.json"
+    write_unusable_manifest(path, problem)
+    with pytest.raises(ManifestError) as refused:
+        ExpressionClassifier(path)
+    assert str(refused.value).startswith(f"{path}: ") and message in str(refused.value)
 
 
 def test_found_faces_get_the_photo_models_vote_and_given_crops_the_crop_vote():

@@ -125,6 +125,54 @@ def test_fit_records_mixup_and_label_smoothing_and_refuses_bad_values(tmp_path: 
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.parametrize(("values", "message"), [
+    ({"family": "nope"}, "unknown family 'nope'"),
+    ({"head": "nope"}, "unknown head 'nope'"),
+    ({"balance": "nope"}, "unknown balance 'nope'"),
+    ({"width": 1}, "width must be at least 2"),
+    ({"depth": 0}, "depth must be at least 1"),
+    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"batch_size": 0}, "batch_size must be at least 1"),
+    ({"learning_rate": 0.0}, "learning rate must be above 0"),
+    ({"teacher_share": 1.5}, "teacher's share must be from 0 to 1"),
+])
+def test_config_refuses_what_would_fail_only_after_the_data_is_loaded(values, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{**TINY, **values})
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--family", "nope"], "unknown family 'nope'"),
+    (["--width", "0"], "width must be at least 2"),
+    (["--epochs", "0"], "epochs must be at least 1"),
+    (["--holdout", "0"], "--holdout must be above 0 and below 1"),
+    (["--holdout", "1"], "--holdout must be above 0 and below 1"),
+])
+def test_fit_refuses_bad_values_before_reading_data_or_writing_a_run(
+    tmp_path: Path, capsys, flags: list[str], message: str
+):
+    # The data is not there: a refusal that names the value came before reading it.
+    assert main(["train", "fit", "--data", str(tmp_path / "missing"),
+                 "--out", str(tmp_path / "run"), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_fit_on_a_missing_dataset_is_one_line_and_writes_no_run(tmp_path: Path, capsys):
+    missing = tmp_path / "missing"
+    assert main(["train", "fit", "--data", str(missing), "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == f"memegen: {missing}: no such file or folder\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_fit_refuses_a_holdout_that_keeps_no_face_aside(tmp_path: Path, capsys):
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    assert main(["train", "fit", "--data", str(data), "--out", str(tmp_path / "run"),
+                 "--holdout", "0.01"]) == 2
+    assert "0 are held out" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_command_line_offers_every_training_precision_and_head():
     assert commands.PRECISIONS == PRECISIONS
     assert commands.HEADS == HEADS

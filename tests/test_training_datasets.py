@@ -15,6 +15,7 @@ from memegen.training import commands
 from memegen.training.balance import STRATEGIES
 from memegen.training.datasets import (
     KINDS,
+    DatasetError,
     DatasetSpec,
     image_digests,
     load_split,
@@ -141,6 +142,50 @@ def test_spec_guesses_the_reader_and_rejects_what_it_cannot_use(tmp_path: Path):
     with pytest.raises(ValueError, match="no split 'test'"):
         load_splits(DatasetSpec.parse(f"{faces},split=test"))
     assert len(load_split(str(faces), "train")) == 7  # its only split stands in for train
+
+
+def test_spec_with_an_unknown_kind_is_refused_naming_the_kinds(tmp_path: Path):
+    with pytest.raises(DatasetError) as refused:
+        DatasetSpec.parse(f"bogus:{tmp_path}")
+    assert "unknown dataset kind 'bogus'" in str(refused.value)
+    assert all(kind in str(refused.value) for kind in KINDS)
+    odd = write_class_folders(tmp_path / "odd:name", {"train": 1})
+    assert DatasetSpec.parse(str(odd)).path == odd  # a folder whose name has a colon is a path
+
+
+def test_spec_options_that_take_numbers_are_checked_when_parsed(tmp_path: Path):
+    ckplus = write_ckplus(tmp_path / "ck", subjects=2, per_subject={"happy": 1})
+    with pytest.raises(DatasetError, match="holdout= takes a number, not 'half'"):
+        DatasetSpec.parse(f"{ckplus},holdout=half")
+    with pytest.raises(DatasetError, match="seed= takes a number"):
+        DatasetSpec.parse(f"{ckplus},seed=1.5")
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("{faces},foo=1", "unknown option 'foo=1'"),
+    ("ferplus:{faces}", "ferplus needs votes="),
+    ("bogus:{faces}", "unknown dataset kind 'bogus'"),
+    ("{faces}/missing", "{faces}/missing: no such file or folder"),
+    ("ferplus:{faces},votes={faces}/missing.csv", "{faces}/missing.csv: no such file or folder"),
+    ("ferplus:{faces},votes={faces}/train", "{faces}/manifest.csv: No such file or directory"),
+])
+def test_command_line_refuses_a_bad_dataset_in_one_line(
+    tmp_path: Path, capsys, spec: str, message: str
+):
+    faces = write_class_folders(tmp_path / "faces", {"train": 1})
+    assert main(["train", "summary", "--data", spec.format(faces=faces)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("memegen: ") and err.count("\n") == 1
+    assert message.format(faces=faces) in err
+
+
+def test_input_paths_are_refused_while_the_arguments_are_parsed(tmp_path: Path, capsys):
+    faces = write_class_folders(tmp_path / "faces", {"val": 1})
+    missing = tmp_path / "missing" / "manifest.json"
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "bias", str(missing), "--val-data", str(faces)])
+    assert stopped.value.code == 2
+    assert f"argument manifest: {missing}: no such file or folder" in capsys.readouterr().err
 
 
 def test_command_line_offers_every_reader_and_balancing():

@@ -93,8 +93,10 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     )
     gentle = json.loads((sharing / "config.json").read_text())["augment"]
     assert (gentle["max_rotation_deg"], gentle["erase"], gentle["flip"]) == (6.0, 0.15, 0.5)
-    assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(tmp_path / "x"),
-                 "--holdout-from", str(tmp_path / "no-such-run"), *TINY]) == 2
+    with pytest.raises(SystemExit) as stopped:  # refused while parsing, before any data
+        main(["train", "fit", "--data", str(data / "faces"), "--out", str(tmp_path / "x"),
+              "--holdout-from", str(tmp_path / "no-such-run"), *TINY])
+    assert stopped.value.code == 2
     assert main(["train", "fit", "--data", str(data / "faces"), "--out", str(tmp_path / "y"),
                  "--low-resolution", "1.5", *TINY]) == 2
     assert not (tmp_path / "y").exists()

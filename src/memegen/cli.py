@@ -14,9 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from memegen import __version__
+from memegen.errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp", ".gif": "gif"}
+# Spelled out rather than read from memegen.render, so that --help and --version do not
+# pay for importing the imaging stack; tests/test_cli.py keeps it in step with render.STYLES.
+STYLES = ("classic", "modern", "poster", "faces")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,9 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                            " an animated IMAGE stays animated as .gif or .webp")
     make.add_argument("--top", help="top text (default: a caption for the mood)")
     make.add_argument("--bottom", help="bottom text (default: a caption for the mood)")
-    # Listed here rather than read from memegen.render, so that --help and --version
-    # do not pay for importing the imaging stack; a test keeps the list in step.
-    make.add_argument("--style", default="classic",
+    make.add_argument("--style", default="classic", choices=STYLES,
                       help="classic (default), modern, poster or faces")
     make.add_argument("--seed", type=int, help="seed for a reproducible caption")
     make.add_argument("--watermark", metavar="TEXT",
@@ -85,19 +87,31 @@ def _add_captions_option(command: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from memegen.captions import CaptionFileError
+    """Serve until interrupted. Settings, models and captions are loaded first (their
+    ``UserError``s reach ``main``), then the meme folder is made and the address bound;
+    each failure is one line and status 2."""
     from memegen.config import Settings
+    from memegen.pipeline import Pipeline
     from memegen.web import create_app
     from memegen.web.server import serve
 
     settings = Settings.from_env(host=args.host, port=args.port, captions_dir=args.captions)
+    pipeline = Pipeline(settings)
     try:
-        app = create_app(settings)
-    except CaptionFileError as error:
-        # A bad caption folder is the user's to fix; a traceback would bury the file and line.
-        print(f"memegen: {error}", file=sys.stderr)
+        app = create_app(settings, pipeline)
+    except OSError as error:  # only the meme store touches the disk here
+        print(f"memegen: cannot keep memes in {settings.storage_dir} (MEMEGEN_STORAGE_DIR): "
+              f"{error.strerror}", file=sys.stderr)
         return 2
-    serve(app, settings.host, settings.port, settings.threads)
+    try:
+        serve(app, settings.host, settings.port, settings.threads)
+    except (OSError, ValueError) as error:
+        # Raised while binding (in use, not ours, no such address; waitress's ValueError is
+        # "Invalid host/port specified"): once serving, waitress handles errors itself.
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        print(f"memegen: cannot listen on {settings.host}:{settings.port}: {reason}",
+              file=sys.stderr)
+        return 2
     return 0
 
 
@@ -106,8 +120,9 @@ def _captions(args: argparse.Namespace) -> int:
     from memegen.captions import CaptionBank
     from memegen.config import Settings
 
+    settings = Settings.from_env(captions_dir=args.captions)
     try:
-        bank = CaptionBank.load(Settings.from_env(captions_dir=args.captions).captions_dir)
+        bank = CaptionBank.load(settings.captions_dir)
         moods = bank.moods if args.expression is None else (args.expression,)
         listed = {mood: bank.captions(mood) for mood in moods}
     except ValueError as error:
@@ -127,30 +142,51 @@ def _captions(args: argparse.Namespace) -> int:
 
 
 def _make(args: argparse.Namespace) -> int:
+    """Every failure is one line and status 2: the output path and the caption's characters
+    are checked before any work, settings, models and captions are loaded next (their
+    ``UserError``s reach ``main``), and only then is the photo read, so that only its own
+    errors name it."""
     from memegen.config import Settings
     from memegen.imaging import ANIMATED_FORMATS, ImageError
     from memegen.pipeline import Pipeline
+    from memegen.typeset import UndrawableText, check_drawable
 
     output = args.output or Path(f"{args.image.stem}-meme.jpg")
     fmt = OUTPUT_FORMATS.get(output.suffix.lower())
-    if fmt is None:
-        print(f"memegen: cannot write {output}: use .jpg, .png, .webp or .gif", file=sys.stderr)
+    problem = (
+        "it is a folder" if output.is_dir()
+        else "use .jpg, .png, .webp or .gif" if fmt is None
+        else f"there is no folder {output.parent}" if not output.parent.is_dir()
+        else None
+    )
+    if problem:
+        print(f"memegen: cannot write {output}: {problem}", file=sys.stderr)
         return 2
+    for flag, text in (("--top", args.top), ("--bottom", args.bottom)):
+        try:
+            check_drawable(text or "")
+        except UndrawableText as error:
+            print(f"memegen: the {flag} text {error}", file=sys.stderr)
+            return 2
+    settings = Settings.from_env(watermark=args.watermark, captions_dir=args.captions)
+    pipeline = Pipeline(settings)
     try:
-        data = args.image.read_bytes()
-        settings = Settings.from_env(watermark=args.watermark, captions_dir=args.captions)
-        meme = Pipeline(settings).make_meme(
-            data,
+        meme = pipeline.make_meme(
+            _read_photo(args.image, settings.max_upload_bytes),
             top=args.top,
             bottom=args.bottom,
             seed=args.seed,
             style=args.style,
             animate=fmt in ANIMATED_FORMATS,
         )
-    except (OSError, ImageError, ValueError) as error:
+    except (OSError, ImageError, FileTooLarge) as error:
         print(f"memegen: {args.image}: {_describe(error)}", file=sys.stderr)
         return 2
-    output.write_bytes(meme.encode(fmt))
+    try:
+        output.write_bytes(meme.encode(fmt))
+    except OSError as error:  # the checks above cannot foresee a full disk or a read-only one
+        print(f"memegen: cannot write {output}: {error.strerror}", file=sys.stderr)
+        return 2
     faces = len(meme.analysis.faces)
     print(f"{output}  ({faces} face{'s' * (faces != 1)}, mood: {meme.mood})", file=sys.stderr)
     print(output)
@@ -170,17 +206,27 @@ def _walk(paths: list[Path]) -> Iterator[Path]:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    """One JSON line per image. Exit status 0 when every image was read, 1 when one could not
+    be or none was found; a bad setting, manifest or caption folder raises a ``UserError``
+    before any image is read."""
+    from memegen.config import Settings
     from memegen.imaging import ImageError
     from memegen.pipeline import Pipeline
 
-    pipeline = Pipeline()
+    settings = Settings.from_env()
     paths = list(_walk(args.paths))
+    if not paths:
+        print(f"memegen: no images in {', '.join(map(str, args.paths))} (looked for "
+              f"{', '.join(sorted(IMAGE_SUFFIXES))})", file=sys.stderr)
+        return 1
+    pipeline = Pipeline(settings)
     failures = 0
     for number, path in enumerate(paths, 1):
         try:
-            analysis = pipeline.analyze(path.read_bytes(), whole_image=args.whole_image)
+            data = _read_photo(path, settings.max_upload_bytes)
+            analysis = pipeline.analyze(data, whole_image=args.whole_image)
             record = {"path": str(path), **analysis.to_dict()}
-        except (OSError, ImageError) as error:
+        except (OSError, ImageError, FileTooLarge) as error:
             failures += 1
             record = {"path": str(path), "error": _describe(error)}
         print(json.dumps(record), flush=True)
@@ -191,9 +237,35 @@ def _analyze(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _describe(error: Exception) -> str:
-    from memegen.imaging import ImageError
+class FileTooLarge(Exception):
+    """A file over ``MEMEGEN_MAX_UPLOAD_BYTES``, refused before it is read whole."""
 
+
+def _read_photo(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, or :class:`FileTooLarge` without reading more than ``max_bytes + 1``:
+    a huge file (or a device that never ends) is not read into memory just to be refused."""
+    from memegen.imaging import describe_size, over_limit
+
+    hint = "(set MEMEGEN_MAX_UPLOAD_BYTES to allow larger files)"
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise FileTooLarge(f"{over_limit(size, max_bytes).removesuffix('.')} {hint}.")
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew, or it has no size to check (a pipe, a device)
+        raise FileTooLarge(f"The file is larger than the {describe_size(max_bytes)} limit {hint}.")
+    return data
+
+
+def _describe(error: Exception) -> str:
+    from memegen.imaging import ImageError, ImageTooLarge
+
+    if isinstance(error, ImageTooLarge) and error.__cause__ is None:
+        # The files reaching load_photo are within the byte limit (_read_photo), so this is
+        # its pixel count; a picture that Pillow itself refuses as a decompression bomb
+        # (raised from Pillow's error) is over a limit no setting lifts.
+        hint = "(set MEMEGEN_MAX_PIXELS to allow larger pictures)"
+        return f"{error.message.removesuffix('.')} {hint}."
     if isinstance(error, ImageError):
         return error.message
     if isinstance(error, OSError):
@@ -209,3 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (``memegen captions | head``): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except UserError as error:
+        # A setting, manifest, caption folder or dataset the user can fix: the message names
+        # it, and a traceback would only bury it.
+        print(f"memegen: {error}", file=sys.stderr)
+        return 2

@@ -8,8 +8,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from memegen.errors import UserError
+
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MANIFEST = ASSETS / "models" / "manifest.json"
+
+
+#: The smallest (and for some the largest) value each number setting may take: below it the
+#: app would fail later and further from the cause (a server with no threads never answers, a
+#: side of 0 divides by zero, waitress quietly wraps a port above 65535).
+BOUNDS: dict[str, tuple[int, int | None]] = {
+    "max_upload_bytes": (1, None),
+    "max_pixels": (1, None),
+    "decode_max_side": (1, None),
+    "output_max_side": (1, None),
+    "min_side": (1, None),
+    "meme_ttl_seconds": (0, None),  # 0: a meme expires at once, as tests of expiry use
+    "port": (0, 65535),  # 0: any free port, which the tests' servers use
+    "threads": (1, None),
+    "rate_limit_per_minute": (0, None),  # 0: no limit
+    "animation_max_frames": (0, None),  # 0: animated uploads become still memes
+    "animation_max_side": (1, None),
+}
+
+
+class SettingError(UserError):
+    """A setting that cannot be parsed or is out of range; the message names it as the
+    user set it (``MEMEGEN_PORT`` from the environment, ``port`` otherwise)."""
 
 
 def _default_storage_dir() -> Path:
@@ -39,19 +64,28 @@ class Settings:
     animation_max_frames: int = 60
     animation_max_side: int = 480
 
+    def __post_init__(self) -> None:
+        for name in BOUNDS:
+            _check_bounds(name, getattr(self, name), name)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides) -> Settings:
+        """Settings from ``MEMEGEN_*`` variables, then ``overrides`` (command-line flags; None
+        keeps the variable's value); a bad value raises :class:`SettingError`."""
         values: dict = {}
         for spec in fields(cls):
-            raw = environ.get(f"MEMEGEN_{spec.name.upper()}")
+            variable = f"MEMEGEN_{spec.name.upper()}"
+            raw = environ.get(variable)
             if raw is None or raw == "":
                 continue
-            values[spec.name] = _parse(spec.name, raw, spec.type)
+            values[spec.name] = _parse(variable, raw, spec.type)
+            # Checked here too, so that the message names the variable the user set.
+            _check_bounds(spec.name, values[spec.name], variable)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
 
-def _parse(name: str, raw: str, annotation: str):
+def _parse(variable: str, raw: str, annotation: str):
     try:
         if annotation == "int":
             return int(raw)
@@ -59,4 +93,14 @@ def _parse(name: str, raw: str, annotation: str):
             return Path(raw)
         return raw
     except ValueError as error:
-        raise ValueError(f"MEMEGEN_{name.upper()}={raw!r} is not a valid {annotation}") from error
+        raise SettingError(f"{variable}={raw!r} is not a valid {annotation}") from error
+
+
+def _check_bounds(name: str, value: int, label: str) -> None:
+    """Raise :class:`SettingError` naming ``label`` when setting ``name`` is out of its bounds."""
+    if name not in BOUNDS:
+        return
+    low, high = BOUNDS[name]
+    if value < low or (high is not None and value > high):
+        allowed = f"at least {low}" if high is None else f"from {low} to {high}"
+        raise SettingError(f"{label} must be {allowed}, not {value}")

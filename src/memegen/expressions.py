@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf
 
 from memegen import LABELS
+from memegen.errors import UserError
 from memegen.facecrop import Box, crop_face
 
 
@@ -87,6 +89,47 @@ def _session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+class ManifestError(UserError):
+    """A manifest that cannot be used (missing, not JSON, an entry without its fields, a model
+    file missing or unreadable); the message names the manifest and what is wrong."""
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text())
+    except OSError as error:
+        raise ManifestError(f"{path}: cannot read the model manifest ({error.strerror})") from error
+    except ValueError as error:  # not JSON, or not UTF-8
+        raise ManifestError(f"{path}: the model manifest is not valid JSON ({error})") from error
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{path}: the model manifest is not a JSON object")
+    return manifest
+
+
+def _load_models(manifest_path: Path, manifest: dict, key: str) -> list[ExpressionModel]:
+    """The models the manifest lists under ``key``, each with its session; a missing field or
+    model file raises :class:`ManifestError` naming the entry, not a bare ``KeyError``."""
+    models = []
+    for number, entry in enumerate(manifest.get(key, [])):
+        where = f"{manifest_path}: {key}[{number}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            raise ManifestError(f'{where} names no model "file"')
+        path = manifest_path.parent / entry["file"]
+        if not path.is_file():
+            raise ManifestError(f"{where}: the model file {path} is missing")
+        try:
+            session = _session(path)
+        except (InvalidProtobuf, InvalidGraph, Fail) as error:
+            raise ManifestError(f"{where}: {path} is not a model ONNX Runtime can load") from error
+        try:
+            models.append(_model(entry, session))
+        except KeyError as error:
+            raise ManifestError(f"{where} lacks the field {error}") from error
+        except (TypeError, ValueError) as error:
+            raise ManifestError(f"{where} has a malformed field ({error})") from error
+    return models
+
+
 def _model(entry: dict, session: ort.InferenceSession) -> ExpressionModel:
     """One manifest entry with its loaded session."""
     return ExpressionModel(
@@ -113,22 +156,23 @@ class ExpressionClassifier:
     when the manifest has them."""
 
     def __init__(self, manifest_path: Path) -> None:
-        manifest = json.loads(Path(manifest_path).read_text())
-        if tuple(manifest["labels"]) != LABELS:
-            raise ValueError(f"{manifest_path}: labels {manifest['labels']} are not {LABELS}")
-        if not manifest["models"]:
-            raise ValueError(f"{manifest_path}: lists no models")
-        folder = Path(manifest_path).parent
-        self.models = [_model(entry, _session(folder / entry["file"]))
-                       for entry in manifest["models"]]
+        manifest = _read_manifest(Path(manifest_path))
+        if tuple(manifest.get("labels", ())) != LABELS:
+            raise ManifestError(
+                f"{manifest_path}: labels {manifest.get('labels')} are not {LABELS}"
+            )
+        if not manifest.get("models"):
+            raise ManifestError(f"{manifest_path}: lists no models")
+        self.models = _load_models(Path(manifest_path), manifest, "models")
         if self.models[0].consult_below != math.inf:
-            raise ValueError(f"{manifest_path}: the first model has no models before it to gate it")
+            raise ManifestError(
+                f"{manifest_path}: the first model has no models before it to gate it"
+            )
         self.weights = np.stack([model.class_weights for model in self.models])
         bias = manifest.get("class_bias", {})
         self.class_bias = np.array([bias.get(label, 0.0) for label in LABELS], dtype=np.float32)
         self.temperature = float(manifest.get("vote_temperature", 1.0))
-        self.photo_models = [_model(entry, _session(folder / entry["file"]))
-                             for entry in manifest.get("photo_models", [])]
+        self.photo_models = _load_models(Path(manifest_path), manifest, "photo_models")
         self.photo_weights = np.array([model.class_weights for model in self.photo_models])
 
     def classify(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memegen import LABELS
+from memegen.errors import UserError
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -34,7 +35,7 @@ class Caption:
     bottom: str
 
 
-class CaptionFileError(ValueError):
+class CaptionFileError(UserError):
     """A caption file or directory that cannot be used; the message names the file and line."""
 
 

@@ -47,11 +47,12 @@ MIRROR_HELP = "average each model over the crop and its mirror image (twice the 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train, export and report expression models")
+    parser.set_defaults(handler=_run)
     commands = parser.add_subparsers(dest="train_command", required=True)
 
     summary = commands.add_parser("summary", help="count examples per class and split")
     summary.add_argument("--data", nargs="+", required=True, help=SPEC_HELP)
-    summary.set_defaults(handler=_summary)
+    summary.set_defaults(train_handler=_summary)
 
     fit = commands.add_parser("fit", help="train one CNN")
     fit.add_argument("--data", required=True,
@@ -71,7 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     fit.add_argument("--holdout", type=float, default=0.08,
                      help="fraction of train/ kept aside to pick the best epoch")
-    fit.add_argument("--holdout-from", type=Path, metavar="RUN",
+    fit.add_argument("--holdout-from", type=_existing, metavar="RUN",
                      help="hold out exactly the images RUN held out (matched by pixels, so it "
                      "works across datasets such as FER2013 and FER+), instead of --holdout; "
                      "members that share a holdout let the ensemble weigh them on unseen rows")
@@ -89,21 +90,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
                      help="blend each batch's faces and targets in pairs, the share drawn "
                      "from Beta(ALPHA, ALPHA) (0.2 is usual; 0: off)")
-    fit.add_argument("--init-from", type=Path,
+    fit.add_argument("--init-from", type=_existing,
                      help="start from these weights (a run's best.pt) to fine-tune")
-    fit.add_argument("--teacher", type=Path, metavar="MANIFEST",
+    fit.add_argument("--teacher", type=_existing, metavar="MANIFEST",
                      help="an exported ensemble whose vote (without class bias) on each "
                      "training face is blended into its target (distillation); its members "
                      "must not have trained on this run's held-out faces")
     fit.add_argument("--teacher-share", type=float, default=0.5,
                      help="the teacher's share of each target, 0 to 1 (with --teacher)")
-    fit.add_argument("--focus", type=Path, metavar="MANIFEST",
+    fit.add_argument("--focus", type=_existing, metavar="MANIFEST",
                      help="a gated ensemble: the training faces its gate would read its last "
                      "model on are repeated --focus-copies more times, for a member that will "
                      "itself be gated (read through the ONNX files, as the app reads them)")
     fit.add_argument("--focus-copies", type=int, default=2, metavar="K",
                      help="extra copies of each such face, each augmented afresh (with --focus)")
-    fit.set_defaults(handler=_fit)
+    fit.set_defaults(train_handler=_fit)
 
     search = commands.add_parser("search", help="search architectures and settings (Optuna)")
     search.add_argument("--data", required=True,
@@ -129,69 +130,69 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--max-depth", type=int, default=3)
     search.add_argument("--heads", default=",".join(HEADS),
                         help="heads to try, comma-separated (pool, grid)")
-    search.set_defaults(handler=_search)
+    search.set_defaults(train_handler=_search)
 
     export = commands.add_parser("export", help="write ONNX + manifest for trained runs")
-    export.add_argument("runs", type=Path, nargs="+", help="run folders to export")
+    export.add_argument("runs", type=_existing, nargs="+", help="run folders to export")
     export.add_argument("--out", type=Path, required=True, help="folder for the ONNX files")
     export.add_argument("--crop-margin", type=float, default=0.0, help=CROP_MARGIN_HELP)
     export.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                         help=MIRROR_HELP)
-    export.set_defaults(handler=_export)
+    export.set_defaults(train_handler=_export)
 
     ensemble = commands.add_parser(
         "ensemble", help="fit per-class vote weights on held-out data, export ONNX + manifest"
     )
-    ensemble.add_argument("runs", type=Path, nargs="+", help="run folders to combine")
+    ensemble.add_argument("runs", type=_existing, nargs="+", help="run folders to combine")
     _add_weighting_set_arguments(ensemble)
     ensemble.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
     ensemble.add_argument("--crop-margin", type=float, default=0.0, help=CROP_MARGIN_HELP)
     ensemble.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                           help=MIRROR_HELP)
-    ensemble.set_defaults(handler=_ensemble)
+    ensemble.set_defaults(train_handler=_ensemble)
 
     bias = commands.add_parser(
         "bias", help="fit per-class biases that even out the vote's class priors (in place)"
     )
-    bias.add_argument("manifest", type=Path, help="manifest.json of an exported ensemble")
+    bias.add_argument("manifest", type=_existing, help="manifest.json of an exported ensemble")
     bias.add_argument("--temperature", action="store_true",
                       help="also fit one temperature so that the vote's confidence matches its "
                       "accuracy on the weighting set (only where the app's photos resemble it: "
                       "see docs/training.md)")
     _add_weighting_set_arguments(bias)
-    bias.set_defaults(handler=_bias)
+    bias.set_defaults(train_handler=_bias)
 
     photo = commands.add_parser(
         "photo-models", help="refit trained networks' last layer on faces found in labelled "
         "photos and let them read faces found in photos (in place)"
     )
-    photo.add_argument("manifest", type=Path, help="manifest.json of an exported ensemble")
-    photo.add_argument("runs", type=Path, nargs="+",
+    photo.add_argument("manifest", type=_existing, help="manifest.json of an exported ensemble")
+    photo.add_argument("runs", type=_existing, nargs="+",
                        help="run folders (best.pt) whose networks become the photo models")
     photo.add_argument("--photos", required=True,
                        help="ExpW-style labelled photos none of the runs trained on, as "
                        "[expw:]PATH[,photos=LIST][,skip=LIST]; keep the photos you measure "
                        "on out of them")
     photo.add_argument("--iou", type=float, default=0.4, help=IOU_HELP)
-    photo.set_defaults(handler=_photo_models)
+    photo.set_defaults(train_handler=_photo_models)
 
     mirror = commands.add_parser(
         "mirror", help="keep each model's mirror pass only where, and for the faces on which, "
         "it helps the vote on held-out data"
     )
-    mirror.add_argument("manifest", type=Path, help="manifest.json of a mirror-pass ensemble")
+    mirror.add_argument("manifest", type=_existing, help="manifest.json of a mirror-pass ensemble")
     _add_weighting_set_arguments(mirror)
     mirror.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
     mirror.add_argument("--member-temperatures", action="store_true",
                         help="also fit each model a temperature for its own readings, applied "
                         "before the vote (see docs/training.md for when it helps)")
-    mirror.set_defaults(handler=_mirror)
+    mirror.set_defaults(train_handler=_mirror)
 
     gate = commands.add_parser(
         "gate", help="read the last models only on faces the models before them are unsure "
         "of, as far as that costs the vote nothing on held-out data"
     )
-    gate.add_argument("manifest", type=Path,
+    gate.add_argument("manifest", type=_existing,
                       help="manifest.json of an ensemble of two models or more (after mirror)")
     _add_weighting_set_arguments(gate)
     gate.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
@@ -203,32 +204,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       "before it (a cascade: order the models cheapest first); of the "
                       "combinations of gates that cost the vote at most 0.001 nats, the "
                       "fastest on this machine wins")
-    gate.set_defaults(handler=_gate)
+    gate.set_defaults(train_handler=_gate)
 
     rebuild = commands.add_parser(
         "rebuild", help="turn an exported float VGG member back into a run to fine-tune"
     )
-    rebuild.add_argument("manifest", type=Path, help="manifest.json of a float ensemble")
+    rebuild.add_argument("manifest", type=_existing, help="manifest.json of a float ensemble")
     rebuild.add_argument("model", help="the member's name in the manifest")
     rebuild.add_argument("--data", required=True,
                          help=f"the member's training data; its train split is used; {SPEC_HELP}")
     rebuild.add_argument("--out", type=Path, required=True, help="run folder to write")
-    rebuild.set_defaults(handler=_rebuild)
+    rebuild.set_defaults(train_handler=_rebuild)
 
     quantize = commands.add_parser(
         "quantize", help="write int8 copies of an exported ensemble (faster on a CPU)"
     )
-    quantize.add_argument("manifest", type=Path, help="manifest.json of the float ensemble")
+    quantize.add_argument("manifest", type=_existing, help="manifest.json of the float ensemble")
     quantize.add_argument("--calibration-data", required=True,
                           help="crops that set the activation ranges: the models' training "
                           f"data, never measuring data; its train split is used; {SPEC_HELP}")
     quantize.add_argument("--count", type=int, default=512, help="calibration crops to draw")
     quantize.add_argument("--seed", type=int, default=0)
     quantize.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
-    quantize.set_defaults(handler=_quantize)
+    quantize.set_defaults(train_handler=_quantize)
 
     report = commands.add_parser("report", help="measure an exported ensemble, write Markdown")
-    report.add_argument("--manifest", type=Path, required=True)
+    report.add_argument("--manifest", type=_existing, required=True)
     report.add_argument("--data", nargs="*", default=[],
                         help="face-crop datasets; every split but train unless split= is given; "
                         + SPEC_HELP)
@@ -238,7 +239,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--photos-limit", type=int, help="at most this many photos per folder")
     report.add_argument("--iou", type=float, default=0.4, help=IOU_HELP)
     report.add_argument("--out", type=Path, required=True)
-    report.set_defaults(handler=_report)
+    report.set_defaults(train_handler=_report)
+
+
+def _existing(text: str) -> Path:
+    """A path the command reads, refused while the arguments are parsed when it is not
+    there, rather than after minutes of loading data."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file or folder")
+    return path
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the training command asked for.
+
+    The files a training command reads are those its arguments name (datasets, run
+    folders, manifests) and the files inside them, so one that is missing, or a file where
+    a folder should be, is the user's to fix: one line naming the path and status 2, not a
+    traceback. The other mistakes a user can fix raise ``UserError``, which
+    ``memegen.cli.main`` reports.
+    """
+    try:
+        return args.train_handler(args)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
+        print(f"memegen: {error.filename or error}: {error.strerror}", file=sys.stderr)
+        return 2
 
 
 def _add_weighting_set_arguments(parser: argparse.ArgumentParser) -> None:
@@ -247,7 +273,7 @@ def _add_weighting_set_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-data", required=True,
                         help="data none of the models trained on; its val split is used (or "
                         f"its only one); {SPEC_HELP}")
-    parser.add_argument("--indices", type=Path, help=INDICES_HELP)
+    parser.add_argument("--indices", type=_existing, help=INDICES_HELP)
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -257,10 +283,11 @@ def _summary(args: argparse.Namespace) -> int:
     width = max(len(label) for label in LABELS) + 1
     for text in args.data:
         spec = DatasetSpec.parse(text)
+        splits = load_splits(spec)  # before printing, so a bad dataset leaves no header
         print(f"{spec.path} ({spec.kind})")
         header = "".join(label.rjust(width) for label in LABELS)
         print("split".ljust(10) + header + "total".rjust(8))
-        for split, dataset in load_splits(spec).items():
+        for split, dataset in splits.items():
             counts = dataset.class_counts()
             print(split.ljust(10) + "".join(str(counts[label]).rjust(width) for label in LABELS)
                   + str(len(dataset)).rjust(8))
@@ -308,17 +335,26 @@ def _fit(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"memegen: {error}", file=sys.stderr)
         return 2
-    dataset = load_split(args.data, "train")
-    if args.holdout_from is None:
-        kept, held_out = stratified_split(dataset.labels, args.holdout, args.seed)
-    else:
+    # Checked before the data is loaded, and so before the run folder is written.
+    if args.holdout_from is None and not 0.0 < args.holdout < 1.0:
+        print(f"memegen: --holdout must be above 0 and below 1, not {args.holdout}",
+              file=sys.stderr)
+        return 2
+    if args.holdout_from is not None:
         digests_path = args.holdout_from / "holdout_digests.npy"
         if not digests_path.is_file():
             print(f"memegen: {digests_path} is missing; is {args.holdout_from} a run folder "
                   "made by this version of `memegen train fit`?", file=sys.stderr)
             return 2
-        digests = np.load(digests_path)
-        kept, held_out = split_by_digests(dataset.images, digests)
+    dataset = load_split(args.data, "train")
+    if args.holdout_from is None:
+        kept, held_out = stratified_split(dataset.labels, args.holdout, args.seed)
+    else:
+        kept, held_out = split_by_digests(dataset.images, np.load(digests_path))
+    if not len(kept) or not len(held_out):
+        print(f"memegen: of {len(dataset)} faces, {len(held_out)} are held out and "
+              f"{len(kept)} left to train on; both need some", file=sys.stderr)
+        return 2
     train_set, val_set = dataset.subset(kept), dataset.subset(held_out, "holdout")
     print(f"train {train_set.class_counts()}\nholdout {val_set.class_counts()}", file=sys.stderr)
     if args.teacher:

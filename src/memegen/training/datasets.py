@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from memegen import LABELS
+from memegen.errors import UserError
 from memegen.facecrop import crop_face
 
 # FER+ vote columns in its CSV, and the name each has here (None: not one of ours).
@@ -30,6 +32,11 @@ FERPLUS_COLUMNS = {
 CKPLUS_NAMES = {"anger": "angry", "sadness": "sad", "contempt": None}
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+
+class DatasetError(UserError):
+    """A dataset spec, or the data it names, that cannot be read as asked; the message names
+    the spec or the path and what is wrong."""
 
 
 @dataclass
@@ -72,7 +79,7 @@ def load_class_folders(root: Path, size: int = 48, name: str | None = None) -> F
             images.append(_read_grey(path, size))
             labels.append(label_index)
     if not images:
-        raise ValueError(f"no labelled images under {root}")
+        raise DatasetError(f"no labelled images under {root}")
     return FaceDataset(
         name or Path(root).name,
         np.stack(images),
@@ -148,7 +155,7 @@ def with_ferplus_labels(dataset: FaceDataset, votes_csv: Path, soft: bool) -> Fa
     with open(votes_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
     if len(rows) < len(dataset):
-        raise ValueError(f"{votes_csv} has {len(rows)} rows for {len(dataset)} images")
+        raise DatasetError(f"{votes_csv} has {len(rows)} rows for {len(dataset)} images")
     return _relabel_with_votes(dataset.name, dataset.images, rows[: len(dataset)], soft)
 
 
@@ -199,7 +206,7 @@ def load_ferplus_folders(
             rows.append(votes[int(row["fer2013_row"])] if row["fer2013_row"] else None)
             folder_labels.append(LABELS.index(Path(row["file"]).parent.name))
     if not images:
-        raise ValueError(f"no images of split {split!r} in {root}/manifest.csv")
+        raise DatasetError(f"no images of split {split!r} in {root}/manifest.csv")
     if blend is not None:
         return blend_with_votes(
             Path(root).name, np.stack(images), np.array(folder_labels), rows, blend
@@ -224,7 +231,7 @@ def blend_with_votes(
     balancing, counts and the held-out score read them.
     """
     if not 0.0 <= share <= 1.0:
-        raise ValueError(f"the FER+ votes' share must be between 0 and 1, not {share}")
+        raise DatasetError(f"the FER+ votes' share must be between 0 and 1, not {share}")
     targets = np.eye(len(LABELS), dtype=np.float32)[labels]
     for index, row in enumerate(vote_rows):
         distribution = None if row is None else ferplus_distribution(row)
@@ -291,6 +298,7 @@ def expw_boxes(spec: DatasetSpec) -> list[LabelledBox]:
     Lists, not a seeded split, fix which photos fit a model and which measure it: a split
     computed afresh would move photos between the two if ``faces.csv`` changed.
     """
+    _check_paths(spec)
     kept = _photo_names(spec.options["photos"]) if "photos" in spec.options else None
     skipped = _photo_names(spec.options["skip"]) if "skip" in spec.options else set()
     with open(spec.path / "faces.csv", newline="") as handle:
@@ -331,6 +339,8 @@ def crop_labelled_boxes(
 
 KINDS = ("folders", "fer2013-csv", "ferplus", "ferplus-soft", "ckplus", "expw")
 OPTIONS = ("split", "votes", "blend", "holdout", "seed", "margin", "photos", "skip")
+NUMBER_OPTIONS = {"blend": float, "holdout": float, "seed": int, "margin": float}
+PATH_OPTIONS = ("votes", "photos", "skip")
 
 
 @dataclass(frozen=True)
@@ -351,6 +361,11 @@ class DatasetSpec:
         kind, colon, rest = head.partition(":")
         if colon and kind in KINDS:
             path = Path(rest)
+        elif colon and re.fullmatch(r"[a-z][a-z0-9-]*", kind) and not Path(head).exists():
+            # A mistyped kind would otherwise be read as part of a path that is not there.
+            raise DatasetError(
+                f"{text!r}: unknown dataset kind {kind!r}; kinds: {', '.join(KINDS)}"
+            )
         else:
             path = Path(head)
             kind = detect_kind(path)
@@ -358,14 +373,19 @@ class DatasetSpec:
         for pair in pairs:
             key, equals, value = pair.partition("=")
             if not equals or key not in OPTIONS:
-                raise ValueError(f"{text!r}: unknown option {pair!r}; keys: {', '.join(OPTIONS)}")
+                raise DatasetError(f"{text!r}: unknown option {pair!r}; keys: {', '.join(OPTIONS)}")
             options[key] = value
+            if key in NUMBER_OPTIONS:
+                try:
+                    NUMBER_OPTIONS[key](value)
+                except ValueError:
+                    raise DatasetError(f"{text!r}: {key}= takes a number, not {value!r}") from None
         if kind.startswith("ferplus") and "votes" not in options:
-            raise ValueError(f"{text!r}: {kind} needs votes=PATH/fer2013new.csv")
+            raise DatasetError(f"{text!r}: {kind} needs votes=PATH/fer2013new.csv")
         if "blend" in options and kind != "ferplus-soft":
-            raise ValueError(f"{text!r}: blend= is an option of ferplus-soft only")
+            raise DatasetError(f"{text!r}: blend= is an option of ferplus-soft only")
         if {"photos", "skip"} & options.keys() and kind != "expw":
-            raise ValueError(f"{text!r}: photos= and skip= are options of expw only")
+            raise DatasetError(f"{text!r}: photos= and skip= are options of expw only")
         return cls(kind, path, options)
 
     def with_split(self, split: str) -> DatasetSpec:
@@ -393,13 +413,14 @@ def load_splits(spec: DatasetSpec) -> dict[str, FaceDataset]:
     wanted = spec.options.get("split")
     if wanted is not None:
         if wanted not in loaders:
-            raise ValueError(f"{spec.path}: no split {wanted!r}; it has {', '.join(loaders)}")
+            raise DatasetError(f"{spec.path}: no split {wanted!r}; it has {', '.join(loaders)}")
         loaders = {wanted: loaders[wanted]}
     return {name: load() for name, load in loaders.items()}
 
 
 def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
     """A loader per split, by name, ignoring ``split=``: callers list splits before reading any."""
+    _check_paths(spec)
     root, options = spec.path, spec.options
     if spec.kind == "folders":
         if any((root / label).is_dir() for label in LABELS):
@@ -409,7 +430,7 @@ def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
             if child.is_dir() and any((child / label).is_dir() for label in LABELS)
         )
         if not splits:
-            raise ValueError(f"{root}: no <label>/ folders, nor splits holding them")
+            raise DatasetError(f"{root}: no <label>/ folders, nor splits holding them")
         return {
             child.name: lambda child=child: load_class_folders(child, name=_name(root, child.name))
             for child in splits
@@ -439,7 +460,16 @@ def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
     if spec.kind == "expw":
         margin = float(options.get("margin", 0.0))
         return {"all": lambda: crop_labelled_boxes(root, expw_boxes(spec), margin)}
-    raise ValueError(f"unknown dataset kind {spec.kind!r}; choose from {', '.join(KINDS)}")
+    raise DatasetError(f"unknown dataset kind {spec.kind!r}; choose from {', '.join(KINDS)}")
+
+
+def _check_paths(spec: DatasetSpec) -> None:
+    """Raise :class:`DatasetError` unless the spec's path and the files its options name exist,
+    before any reading starts."""
+    for path in (spec.path, *(Path(spec.options[key]) for key in PATH_OPTIONS
+                              if key in spec.options)):
+        if not path.exists():
+            raise DatasetError(f"{path}: no such file or folder")
 
 
 def _name(root: Path, split: str) -> str:

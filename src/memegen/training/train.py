@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from memegen import LABELS
-from memegen.training.architectures import build
+from memegen.training.architectures import FAMILIES, HEADS, build
 from memegen.training.augment import AugmentConfig, augment, mix_up
-from memegen.training.balance import balance
+from memegen.training.balance import STRATEGIES, balance
 from memegen.training.datasets import FaceDataset
 
 PRECISIONS = ("fp32", "bf16")
@@ -69,6 +69,22 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
+        """Refuse what would fail only later, after the data is loaded and the run folder
+        written (an unknown family), or train nothing (no epochs)."""
+        for name, known in (("family", FAMILIES), ("head", HEADS), ("balance", STRATEGIES)):
+            if getattr(self, name) not in known:
+                raise ValueError(
+                    f"unknown {name} {getattr(self, name)!r}; choose from {', '.join(known)}"
+                )
+        # The separable family's stem has width // 2 channels, so 2 is the least width.
+        for name, least in (("width", 2), ("depth", 1), ("epochs", 1), ("batch_size", 1),
+                            ("threads", 1), ("focus_copies", 0)):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name} must be at least {least}, not {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"the learning rate must be above 0, not {self.learning_rate}")
+        if not 0.0 <= self.teacher_share <= 1.0:
+            raise ValueError(f"the teacher's share must be from 0 to 1, not {self.teacher_share}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose from {PRECISIONS}")
         if self.mixup < 0:

@@ -1,0 +1,48 @@
+"""``Settings``: values from the environment and their bounds, named as the user set them."""
+
+import pytest
+
+from memegen.config import SettingError, Settings
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("port", 65536),
+    ("port", -1),
+    ("threads", 0),
+    ("max_upload_bytes", -1),
+    ("max_pixels", 0),
+    ("decode_max_side", 0),
+    ("output_max_side", 0),
+    ("min_side", 0),
+    ("meme_ttl_seconds", -1),
+    ("rate_limit_per_minute", -1),
+])
+def test_a_setting_out_of_range_is_refused_naming_it(name, value):
+    with pytest.raises(SettingError) as refused:
+        Settings(**{name: value})
+    assert str(refused.value).startswith(f"{name} must be ")
+    assert str(refused.value).endswith(f", not {value}")
+
+
+def test_zero_is_allowed_where_it_means_something():
+    settings = Settings(port=0, rate_limit_per_minute=0, meme_ttl_seconds=0,
+                        animation_max_frames=0)
+    assert (settings.port, settings.rate_limit_per_minute) == (0, 0)
+
+
+def test_an_environment_value_out_of_range_is_refused_naming_its_variable():
+    with pytest.raises(SettingError) as refused:
+        Settings.from_env({"MEMEGEN_THREADS": "0"})
+    assert str(refused.value) == "MEMEGEN_THREADS must be at least 1, not 0"
+
+
+def test_an_environment_value_that_is_not_a_number_is_refused_naming_its_variable():
+    with pytest.raises(SettingError) as refused:
+        Settings.from_env({"MEMEGEN_PORT": "abc"})
+    assert str(refused.value) == "MEMEGEN_PORT='abc' is not a valid int"
+
+
+def test_a_flag_out_of_range_is_refused_naming_the_setting():
+    with pytest.raises(SettingError) as refused:
+        Settings.from_env({}, port=99999)
+    assert str(refused.value) == "port must be from 0 to 65535, not 99999"
