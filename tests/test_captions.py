@@ -193,6 +193,12 @@ def test_a_missing_directory_is_an_error(tmp_path: Path) -> None:
         CaptionBank.load(tmp_path / "nowhere")
 
 
+def test_a_file_named_as_the_directory_is_an_error_that_says_so(tmp_path: Path) -> None:
+    (tmp_path / "captions").write_text("a | b\n")
+    with pytest.raises(CaptionFileError, match="is a file, not a folder"):
+        CaptionBank.load(tmp_path / "captions")
+
+
 def test_a_file_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
     tmp_path.joinpath("angry.txt").write_bytes(b"caf\xe9 | latin-1\n")
     with pytest.raises(CaptionFileError, match=r"angry\.txt: not UTF-8"):

@@ -46,3 +46,13 @@ def test_a_flag_out_of_range_is_refused_naming_the_setting():
     with pytest.raises(SettingError) as refused:
         Settings.from_env({}, port=99999)
     assert str(refused.value) == "port must be from 0 to 65535, not 99999"
+
+
+def test_a_flag_overrides_a_bad_environment_value_without_reading_it():
+    settings = Settings.from_env({"MEMEGEN_PORT": "abc"}, port=8080)
+    assert settings.port == 8080
+
+
+def test_an_empty_host_is_refused_rather_than_read_as_every_interface():
+    with pytest.raises(SettingError, match="host must not be empty"):
+        Settings.from_env({}, host=" ")

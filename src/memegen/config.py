@@ -67,6 +67,9 @@ class Settings:
     def __post_init__(self) -> None:
         for name in BOUNDS:
             _check_bounds(name, getattr(self, name), name)
+        if not self.host.strip():
+            # waitress would read an empty host as every interface: a choice to make openly.
+            raise SettingError("host must not be empty (0.0.0.0 listens on every interface)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides) -> Settings:
@@ -76,8 +79,8 @@ class Settings:
         for spec in fields(cls):
             variable = f"MEMEGEN_{spec.name.upper()}"
             raw = environ.get(variable)
-            if raw is None or raw == "":
-                continue
+            if raw is None or raw == "" or overrides.get(spec.name) is not None:
+                continue  # unset, or overridden by a flag: not this variable's to refuse
             values[spec.name] = _parse(variable, raw, spec.type)
             # Checked here too, so that the message names the variable the user set.
             _check_bounds(spec.name, values[spec.name], variable)

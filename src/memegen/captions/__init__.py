@@ -71,7 +71,8 @@ def read_caption_file(path: Path) -> tuple[Caption, ...]:
 
 def _read_directory(directory: Path) -> dict[str, tuple[Caption, ...]]:
     if not directory.is_dir():
-        raise CaptionFileError(f"captions directory {directory} does not exist")
+        problem = "is a file, not a folder" if directory.exists() else "does not exist"
+        raise CaptionFileError(f"captions directory {directory} {problem}")
     files = sorted(directory.glob("*.txt"))
     if not files:
         raise CaptionFileError(f"captions directory {directory} holds no <mood>.txt files")
