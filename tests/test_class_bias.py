@@ -1,14 +1,23 @@
-"""Per-class biases that shift the vote's class priors: exact maths, and the balance chosen."""
+"""Per-class biases that shift the vote's class priors: exact maths, the balance chosen,
+and the weighting sets they cannot be fitted on."""
 
 from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 
+from memegen.cli import main
 from memegen.expressions import shift_priors
 from memegen.training.class_bias import choose_class_bias, fit_class_bias, paired_accuracy_change
+
+from tiny_datasets import write_class_folders
+from tiny_networks import write_float_ensemble
 
 
 def _prior_only_vote(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -86,3 +95,37 @@ def test_an_accuracy_loss_within_one_standard_error_does_not_block_the_even_bala
     assert even["balance"] == evidence["chosen_balance"] == 1.0
     assert even["accuracy"] < evidence["uncorrected"]["accuracy"]
     assert -even["standard_error"] <= even["accuracy_change"] < 0
+
+
+def _faces_without(folder: Path, *labels: str) -> Path:
+    """Class folders (a ``val`` split of two faces a class) lacking ``labels``."""
+    write_class_folders(folder, {"val": 2})
+    for label in labels:
+        shutil.rmtree(folder / "val" / label)
+    return folder
+
+
+def test_bias_refuses_a_weighting_set_without_a_class_and_names_it(tmp_path: Path, capsys):
+    manifest = write_float_ensemble(tmp_path / "models")
+    before = manifest.read_text()
+    faces = _faces_without(tmp_path / "faces", "disgust", "neutral")
+    assert main(["train", "bias", str(manifest), "--val-data", str(faces)]) == 2
+    err = capsys.readouterr().err
+    assert "\nmemegen: weighting set faces/val has no faces of disgust, neutral:" in err
+    assert "cannot be fitted for a class without examples" in err
+    assert manifest.read_text() == before
+
+
+@pytest.mark.parametrize("step", ["mirror", "gate"])
+def test_steps_that_refit_class_biases_refuse_such_a_set_before_writing(
+    tmp_path: Path, capsys, step: str
+):
+    manifest = write_float_ensemble(tmp_path / "models")
+    biased = json.loads(manifest.read_text()) | {"class_bias": {"happy": 0.5}}
+    manifest.write_text(json.dumps(biased))
+    faces = _faces_without(tmp_path / "faces", "fear")
+    out = tmp_path / step
+    assert main(["train", step, str(manifest), "--val-data", str(faces),
+                 "--out", str(out)]) == 2
+    assert "has no faces of fear:" in capsys.readouterr().err
+    assert not out.exists()

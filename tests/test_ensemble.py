@@ -1,7 +1,10 @@
-"""The per-class vote weights and the numbers written as their evidence."""
+"""The per-class vote weights and the numbers written as their evidence, and the names
+members are exported under."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -9,15 +12,22 @@ import pytest
 
 pytest.importorskip("torch")
 
+import torch
+
+from memegen.cli import main
+from memegen.errors import UserError
 from memegen.expressions import weighted_vote
 from memegen.training.datasets import FaceDataset
 from memegen.training.ensemble import (
     fit_weights,
-    unique_names,
     vote_nll,
     voting_evidence,
 )
+from memegen.training.export import unique_names
 from memegen.training.metrics import summarise
+from memegen.training.train import build_model
+
+from tiny_networks import TINY_VGG
 
 
 def test_vote_nll_is_the_loss_of_the_vote_inference_runs():
@@ -106,3 +116,22 @@ def test_evidence_holds_every_models_numbers_and_both_votes():
 def test_clashing_run_names_take_their_parent_folder():
     runs = [Path("a/trial-0001"), Path("b/trial-0001"), Path("b/solo")]
     assert unique_names(runs) == ["a-trial-0001", "b-trial-0001", "solo"]
+
+
+def test_the_same_run_given_twice_is_refused():
+    with pytest.raises(UserError, match="two runs would both be named runs-x"):
+        unique_names([Path("runs/x"), Path("runs/x")])
+
+
+def test_export_names_runs_of_one_name_after_their_parents(tmp_path: Path):
+    runs = [tmp_path / study / "trial-0000" for study in ("a", "b")]
+    for run in runs:
+        run.mkdir(parents=True)
+        torch.save({"model": build_model(TINY_VGG).state_dict(), "config": asdict(TINY_VGG)},
+                   run / "best.pt")
+    assert main(["train", "export", *map(str, runs), "--out", str(tmp_path / "out")]) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [(entry["name"], entry["file"]) for entry in manifest["models"]] == [
+        ("a-trial-0000", "a-trial-0000.onnx"), ("b-trial-0000", "b-trial-0000.onnx")]
+    assert sorted(path.name for path in (tmp_path / "out").glob("*.onnx")) == [
+        "a-trial-0000.onnx", "b-trial-0000.onnx"]

@@ -66,3 +66,16 @@ def test_quantize_command_writes_int8_models_that_vote_like_the_floats(
     difference = np.abs(got - expected)
     assert difference.mean() < 0.01 and difference.max() < 0.15
     assert np.mean(got.argmax(axis=1) == expected.argmax(axis=1)) >= 0.9
+
+
+def test_quantize_refuses_to_write_over_its_source_folder(tmp_path: Path, capsys):
+    float_ensemble = write_float_ensemble(tmp_path / "float")
+    before = float_ensemble.read_text()
+    data = write_class_folders(tmp_path / "faces", {"train": 6})
+    assert main(["train", "quantize", str(float_ensemble), "--calibration-data", str(data),
+                 "--out", str(float_ensemble.parent)]) == 2
+    assert capsys.readouterr().err == (
+        "memegen: write the int8 copies to another folder than the source's\n"
+    )
+    assert float_ensemble.read_text() == before
+    assert not list(float_ensemble.parent.glob("*-int8.onnx"))

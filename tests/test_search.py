@@ -1,4 +1,5 @@
-"""Several processes given one database URL and study name search together."""
+"""Several processes given one database URL and study name search together; a study
+never adopts a trial folder it did not make; bad bounds are refused before the study."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 pytest.importorskip("torch")
+
+from memegen.cli import main  # noqa: E402
+from memegen.errors import UserError  # noqa: E402
+from memegen.training.datasets import load_split  # noqa: E402
+from memegen.training.search import SearchSettings, run_search  # noqa: E402
 
 from tiny_datasets import write_class_folders  # noqa: E402
 
@@ -40,3 +46,55 @@ def test_two_processes_join_one_study(tmp_path: Path):
         config = json.loads((Path(trial.user_attrs["run_dir"]) / "config.json").read_text())
         # The command line's fixed settings and bounds reach the trials.
         assert config["precision"] == "bf16" and config["head"] == "grid"
+
+
+def test_a_study_in_a_new_database_refuses_the_trial_folders_of_the_old_one(tmp_path: Path):
+    dataset = load_split(str(write_class_folders(tmp_path / "faces", {"train": 8})), "train")
+    settings = SearchSettings(runs_dir=tmp_path / "runs", epochs=1, batch_size=16, threads=1,
+                              families=("vgg",), widths=(4,), max_depth=1, holdout=0.25)
+    run_search(dataset, "fer", f"sqlite:///{tmp_path / 'old.db'}", 1, None, settings)
+    old_trial = tmp_path / "runs" / "fer" / "trial-0000"
+    before = {path.name: path.read_bytes() for path in old_trial.iterdir()}
+
+    new_storage = f"sqlite:///{tmp_path / 'new.db'}"
+    with pytest.raises(UserError, match=f"{old_trial} was not made by a trial of this study"):
+        run_search(dataset, "fer", new_storage, 1, None, settings)
+    assert {path.name: path.read_bytes() for path in old_trial.iterdir()} == before
+    assert not optuna.load_study(study_name="fer", storage=new_storage).trials
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--families", "vgg,cnn"], "unknown family 'cnn'; choose from vgg, separable, resnet"),
+    (["--heads", "foo"], "unknown head 'foo'; choose from pool, grid"),
+    (["--widths", "8,x"], "'8,x': widths are whole numbers, comma-separated"),
+    (["--widths", "8,1"], "'8,1': every width must be at least 2"),
+])
+def test_search_refuses_unknown_bounds_while_parsing(
+    tmp_path: Path, capsys, flags: list[str], message: str
+):
+    database = tmp_path / "search.db"
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "search", "--data", str(tmp_path), "--storage", f"sqlite:///{database}",
+              *flags])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not database.exists()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--holdout", "0"], "holdout must be above 0 and below 1, not 0.0"),
+    (["--holdout", "1"], "holdout must be above 0 and below 1, not 1.0"),
+    (["--subset", "0"], "subset must be above 0 and at most 1, not 0.0"),
+    (["--subset", "1.5"], "subset must be above 0 and at most 1, not 1.5"),
+    (["--epochs", "0"], "epochs must be at least 1, not 0"),
+    (["--max-depth", "0"], "depth must be at least 1, not 0"),
+])
+def test_search_refuses_out_of_range_settings_before_reading_data_or_opening_the_study(
+    tmp_path: Path, capsys, flags: list[str], message: str
+):
+    # The data is not there: a refusal that names the value came before reading it.
+    database = tmp_path / "search.db"
+    assert main(["train", "search", "--data", str(tmp_path / "missing"),
+                 "--storage", f"sqlite:///{database}", *flags]) == 2
+    assert capsys.readouterr().err == f"memegen: {message}\n"
+    assert not database.exists()

@@ -173,8 +173,9 @@ def test_fit_refuses_a_holdout_that_keeps_no_face_aside(tmp_path: Path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_command_line_offers_every_training_precision_and_head():
+def test_command_line_offers_every_training_precision_family_and_head():
     assert commands.PRECISIONS == PRECISIONS
+    assert commands.FAMILIES == FAMILIES
     assert commands.HEADS == HEADS
 
 
@@ -195,3 +196,80 @@ def test_only_the_grid_head_reads_where_on_the_face_a_feature_is(family: str):
         for head, network in networks.items():
             moved = (network[-1](features) - network[-1](upside_down)).abs().max().item()
             assert (moved > 1e-4) == (head == "grid"), (head, moved)
+
+
+def _fit_tiny(data: Path, out: Path, *flags: str) -> int:
+    """``memegen train fit`` of a width-4 VGG for one epoch, unless ``flags`` say otherwise."""
+    defaults = {"--epochs": "1", "--batch-size": "8", "--width": "4", "--threads": "1",
+                "--holdout": "0.25"}
+    for flag, value in zip(flags[::2], flags[1::2], strict=True):
+        defaults[flag] = value
+    return main(["train", "fit", "--data", str(data), "--out", str(out),
+                 *[item for pair in defaults.items() for item in pair]])
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_resuming_with_another_architecture_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys
+):
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    run = tmp_path / "run"
+    assert _fit_tiny(data, run) == 0
+    before = _contents(run)
+    capsys.readouterr()
+    assert _fit_tiny(data, run, "--width", "8", "--seed", "3", "--epochs", "2") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"memegen: {run} holds a run trained with other settings")
+    assert "width 4 (saved) against 8 (asked)" in err and "seed 0 (saved) against 3" in err
+    assert "epochs" not in err.split("only")[0]  # epochs may change; it is not listed
+    assert _contents(run) == before  # config.json, checkpoints and holdout untouched
+
+
+def test_resuming_with_more_epochs_and_other_threads_continues_the_run(tmp_path: Path):
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    run = tmp_path / "run"
+    assert _fit_tiny(data, run) == 0
+    assert _fit_tiny(data, run, "--epochs", "2", "--threads", "2") == 0
+    assert [json.loads(line)["epoch"] for line in (run / "log.jsonl").read_text().splitlines()] \
+        == [1, 2]
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+
+
+def test_resuming_with_another_holdout_is_refused_and_keeps_the_one_recorded(
+    tmp_path: Path, capsys
+):
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    run = tmp_path / "run"
+    assert _fit_tiny(data, run) == 0
+    before = _contents(run)
+    assert _fit_tiny(data, run, "--holdout", "0.5", "--epochs", "2") == 2
+    assert f"{run} held out other faces" in capsys.readouterr().err
+    assert _contents(run) == before
+
+
+def test_init_from_another_architecture_is_refused_before_a_run_folder_is_made(
+    tmp_path: Path, capsys
+):
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    assert _fit_tiny(data, tmp_path / "a") == 0
+    checkpoint = tmp_path / "a" / "best.pt"
+    capsys.readouterr()
+    assert _fit_tiny(data, tmp_path / "b", "--init-from", str(checkpoint), "--width", "8") == 2
+    assert capsys.readouterr().err == (
+        f"memegen: {checkpoint} holds a network of another architecture (width 4 (saved) "
+        "against 8 (asked)); a run starts from weights only of its own shape\n"
+    )
+    assert not (tmp_path / "b").exists()
+    assert _fit_tiny(data, tmp_path / "c", "--init-from", str(checkpoint)) == 0
+
+
+def test_init_from_a_file_that_is_no_checkpoint_is_refused(tmp_path: Path, capsys):
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    not_a_checkpoint = tmp_path / "manifest.json"
+    not_a_checkpoint.write_text("{}")
+    assert _fit_tiny(data, tmp_path / "run", "--init-from", str(not_a_checkpoint)) == 2
+    assert "not a checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,12 @@ from memegen.training.datasets import (
     load_split,
     load_splits,
     split_by_digests,
+    split_loaders,
 )
 
 from tiny_datasets import (
     ASTRONAUT_FACE,
+    faces_of_every_class,
     write_ckplus,
     write_class_folders,
     write_expw,
@@ -63,6 +66,45 @@ def test_summary_counts_every_class_and_split_of_each_reader(tmp_path: Path, cap
     assert _row(output, "(ferplus)", "train") == [0, 0, 0, 0, 0, 0, 1, 1]
     assert _row(output, "(ferplus-soft)", "train") == [0, 0, 0, 1, 0, 0, 1, 2]
     assert _row(output, "(expw)", "all") == [0, 0, 0, 1, 0, 0, 0, 1]
+
+
+def _write_fer2013_csv(path: Path, per_usage: dict[str, int]) -> Path:
+    """``fer2013.csv`` with ``per_usage[USAGE]`` faces of each usage, classes in turn."""
+    rows = []
+    for usage, count in per_usage.items():
+        for number, image in enumerate(faces_of_every_class(count, seed=len(rows))):
+            pixels = " ".join(map(str, image.ravel()))
+            rows.append(f"{number % len(LABELS)},{pixels},{usage}")
+    path.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_fer2013_csv_splits_are_named_as_in_the_class_folder_tree(tmp_path: Path, capsys):
+    csv_path = _write_fer2013_csv(
+        tmp_path / "fer2013.csv", {"Training": 14, "PublicTest": 7, "PrivateTest": 7}
+    )
+    assert list(split_loaders(DatasetSpec.parse(str(csv_path)))) == ["test", "train", "val"]
+    trained_on = load_split(str(csv_path), "train")  # what fit, search and quantize read
+    assert (trained_on.name, len(trained_on)) == ("fer2013/train", 14)
+    assert load_split(str(csv_path), "val").name == "fer2013/val"  # ensemble, bias, mirror
+    # The CSV's own names still pick a split.
+    assert load_split(f"{csv_path},split=PrivateTest", "train").name == "fer2013/test"
+    assert main(["train", "summary", "--data", str(csv_path)]) == 0
+    assert _row(capsys.readouterr().out, "(fer2013-csv)", "val") == [1] * 7 + [7]
+
+
+def test_report_on_fer2013_csv_measures_every_split_but_train(tmp_path: Path):
+    pytest.importorskip("torch")
+    from tiny_networks import write_float_ensemble
+
+    manifest = write_float_ensemble(tmp_path / "models")
+    csv_path = _write_fer2013_csv(
+        tmp_path / "fer2013.csv", {"Training": 7, "PublicTest": 7, "PrivateTest": 7}
+    )
+    assert main(["train", "report", "--manifest", str(manifest), "--data", str(csv_path),
+                 "--out", str(tmp_path / "report")]) == 0
+    measured = json.loads((tmp_path / "report" / "report.json").read_text())["datasets"]
+    assert sorted(measured) == ["fer2013/test", "fer2013/val"]
 
 
 def test_ferplus_soft_labels_are_the_vote_share_found_through_fer2013_row(tmp_path: Path):

@@ -49,6 +49,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     write_expw(root / "expw")
     write_expw(root / "expw-four", ("happy", "sad", "fear", "surprise"))
+    write_expw(root / "expw-seven", tuple(LABELS))
     return root
 
 
@@ -65,7 +66,7 @@ def test_loaded_faces_balance_and_augment(data: Path):
     assert torch.allclose(augment(batch, unaltered, torch.Generator()), batch, atol=1e-5)
 
 
-def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path):
+def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path, capsys):
     dataset = load_split(str(data / "faces"), "train")
     storage = f"sqlite:///{tmp_path / 'search.db'}"
     settings = SearchSettings(
@@ -153,19 +154,24 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     runs = [str(fitted), str(searched)]
     assert main(["train", "photo-models", str(models / "manifest.json"), *runs,
                  "--photos", str(data / "expw")]) == 2  # one photo cannot be cross-validated
+    # Photos without angry, disgust or neutral faces: those classes' biases cannot be fitted.
     assert main(["train", "photo-models", str(models / "manifest.json"), *runs,
-                 "--photos", str(data / "expw-four")]) == 0
+                 "--photos", str(data / "expw-four")]) == 2
+    assert "has no faces of angry, disgust, neutral:" in capsys.readouterr().err
+    assert "photo_models" not in json.loads((models / "manifest.json").read_text())
+    assert main(["train", "photo-models", str(models / "manifest.json"), *runs,
+                 "--photos", str(data / "expw-seven")]) == 0
     manifest = json.loads((models / "manifest.json").read_text())
     seen = manifest["photo_models_evidence"]["photos"]
-    assert (seen["photos"], seen["faces_found"]) == (4, 4)
+    assert (seen["photos"], seen["faces_found"]) == (7, 7)
     assert [entry["name"] for entry in manifest["photo_models"]] == [
         "fitted-photo", f"{searched.name}-photo"]
     assert (models / f"{searched.name}-photo-int8.onnx").is_file()
     assert main(["train", "photo-models", str(models / "manifest.json"), str(fitted),
-                 "--photos", str(data / "expw-four")]) == 0  # the replaced one's file goes
+                 "--photos", str(data / "expw-seven")]) == 0  # the replaced one's file goes
     assert not (models / f"{searched.name}-photo-int8.onnx").exists()
     assert main(["train", "photo-models", str(models / "manifest.json"), *runs,
-                 "--photos", str(data / "expw-four")]) == 0
+                 "--photos", str(data / "expw-seven")]) == 0
     with_photo_models = ExpressionClassifier(models / "manifest.json")
     readings = with_photo_models.photo_model_probabilities(rgb, [ASTRONAUT_FACE])
     np.testing.assert_allclose(with_photo_models.classify(rgb, [ASTRONAUT_FACE]),
@@ -179,18 +185,18 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     listed.write_text("images/astronaut.jpg\n")
     assert main(["train", "report", "--manifest", str(models / "manifest.json"),
                  "--data", str(data / "faces"), "--photos", str(data / "expw"),
-                 f"{data / 'expw-four'},skip={listed}", "--out", str(report)]) == 0
+                 f"{data / 'expw-seven'},skip={listed}", "--out", str(report)]) == 0
     text = (report / "report.md").read_text()
     assert "faces/val" in text and "**ensemble**" in text and "expw (end to end)" in text
-    assert "expw-four, skip first-photo.txt (end to end)" in text
+    assert "expw-seven, skip first-photo.txt (end to end)" in text
     assert "*the vote crops get*" in text and "`fitted-photo`" in text
-    assert "3 of these 3 photos fitted the photo models" in text
+    assert "6 of these 6 photos fitted the photo models" in text
     numbers = json.loads((report / "report.json").read_text())
     assert numbers["datasets"]["faces/val"]["ensemble"]["examples"] == 28
     assert "*the vote before class bias*" in text  # the manifest has a fitted class bias
     assert numbers["datasets"]["faces/val"]["ensemble_before_bias"]["examples"] == 28
-    checked = numbers["photos"]["expw-four, skip first-photo.txt (end to end)"]
-    assert (checked["labelled"], checked["photos_that_fitted_the_photo_models"]) == (3, 3)
+    checked = numbers["photos"]["expw-seven, skip first-photo.txt (end to end)"]
+    assert (checked["labelled"], checked["photos_that_fitted_the_photo_models"]) == (6, 6)
     assert numbers["photos"]["expw (end to end)"]["photos_that_fitted_the_photo_models"] == 0
     assert set(checked["models"]) == {"fitted", searched.name, "fitted-photo",
                                       f"{searched.name}-photo"}

@@ -33,7 +33,7 @@ import torch
 from memegen import LABELS
 from memegen.expressions import ExpressionClassifier, shift_priors
 from memegen.training.calibration import fit_temperature, temperature_evidence
-from memegen.training.datasets import FaceDataset
+from memegen.training.datasets import FaceDataset, require_every_class
 from memegen.training.export import per_label, save_manifest
 from memegen.training.metrics import summarise
 from memegen.training.report import uncorrected_vote
@@ -124,7 +124,9 @@ def add_class_bias(
 ) -> Path:
     """Fit the biases, then with ``temperature`` the vote's temperature, on ``weighting_set``
     through the exported models; write them into the manifest with their evidence, replacing
-    what it had (a temperature fitted for the old biases is dropped)."""
+    what it had (a temperature fitted for the old biases is dropped). ``weighting_set``
+    must hold faces of every class."""
+    _require_every_class(weighting_set)
     classifier = ExpressionClassifier(manifest_path)
     vote = uncorrected_vote(classifier, weighting_set)
     labels = weighting_set.labels
@@ -145,6 +147,19 @@ def add_class_bias(
         manifest["vote_temperature"] = fitted
         manifest["vote_temperature_evidence"] = temperature_evidence(shifted, labels, fitted)
     return save_manifest(Path(manifest_path), manifest)
+
+
+def _require_every_class(weighting_set: FaceDataset) -> None:
+    require_every_class(weighting_set.labels, f"weighting set {weighting_set.name}",
+                        "a class bias")
+
+
+def check_refittable(manifest: dict, weighting_set: FaceDataset) -> None:
+    """Raise :class:`DatasetError` if ``manifest`` has class biases that
+    ``save_refitting_class_bias`` could not fit again on ``weighting_set`` (it lacks a
+    class): called before a step that changes the vote does its work and writes files."""
+    if "class_bias" in manifest:
+        _require_every_class(weighting_set)
 
 
 def save_refitting_class_bias(manifest: dict, path: Path, weighting_set: FaceDataset) -> Path:

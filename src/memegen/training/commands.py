@@ -12,9 +12,11 @@ from pathlib import Path
 # Spelled out here, not imported: building the parser must not import numpy,
 # OpenCV or torch, or every ``memegen`` command would start slowly.
 # tests/test_training_datasets.py checks they match balance.py and datasets.py, and
-# tests/test_train.py that PRECISIONS matches train.py and HEADS architectures.py.
+# tests/test_train.py that PRECISIONS matches train.py and FAMILIES and HEADS
+# architectures.py.
 BALANCE_CHOICES = ("none", "undersample", "oversample", "weighted")
 PRECISIONS = ("fp32", "bf16")
+FAMILIES = ("vgg", "separable", "resnet")
 HEADS = ("pool", "grid")
 DATASET_KINDS = ("folders", "fer2013-csv", "ferplus", "ferplus-soft", "ckplus", "expw")
 SPEC_HELP = (
@@ -57,7 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit = commands.add_parser("fit", help="train one CNN")
     fit.add_argument("--data", required=True,
                      help=f"its train split is used (or its only one); {SPEC_HELP}")
-    fit.add_argument("--out", type=Path, required=True, help="run folder (resumed if it exists)")
+    fit.add_argument("--out", type=Path, required=True,
+                     help="run folder (resumed if it holds a run: with the same settings but "
+                     "for --epochs and --threads, and the same held-out faces)")
     fit.add_argument("--family", default="vgg")
     fit.add_argument("--width", type=int, default=24)
     fit.add_argument("--depth", type=int, default=2)
@@ -124,12 +128,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     search.add_argument("--holdout", type=float, default=0.1)
     search.add_argument("--seed", type=int, default=0)
-    search.add_argument("--families", default="vgg,separable,resnet",
-                        help="architecture families to try, comma-separated")
-    search.add_argument("--widths", default="16,24,32,48", help="widths to try, comma-separated")
+    search.add_argument("--families", type=_names_from(FAMILIES, "family"),
+                        default=",".join(FAMILIES),
+                        help="architecture families to try, comma-separated "
+                        f"({', '.join(FAMILIES)})")
+    search.add_argument("--widths", type=_widths, default="16,24,32,48",
+                        help="widths to try, comma-separated (at least 2)")
     search.add_argument("--max-depth", type=int, default=3)
-    search.add_argument("--heads", default=",".join(HEADS),
-                        help="heads to try, comma-separated (pool, grid)")
+    search.add_argument("--heads", type=_names_from(HEADS, "head"), default=",".join(HEADS),
+                        help=f"heads to try, comma-separated ({', '.join(HEADS)})")
     search.set_defaults(train_handler=_search)
 
     export = commands.add_parser("export", help="write ONNX + manifest for trained runs")
@@ -251,6 +258,37 @@ def _existing(text: str) -> Path:
     return path
 
 
+def _names_from(known: tuple[str, ...], what: str) -> Callable[[str], tuple[str, ...]]:
+    """A comma-separated list of ``known`` names, refused while the arguments are parsed
+    when one is not known: ``train search`` would fail only in its first trial, which
+    stays in the study's database."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(text.split(","))
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(map(repr, unknown))}; choose from {', '.join(known)}"
+            )
+        return names
+
+    return parse
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    """Comma-separated network widths, each at least 2 (the separable family's stem has
+    half as many channels), refused while parsing for the reason ``_names_from`` gives."""
+    try:
+        widths = tuple(int(width) for width in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: widths are whole numbers, comma-separated"
+        ) from None
+    if min(widths) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: every width must be at least 2")
+    return widths
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run the training command asked for.
 
@@ -305,7 +343,13 @@ def _fit(args: argparse.Namespace) -> int:
         split_by_digests,
         stratified_split,
     )
-    from memegen.training.train import TrainConfig, train
+    from memegen.training.train import (
+        TrainConfig,
+        check_holdout,
+        check_run_folder,
+        save_holdout,
+        train,
+    )
 
     try:
         augment = replace(
@@ -346,6 +390,7 @@ def _fit(args: argparse.Namespace) -> int:
             print(f"memegen: {digests_path} is missing; is {args.holdout_from} a run folder "
                   "made by this version of `memegen train fit`?", file=sys.stderr)
             return 2
+    check_run_folder(config, args.out)
     dataset = load_split(args.data, "train")
     if args.holdout_from is None:
         kept, held_out = stratified_split(dataset.labels, args.holdout, args.seed)
@@ -356,6 +401,8 @@ def _fit(args: argparse.Namespace) -> int:
               f"{len(kept)} left to train on; both need some", file=sys.stderr)
         return 2
     train_set, val_set = dataset.subset(kept), dataset.subset(held_out, "holdout")
+    digests = image_digests(val_set.images)
+    check_holdout(args.out, held_out, digests)
     print(f"train {train_set.class_counts()}\nholdout {val_set.class_counts()}", file=sys.stderr)
     if args.teacher:
         from memegen.training.distill import with_teacher_targets
@@ -372,9 +419,7 @@ def _fit(args: argparse.Namespace) -> int:
             return 2
         print(f"focus: {int(consulted.sum())} of {len(consulted)} training faces consulted by "
               f"the gate, each {args.focus_copies} more times", file=sys.stderr)
-    args.out.mkdir(parents=True, exist_ok=True)
-    np.save(args.out / "holdout_indices.npy", held_out)
-    np.save(args.out / "holdout_digests.npy", image_digests(val_set.images))
+    save_holdout(args.out, held_out, digests)
     result = train(config, train_set, val_set, args.out)
     print(json.dumps(asdict(result)))
     return 0
@@ -384,20 +429,24 @@ def _search(args: argparse.Namespace) -> int:
     from memegen.training.datasets import load_split
     from memegen.training.search import SearchSettings, describe, run_search
 
-    settings = SearchSettings(
-        runs_dir=args.runs,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        threads=args.threads,
-        precision=args.precision,
-        holdout=args.holdout,
-        subset=args.subset,
-        seed=args.seed,
-        families=tuple(args.families.split(",")),
-        widths=tuple(int(width) for width in args.widths.split(",")),
-        max_depth=args.max_depth,
-        heads=tuple(args.heads.split(",")),
-    )
+    try:  # checked before the data is loaded, and so before the study is opened
+        settings = SearchSettings(
+            runs_dir=args.runs,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            threads=args.threads,
+            precision=args.precision,
+            holdout=args.holdout,
+            subset=args.subset,
+            seed=args.seed,
+            families=args.families,
+            widths=args.widths,
+            max_depth=args.max_depth,
+            heads=args.heads,
+        )
+    except ValueError as error:
+        print(f"memegen: {error}", file=sys.stderr)
+        return 2
     dataset = load_split(args.data, "train")
     study = run_search(dataset, args.study, args.storage, args.trials, args.timeout, settings)
     print(describe(study))
@@ -451,16 +500,20 @@ def _photo_models(args: argparse.Namespace) -> int:
 
 
 def _mirror(args: argparse.Namespace) -> int:
+    from memegen.training.export import refuse_source_folder
     from memegen.training.mirror import fit_mirror_passes
 
+    refuse_source_folder(args.manifest, args.out, "new ensemble")  # before loading data
     return _print_written(lambda: fit_mirror_passes(
         args.manifest, _weighting_set(args), args.out, args.member_temperatures
     ))
 
 
 def _gate(args: argparse.Namespace) -> int:
+    from memegen.training.export import refuse_source_folder
     from memegen.training.gate import fit_gate
 
+    refuse_source_folder(args.manifest, args.out, "gated ensemble")  # before loading data
     return _print_written(lambda: fit_gate(
         args.manifest, _weighting_set(args), args.out, args.max_consulted_share, args.gated
     ))
@@ -495,8 +548,10 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 def _quantize(args: argparse.Namespace) -> int:
     from memegen.training.datasets import load_split
+    from memegen.training.export import refuse_source_folder
     from memegen.training.quantize import quantize_ensemble
 
+    refuse_source_folder(args.manifest, args.out, "int8 copies")  # before loading data
     calibration = load_split(args.calibration_data, "train")
     print(quantize_ensemble(args.manifest, calibration, args.out, args.count, args.seed))
     return 0

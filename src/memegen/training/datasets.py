@@ -30,6 +30,9 @@ FERPLUS_COLUMNS = {
     "NF": None,
 }
 CKPLUS_NAMES = {"anger": "angry", "sadness": "sad", "contempt": None}
+# fer2013.csv's Usage values and the split each is, named as in FER2013's class-folder
+# tree, so that ``train`` is trained on and ``val`` weighed and measured on either way.
+FER2013_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
@@ -63,6 +66,22 @@ class FaceDataset:
             self.labels[indices],
             None if self.soft_labels is None else self.soft_labels[indices],
             None if self.groups is None else self.groups[indices],
+        )
+
+
+def require_every_class(labels: np.ndarray, name: str, fitted: str) -> None:
+    """Raise :class:`DatasetError` unless ``labels`` hold every class of ``LABELS``.
+
+    ``fitted`` is one number per class (a bias) fitted to these faces: for a class with
+    no faces the fit has only faces that are not it, so it pushes that class down without
+    end (to about -16 for a class bias), and the vote can then never say it.
+    """
+    missing = [label for index, label in enumerate(LABELS) if not np.any(labels == index)]
+    if missing:
+        raise DatasetError(
+            f"{name} has no faces of {', '.join(missing)}: {fitted} cannot be fitted for a "
+            "class without examples (it would be pushed down until never said); fit on "
+            "faces of every class"
         )
 
 
@@ -119,20 +138,22 @@ def split_by_digests(
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 
-def load_fer2013_csv(path: Path, usage: str | None = None) -> FaceDataset:
-    """The original ``fer2013.csv`` (``emotion,pixels,Usage``); ``usage`` keeps one split.
+def load_fer2013_csv(path: Path, usage: str) -> FaceDataset:
+    """The rows of one ``Usage`` of the original ``fer2013.csv`` (``emotion,pixels,Usage``),
+    named ``STEM/SPLIT`` as the class-folder tree names its splits (``FER2013_SPLITS``).
 
     FER2013's emotion numbers 0–6 are already in the order of ``LABELS``.
     """
     images, labels = [], []
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
-            if usage is not None and row["Usage"] != usage:
+            if row["Usage"] != usage:
                 continue
             pixels = np.array(row["pixels"].split(), dtype=np.uint8)
             images.append(pixels.reshape(48, 48))
             labels.append(int(row["emotion"]))
-    return FaceDataset(f"fer2013-{usage or 'all'}", np.stack(images), np.array(labels))
+    name = f"{Path(path).stem}/{FER2013_SPLITS.get(usage, usage)}"
+    return FaceDataset(name, np.stack(images), np.array(labels))
 
 
 def ferplus_distribution(votes: dict[str, str]) -> np.ndarray | None:
@@ -411,6 +432,8 @@ def load_splits(spec: DatasetSpec) -> dict[str, FaceDataset]:
     """The dataset's splits by name (``train``/``val``/..., or ``all`` when it has none)."""
     loaders = split_loaders(spec)
     wanted = spec.options.get("split")
+    if spec.kind == "fer2013-csv":  # the CSV's own names for its splits are taken too
+        wanted = FER2013_SPLITS.get(wanted, wanted)
     if wanted is not None:
         if wanted not in loaders:
             raise DatasetError(f"{spec.path}: no split {wanted!r}; it has {', '.join(loaders)}")
@@ -437,8 +460,12 @@ def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
         }
     if spec.kind == "fer2013-csv":
         with open(root, newline="") as handle:
-            usages = sorted({row["Usage"] for row in csv.DictReader(handle)})
-        return {usage: lambda usage=usage: load_fer2013_csv(root, usage) for usage in usages}
+            usages = {row["Usage"] for row in csv.DictReader(handle)}
+        splits = {FER2013_SPLITS.get(usage, usage): usage for usage in usages}
+        return {
+            split: lambda usage=splits[split]: load_fer2013_csv(root, usage)
+            for split in sorted(splits)
+        }
     if spec.kind in ("ferplus", "ferplus-soft"):
         with open(root / "manifest.csv", newline="") as handle:
             splits = sorted({row["split"] for row in csv.DictReader(handle)})

@@ -30,7 +30,7 @@ import torch
 
 from memegen.expressions import weighted_vote
 from memegen.training.datasets import FaceDataset
-from memegen.training.export import export_onnx, model_entry, write_manifest
+from memegen.training.export import export_onnx, model_entry, unique_names, write_manifest
 from memegen.training.metrics import mean_nll, summarise
 from memegen.training.train import load_trained, predict_probabilities
 
@@ -111,15 +111,6 @@ def _without_confusion(summary: dict) -> dict:
     return {key: value for key, value in summary.items() if key != "confusion"}
 
 
-def unique_names(run_dirs: Sequence[Path]) -> list[str]:
-    """Run folder names, with the parent's name in front where two would clash (search trials)."""
-    names = [run_dir.name for run_dir in run_dirs]
-    return [
-        f"{run_dir.parent.name}-{name}" if names.count(name) > 1 else name
-        for run_dir, name in zip(run_dirs, names, strict=True)
-    ]
-
-
 def build_ensemble(
     run_dirs: Sequence[Path],
     weighting_set: FaceDataset,
@@ -128,8 +119,8 @@ def build_ensemble(
     mirror: bool = True,
 ) -> Path:
     """Export every run to ONNX and write the manifest with fitted weights and their evidence."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     names = unique_names(run_dirs)
+    out_dir.mkdir(parents=True, exist_ok=True)
     trained = [load_trained(run_dir) for run_dir in run_dirs]
     probabilities = np.stack(
         [

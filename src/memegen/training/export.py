@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from memegen import LABELS
+from memegen.errors import UserError
 from memegen.training.train import ExportedProbabilities, TrainConfig, load_trained
 
 INPUT_NAME, OUTPUT_NAME = "faces", "probabilities"
@@ -93,15 +94,41 @@ def save_manifest(path: Path, manifest: dict) -> Path:
     return path
 
 
+def unique_names(run_dirs: Sequence[Path]) -> list[str]:
+    """Run folder names, with the parent's name in front where two would clash (search
+    trials); each names a member and its ONNX file, so two alike would share one file.
+    Raises :class:`UserError` if names still clash (the same run given twice)."""
+    names = [run_dir.name for run_dir in run_dirs]
+    unique = [
+        f"{run_dir.parent.name}-{name}" if names.count(name) > 1 else name
+        for run_dir, name in zip(run_dirs, names, strict=True)
+    ]
+    clashing = sorted({name for name in unique if unique.count(name) > 1})
+    if clashing:
+        raise UserError(
+            f"two runs would both be named {', '.join(clashing)}; give each run once, "
+            "from folders whose names or parents' names differ"
+        )
+    return unique
+
+
+def refuse_source_folder(manifest_path: Path, out_dir: Path, what: str) -> None:
+    """Raise :class:`UserError` if ``out_dir`` is the folder of ``manifest_path``: a step that
+    writes ``what`` (a new ensemble) from it would replace the source's manifest."""
+    if Path(out_dir).resolve() == Path(manifest_path).parent.resolve():
+        raise UserError(f"write the {what} to another folder than the source's")
+
+
 def export_runs(
     run_dirs: Sequence[Path], out_dir: Path, crop_margin: float, mirror: bool = True
 ) -> Path:
     """Export each run with equal vote weights; the ensemble step replaces them later."""
+    names = unique_names(run_dirs)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = []
-    for run_dir in run_dirs:
+    for run_dir, name in zip(run_dirs, names, strict=True):
         network, config = load_trained(run_dir)
-        file_name = f"{run_dir.name}.onnx"
+        file_name = f"{name}.onnx"
         export_onnx(network, 48, out_dir / file_name, mirror)
-        entries.append(model_entry(run_dir.name, file_name, config, crop_margin, mirror=mirror))
+        entries.append(model_entry(name, file_name, config, crop_margin, mirror=mirror))
     return write_manifest(out_dir, entries)

@@ -35,8 +35,9 @@ import numpy as np
 
 from memegen.expressions import ExpressionClassifier, ExpressionModel, unsure_faces
 from memegen.facecrop import crop_face
-from memegen.training.class_bias import save_refitting_class_bias
+from memegen.training.class_bias import check_refittable, save_refitting_class_bias
 from memegen.training.datasets import FaceDataset
+from memegen.training.export import refuse_source_folder
 from memegen.training.metrics import mean_nll
 from memegen.training.report import crop_probabilities
 
@@ -206,9 +207,9 @@ def fit_gate(
     fitted again on ``weighting_set`` for the gated vote.
     """
     manifest_path = Path(manifest_path)
-    if Path(out_dir).resolve() == manifest_path.parent.resolve():
-        raise ValueError("write the gated ensemble to another folder than the source's")
+    refuse_source_folder(manifest_path, out_dir, "gated ensemble")
     manifest = json.loads(manifest_path.read_text())
+    check_refittable(manifest, weighting_set)
     if len(manifest["models"]) < 2:
         raise ValueError(f"{manifest_path}: a gate needs at least two models")
     classifier = ExpressionClassifier(manifest_path)

@@ -39,10 +39,16 @@ from onnx import utils
 
 from memegen.expressions import ExpressionClassifier, apply_temperature, unsure_faces
 from memegen.training.calibration import fit_temperature
-from memegen.training.class_bias import save_refitting_class_bias
+from memegen.training.class_bias import check_refittable, save_refitting_class_bias
 from memegen.training.datasets import FaceDataset
 from memegen.training.ensemble import fit_weights, validation_metrics, vote_nll, voting_evidence
-from memegen.training.export import INPUT_NAME, OUTPUT_NAME, per_label, save_manifest
+from memegen.training.export import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    per_label,
+    refuse_source_folder,
+    save_manifest,
+)
 from memegen.training.report import crop_probabilities
 
 MIN_GAIN = 0.002
@@ -189,9 +195,9 @@ def fit_mirror_passes(
     ``weighting_set`` for the new vote.
     """
     manifest_path = Path(manifest_path)
-    if Path(out_dir).resolve() == manifest_path.parent.resolve():
-        raise ValueError("write the new ensemble to another folder than the source's")
+    refuse_source_folder(manifest_path, out_dir, "new ensemble")
     manifest = json.loads(manifest_path.read_text())
+    check_refittable(manifest, weighting_set)
     out_dir.mkdir(parents=True, exist_ok=True)
     for entry in manifest["models"]:
         if not entry["input"]["mirror_averaged_in_graph"]:

@@ -36,7 +36,7 @@ from memegen import LABELS
 from memegen.expressions import ExpressionClassifier, normalise
 from memegen.facecrop import crop_face
 from memegen.training.architectures import last_layer, pooled_features
-from memegen.training.datasets import DatasetSpec, folds_by_group
+from memegen.training.datasets import DatasetSpec, folds_by_group, require_every_class
 from memegen.training.export import export_onnx, model_entry, save_manifest
 from memegen.training.metrics import mean_nll
 from memegen.training.quantize import quantize_model
@@ -192,6 +192,9 @@ def add_photo_models(
     found = find_faces(classifier, spec, iou_threshold, margin)
     if len(np.unique(found.photos)) < FOLDS:
         raise ValueError(f"{photos_text!r}: faces found in fewer than {FOLDS} photos")
+    # Only the last layer's weights are pulled toward the network's own; its biases are not.
+    require_every_class(found.labels, f"the faces found in {photos_text!r}",
+                        "a photo model's last-layer bias")
     entries, predictions = [], []
     for run_dir in run_dirs:
         network, config = load_trained(Path(run_dir))

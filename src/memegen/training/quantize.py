@@ -37,7 +37,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from memegen.expressions import normalise
 from memegen.training.datasets import FaceDataset
-from memegen.training.export import INPUT_NAME, save_manifest
+from memegen.training.export import INPUT_NAME, refuse_source_folder, save_manifest
 
 PERCENTILE = 99.999
 QUANTIZED_OPERATORS = ["Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm"]
@@ -89,8 +89,10 @@ def quantize_ensemble(
     """Int8 copies of every model in the manifest, and a manifest for them in ``out_dir``.
 
     Calibration crops should come from the models' training data: they only set
-    activation ranges, and measuring data must stay unseen.
+    activation ranges, and measuring data must stay unseen. ``out_dir`` must not be the
+    source's folder, whose float manifest the int8 one would replace.
     """
+    refuse_source_folder(manifest_path, out_dir, "int8 copies")
     manifest = json.loads(Path(manifest_path).read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
     crops = calibration_faces(calibration, count, seed)

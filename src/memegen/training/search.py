@@ -12,6 +12,11 @@ The study lives in a database given as a SQLAlchemy URL (default
 several processes (or machines, with a shared database server) given the same
 URL and study name work on one study together. Heartbeats let a later process
 mark trials of a killed one as failed and retry their settings once.
+
+A trial trains only in a folder it made itself: ``train`` resumes any run folder it is
+given, so a new trial handed a folder left by a study since deleted or kept in another
+database would take that run's score for its own settings. A search refuses to start
+while ``RUNS/STUDY`` holds trial folders its study did not make.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ import os
 import socket
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
 import sqlalchemy.exc
 
+from memegen.errors import UserError
 from memegen.training.architectures import FAMILIES, HEADS
 from memegen.training.augment import AugmentConfig
 from memegen.training.balance import STRATEGIES
@@ -50,6 +56,28 @@ class SearchSettings:
     widths: tuple[int, ...] = (16, 24, 32, 48)
     max_depth: int = 3
     heads: tuple[str, ...] = HEADS
+
+    def __post_init__(self) -> None:
+        """Refuse what would fail every trial, before the data is loaded or the study
+        opened: a failed trial stays in the study's database. The fixed settings and every
+        family, width and head go through ``TrainConfig``'s own checks."""
+        if not 0.0 < self.holdout < 1.0:
+            raise ValueError(f"holdout must be above 0 and below 1, not {self.holdout}")
+        if not 0.0 < self.subset <= 1.0:
+            raise ValueError(f"subset must be above 0 and at most 1, not {self.subset}")
+        for name in ("families", "widths", "heads"):
+            if not getattr(self, name):
+                raise ValueError(f"no {name} to try")
+        fixed = TrainConfig(
+            depth=self.max_depth, epochs=self.epochs, batch_size=self.batch_size,
+            threads=self.threads, precision=self.precision, seed=self.seed,
+        )
+        for family in self.families:
+            replace(fixed, family=family)
+        for width in self.widths:
+            replace(fixed, width=width)
+        for head in self.heads:
+            replace(fixed, head=head)
 
 
 def suggest_config(trial: optuna.Trial, settings: SearchSettings) -> TrainConfig:
@@ -147,6 +175,7 @@ def run_search(
     """Run up to ``trials`` trials in this process, starting none after ``timeout`` seconds."""
     train_set, val_set = split_for_search(dataset, settings)
     study = open_study(study_name, storage_url)
+    check_trial_folders(study, settings.runs_dir / study_name)
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial: optuna.Trial) -> float:
@@ -154,6 +183,10 @@ def run_search(
         run_dir = settings.runs_dir / study_name / f"trial-{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("worker", worker)
+        try:
+            run_dir.mkdir(parents=True)  # never one that exists: see check_trial_folders
+        except FileExistsError:
+            raise _foreign_folder(run_dir) from None
 
         def report(epoch: int, accuracy: float) -> None:
             trial.report(accuracy, epoch)
@@ -164,6 +197,30 @@ def run_search(
 
     study.optimize(objective, n_trials=trials, timeout=timeout, gc_after_trial=True)
     return study
+
+
+def check_trial_folders(study: optuna.Study, folder: Path) -> None:
+    """Raise :class:`UserError` if ``folder`` (``RUNS/STUDY``) holds a trial folder that no
+    trial of ``study`` made, which a new trial of the same number would otherwise resume.
+
+    Each trial records its folder before making it, so every folder a process of this
+    study made is known, whichever process made it.
+    """
+    if not folder.is_dir():
+        return
+    made = {Path(trial.user_attrs["run_dir"]).name
+            for trial in study.get_trials(deepcopy=False) if "run_dir" in trial.user_attrs}
+    foreign = sorted(path for path in folder.glob("trial-*") if path.name not in made)
+    if foreign:
+        raise _foreign_folder(foreign[0])
+
+
+def _foreign_folder(run_dir: Path) -> UserError:
+    return UserError(
+        f"{run_dir} was not made by a trial of this study (a study of the same name in "
+        "another database, or one since deleted?), and a new trial would resume its run: "
+        "give another --runs or --study, or remove the folder"
+    )
 
 
 def best_runs(study: optuna.Study, count: int) -> list[Path]:

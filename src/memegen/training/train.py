@@ -4,7 +4,9 @@ A run lives in one folder: ``config.json`` (what was asked), ``class_counts.json
 (the examples per class the model trained on after balancing, and the loss
 weights), ``log.jsonl`` (one line per epoch), ``last.pt`` (resume point, written
 every epoch) and ``best.pt`` (the weights with the best held-out accuracy).
-Running the same command again resumes from ``last.pt``.
+Running the same command again resumes from ``last.pt``. Only ``RESUMABLE`` settings
+may differ on resume (``check_run_folder``): any other change would load weights into
+a network of another shape, or carry on a run under settings its record does not show.
 
 Targets are the dataset's hard labels, or its ``soft_labels`` when it has them
 (FER+ vote distributions, or labels blended with a teacher's vote by
@@ -24,8 +26,10 @@ with AVX-512 BF16 that halves the time per step; on one without, it is slower.
 from __future__ import annotations
 
 import json
+import pickle
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,12 +38,23 @@ import torch
 import torch.nn.functional as F
 
 from memegen import LABELS
+from memegen.errors import UserError
 from memegen.training.architectures import FAMILIES, HEADS, build
 from memegen.training.augment import AugmentConfig, augment, mix_up
 from memegen.training.balance import STRATEGIES, balance
 from memegen.training.datasets import FaceDataset
 
 PRECISIONS = ("fp32", "bf16")
+# What may change when a run resumes: the schedule is re-planned for a new ``epochs``
+# (``_one_cycle``), and ``threads`` only sets how fast the same steps run.
+RESUMABLE = ("epochs", "threads")
+# The settings that give a network its shape: a checkpoint loads only into its own.
+ARCHITECTURE = ("family", "width", "depth", "head")
+
+
+class RunError(UserError):
+    """A run folder or checkpoint that the settings asked for cannot continue from; the
+    message names it and each setting that differs."""
 
 
 @dataclass
@@ -178,6 +193,7 @@ def train(
     ``config.balance`` picks the examples (see ``balance``); ``class_weights``
     weights the loss per class, given here or by ``weighted`` balancing, not both.
     """
+    check_run_folder(config, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -193,7 +209,8 @@ def train(
     _write_class_counts(run_dir, config, train_set, val_set, class_weights)
 
     model = build_model(config).to(memory_format=torch.channels_last)
-    if config.init_from:
+    last_path = run_dir / "last.pt"
+    if config.init_from and not last_path.exists():
         model.load_state_dict(torch.load(config.init_from, weights_only=False)["model"])
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -201,7 +218,6 @@ def train(
     steps_per_epoch = max(1, len(train_set) // config.batch_size)
     generator = torch.Generator().manual_seed(config.seed)
     state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": -1, "seconds": 0.0}
-    last_path = run_dir / "last.pt"
     if last_path.exists():
         checkpoint = torch.load(last_path, weights_only=False)
         model.load_state_dict(checkpoint["model"])
@@ -274,6 +290,94 @@ def train(
     return TrainResult(
         state["best_accuracy"], state["best_epoch"], state["epoch"], state["seconds"]
     )
+
+
+def check_run_folder(config: TrainConfig, run_dir: Path) -> None:
+    """Raise :class:`RunError` unless ``config`` can train in ``run_dir``; nothing is written.
+
+    A folder with ``last.pt`` holds a run that ``train`` resumes, so its ``config.json``
+    must agree with ``config`` but for ``RESUMABLE`` settings: otherwise the saved weights
+    would not fit the network, or would carry on under settings the record no longer
+    shows. A new run's ``init_from`` checkpoint must have been trained with
+    ``config``'s architecture. Checked before the caller loads data or writes the folder,
+    so a refused command leaves it as it was.
+    """
+    if (run_dir / "last.pt").exists():
+        config_path = run_dir / "config.json"
+        if not config_path.is_file():
+            raise RunError(f"{run_dir} holds last.pt but no config.json: it cannot be resumed")
+        saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
+        changed = _differences(saved, config, _flat_settings(config).keys() - set(RESUMABLE))
+        if changed:
+            raise RunError(
+                f"{run_dir} holds a run trained with other settings ({changed}); only "
+                f"{' and '.join(RESUMABLE)} may change when it resumes: give its settings "
+                "again, or another run folder"
+            )
+    elif config.init_from:
+        saved = TrainConfig.from_dict(_checkpoint_config(Path(config.init_from)))
+        changed = _differences(saved, config, ARCHITECTURE)
+        if changed:
+            raise RunError(
+                f"{config.init_from} holds a network of another architecture ({changed}); "
+                "a run starts from weights only of its own shape"
+            )
+
+
+def _checkpoint_config(path: Path) -> dict:
+    """The config saved in a checkpoint ``train`` or ``rebuild`` wrote as ``best.pt``."""
+    try:
+        checkpoint = torch.load(path, weights_only=False)
+    except (pickle.UnpicklingError, EOFError):
+        raise RunError(f"{path}: not a checkpoint; give a run's best.pt") from None
+    if not isinstance(checkpoint, dict) or "config" not in checkpoint:
+        raise RunError(f"{path}: a checkpoint without its config; give a run's best.pt")
+    return checkpoint["config"]
+
+
+def _flat_settings(config: TrainConfig) -> dict:
+    """Every setting by name, the augmentation's as ``augment.NAME``."""
+    values = asdict(config)
+    augment_values = values.pop("augment")
+    return values | {f"augment.{name}": value for name, value in augment_values.items()}
+
+
+def _differences(saved: TrainConfig, asked: TrainConfig, names: Iterable[str]) -> str:
+    """Each of ``names`` whose value differs, as 'NAME SAVED (saved) against ASKED (asked)'."""
+    before, after = _flat_settings(saved), _flat_settings(asked)
+    return "; ".join(
+        f"{name} {before[name]!r} (saved) against {after[name]!r} (asked)"
+        for name in sorted(names) if before[name] != after[name]
+    )
+
+
+def check_holdout(run_dir: Path, indices: np.ndarray, digests: np.ndarray) -> None:
+    """Raise :class:`RunError` if a run that resumes in ``run_dir`` held out other faces
+    than ``indices`` (rows of the training split) and ``digests`` (their pixels).
+
+    Its best epoch was picked on the faces it held out, and ensembles weigh it on them:
+    holding out others now would train on those and score on faces it learned.
+    """
+    if not (run_dir / "last.pt").exists():
+        return
+    for name, asked in (("holdout_indices.npy", indices), ("holdout_digests.npy", digests)):
+        path = run_dir / name
+        if path.is_file() and not np.array_equal(np.load(path), asked):
+            raise RunError(
+                f"{run_dir} held out other faces than these settings and data hold out "
+                f"({name} differs); resume it with its own --data, --holdout or "
+                "--holdout-from, or give another run folder"
+            )
+
+
+def save_holdout(run_dir: Path, indices: np.ndarray, digests: np.ndarray) -> None:
+    """Record which faces a new run holds out; a resumed run keeps the record it has
+    (``check_holdout`` compared it)."""
+    if (run_dir / "last.pt").exists():
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    np.save(run_dir / "holdout_indices.npy", indices)
+    np.save(run_dir / "holdout_digests.npy", digests)
 
 
 def _write_class_counts(
