@@ -238,6 +238,7 @@ def test_picking_a_style_redraws_the_meme_keeping_the_caption(
 ) -> None:
     page, problems = open_page(browser, server, viewport={"width": 1280, "height": 900})
     first_src = upload_astronaut(page)
+    assert page.locator(".face-tag").first.inner_text() == "1 · happy"
     classic = page.get_by_test_id("style-classic")
     expect(classic).to_be_checked()
     expect(classic).to_be_enabled()
@@ -315,6 +316,8 @@ def test_phone_layout_is_one_column(server: str, browser: Browser) -> None:
     )
     upload_astronaut(page)
     expect(page.get_by_test_id("face-expression").first).to_have_text("happy")
+    # Tags of neighbouring faces would collide at this width: they show the number only.
+    assert page.locator(".face-tag").first.inner_text() == "1"
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, "nothing sticks out sideways on a phone"
     upload = page.get_by_test_id("dropzone").bounding_box()

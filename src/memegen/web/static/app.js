@@ -462,7 +462,10 @@
       box.style.height = percent(y2 - y1, meme.height);
       const tag = document.createElement("span");
       tag.className = "face-tag";
-      tag.textContent = `${index + 1} · ${face.expression}`;
+      const word = document.createElement("span");
+      word.className = "face-tag-word";
+      word.textContent = ` · ${face.expression}`;
+      tag.append(String(index + 1), word);
       box.append(tag);
       ui.faceBoxes.append(box);
     });
