@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 optuna = pytest.importorskip("optuna")
@@ -15,7 +16,7 @@ pytest.importorskip("torch")
 
 from memegen.cli import main  # noqa: E402
 from memegen.errors import UserError  # noqa: E402
-from memegen.training.datasets import load_split  # noqa: E402
+from memegen.training.datasets import image_digests, load_split  # noqa: E402
 from memegen.training.search import SearchSettings, run_search  # noqa: E402
 
 from tiny_datasets import write_class_folders  # noqa: E402
@@ -61,6 +62,22 @@ def test_a_study_in_a_new_database_refuses_the_trial_folders_of_the_old_one(tmp_
         run_search(dataset, "fer", new_storage, 1, None, settings)
     assert {path.name: path.read_bytes() for path in old_trial.iterdir()} == before
     assert not optuna.load_study(study_name="fer", storage=new_storage).trials
+
+
+def test_each_trial_records_the_faces_every_trial_held_out(tmp_path: Path):
+    dataset = load_split(str(write_class_folders(tmp_path / "faces", {"train": 12})), "train")
+    settings = SearchSettings(runs_dir=tmp_path / "runs", epochs=1, batch_size=16, threads=1,
+                              families=("vgg",), widths=(4,), max_depth=1, holdout=0.25,
+                              subset=0.5)
+    study = run_search(dataset, "fer", f"sqlite:///{tmp_path / 's.db'}", 2, None, settings)
+    folders = [Path(trial.user_attrs["run_dir"]) for trial in study.trials]
+    rows = [np.load(folder / "holdout_indices.npy") for folder in folders]
+    assert np.array_equal(rows[0], rows[1]), "one held-out set, so trials can be weighed on it"
+    held_out = json.loads((folders[0] / "class_counts.json").read_text())["held_out"]
+    assert len(rows[0]) == sum(held_out.values())
+    # The rows name faces of the data given, whatever subset the search drew from it.
+    assert np.array_equal(np.load(folders[0] / "holdout_digests.npy"),
+                          image_digests(dataset.images[rows[0]]))
 
 
 @pytest.mark.parametrize(("flags", "message"), [

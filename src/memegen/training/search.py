@@ -3,9 +3,10 @@
 Each trial picks a family (vgg, separable, resnet), width, depth, head, learning
 rate, dropout, class balancing and augmentation strength, trains one run with
 ``train.train`` (its folder ``RUNS/STUDY/trial-NNNN`` can go straight into the
-ensemble) and is scored by its best held-out accuracy. After every epoch the
-trial reports to Optuna and a median pruner stops trials that trail the
-others, so the budget goes to promising settings.
+ensemble, weighed on the faces every trial held out) and is scored by its best
+held-out accuracy. After every epoch the trial reports to Optuna and a median
+pruner stops trials that trail the others, so the budget goes to promising
+settings.
 
 The study lives in a database given as a SQLAlchemy URL (default
 ``sqlite:///runs/search.db``): running the same command again resumes it, and
@@ -29,6 +30,7 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import optuna
 import sqlalchemy.exc
 
@@ -36,8 +38,8 @@ from memegen.errors import UserError
 from memegen.training.architectures import FAMILIES, HEADS
 from memegen.training.augment import AugmentConfig
 from memegen.training.balance import STRATEGIES
-from memegen.training.datasets import FaceDataset, stratified_split
-from memegen.training.train import TrainConfig, train
+from memegen.training.datasets import FaceDataset, image_digests, stratified_split
+from memegen.training.train import TrainConfig, save_holdout, train
 
 
 @dataclass(frozen=True)
@@ -152,16 +154,24 @@ def _connect(storage_url: str, engine_kwargs: dict) -> optuna.storages.RDBStorag
 
 def split_for_search(
     dataset: FaceDataset, settings: SearchSettings
-) -> tuple[FaceDataset, FaceDataset]:
-    """(train, held-out) sets: a stratified ``subset`` of the data, then a stratified holdout.
+) -> tuple[FaceDataset, FaceDataset, np.ndarray]:
+    """(train, held-out) sets: a stratified ``subset`` of the data, then a stratified holdout;
+    and the held-out faces' rows in ``dataset``.
 
-    Every trial sees the same split, so their scores compare.
+    Every trial sees the same split, so their scores compare. Each trial folder records the
+    rows as ``fit`` does, so trials go into ``ensemble --indices`` weighed on faces none of
+    them trained on.
     """
+    rows = np.arange(len(dataset))
     if settings.subset < 1.0:
-        chosen = stratified_split(dataset.labels, settings.subset, settings.seed)[1]
-        dataset = dataset.subset(chosen)
-    kept, held_out = stratified_split(dataset.labels, settings.holdout, settings.seed)
-    return dataset.subset(kept), dataset.subset(held_out, f"{dataset.name}-holdout")
+        rows = stratified_split(dataset.labels, settings.subset, settings.seed)[1]
+    searched = dataset.subset(rows)
+    kept, held_out = stratified_split(searched.labels, settings.holdout, settings.seed)
+    return (
+        searched.subset(kept),
+        searched.subset(held_out, f"{searched.name}-holdout"),
+        rows[held_out],
+    )
 
 
 def run_search(
@@ -173,7 +183,8 @@ def run_search(
     settings: SearchSettings,
 ) -> optuna.Study:
     """Run up to ``trials`` trials in this process, starting none after ``timeout`` seconds."""
-    train_set, val_set = split_for_search(dataset, settings)
+    train_set, val_set, held_out_rows = split_for_search(dataset, settings)
+    held_out_digests = image_digests(val_set.images)
     study = open_study(study_name, storage_url)
     check_trial_folders(study, settings.runs_dir / study_name)
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -187,6 +198,7 @@ def run_search(
             run_dir.mkdir(parents=True)  # never one that exists: see check_trial_folders
         except FileExistsError:
             raise _foreign_folder(run_dir) from None
+        save_holdout(run_dir, held_out_rows, held_out_digests)
 
         def report(epoch: int, accuracy: float) -> None:
             trial.report(accuracy, epoch)
