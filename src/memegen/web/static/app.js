@@ -220,18 +220,13 @@
     ui.faceBoxes.replaceChildren();
     ui.placeholder.hidden = false;
     ui.mood.hidden = true;
-    for (const link of [ui.downloadPng, ui.downloadJpeg, ui.downloadWebp]) {
+    for (const link of [ui.downloadPng, ui.downloadJpeg, ui.downloadWebp, ui.downloadGif]) {
       link.removeAttribute("href");
-      link.setAttribute("aria-disabled", "true");
     }
     ui.downloadGif.hidden = true;
-    ui.downloadGif.removeAttribute("href");
     ui.top.value = "";
     ui.bottom.value = "";
-    ui.top.disabled = true;
-    ui.bottom.disabled = true;
-    ui.reroll.disabled = true;
-    for (const radio of ui.styles) radio.disabled = true;
+    setEditing(false);
     ui.faceList.replaceChildren();
     ui.facesSummary.textContent = "Pick a photo to see what MemeGen reads in it.";
   }
