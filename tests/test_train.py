@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +173,20 @@ def test_fit_refuses_a_holdout_that_keeps_no_face_aside(tmp_path: Path, capsys):
                  "--holdout", "0.01"]) == 2
     assert "0 are held out" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("family, width", [("separable", 16), ("resnet", 8)])
+def test_narrow_residual_networks_train_without_crashing(tmp_path: Path, family: str, width: int):
+    # torch 2.13's CPU backward pass crashed on these with channels-last tensors (a separable
+    # width 16 is in train search's default space), killing the process: run it in another.
+    data = write_class_folders(tmp_path / "faces", {"train": 8})
+    command = [sys.executable, "-m", "memegen", "train", "fit", "--data", str(data),
+               "--out", str(tmp_path / "run"), "--family", family, "--width", str(width),
+               "--depth", "1", "--epochs", "1", "--batch-size", "16", "--threads", "1",
+               "--holdout", "0.25"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert json.loads(finished.stdout.splitlines()[-1])["epochs_run"] == 1
 
 
 def test_command_line_offers_every_training_precision_family_and_head():
