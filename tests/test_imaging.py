@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memegen.imaging import FORMATS, ImageError, encode, load_photo, over_limit
+from memegen.imaging import (
+    FORMATS,
+    ImageError,
+    encode,
+    load_photo,
+    over_limit,
+    too_many_pixels,
+)
 
 from sample_images import BAD_INPUTS, ODD_IMAGES, astronaut_jpeg
 
@@ -86,6 +93,30 @@ def test_size_refusal_shows_sizes_that_differ_even_just_over_the_limit():
         "The file is 15,758,640 bytes; the limit is 15,728,640 bytes."
     )
     assert over_limit(40 * 2**20, 15 * 2**20) == "The file is 40 MB; the limit is 15 MB."
+
+
+def test_pixel_refusal_shows_counts_that_differ_even_for_small_limits():
+    assert too_many_pixels(8000, 6000, 40_000_000) == (
+        "The image is 8000×6000 (48 megapixels); the limit is 40 megapixels."
+    )
+    assert too_many_pixels(6400, 6252, 40_000_000) == (
+        "The image is 6400×6252 (40,012,800 pixels); the limit is 40,000,000 pixels."
+    )
+    assert too_many_pixels(512, 512, 100_000) == (
+        "The image is 512×512 (0.3 megapixels); the limit is 0.1 megapixels."
+    )
+    assert too_many_pixels(200, 200, 10_000) == (
+        "The image is 200×200 (40,000 pixels); the limit is 10,000 pixels."
+    )
+
+
+def test_pixel_limit_is_enforced_before_decoding():
+    with pytest.raises(ImageError) as raised:
+        load_photo(astronaut_jpeg(), max_pixels=100_000)
+    assert raised.value.status == 413
+    assert str(raised.value) == (
+        "The image is 512×512 (0.3 megapixels); the limit is 0.1 megapixels."
+    )
 
 
 def test_byte_limit_is_enforced_before_decoding():

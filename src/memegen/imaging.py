@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -144,10 +144,7 @@ def load_photo(
     with image:
         width, height = image.size
         if width * height > max_pixels:
-            raise ImageTooLarge(
-                f"The image is {width}×{height} ({width * height / 1e6:.0f} megapixels); "
-                f"the limit is {max_pixels / 1e6:.0f} megapixels."
-            )
+            raise ImageTooLarge(too_many_pixels(width, height, max_pixels))
         if min(width, height) < min_side:
             raise ImageTooSmall(
                 f"The image is {width}×{height}; each side must be at least {min_side} pixels."
@@ -184,13 +181,30 @@ def describe_size(size: int) -> str:
     return f"{max(1, round(size / 1024))} KB"
 
 
+def describe_pixels(count: int) -> str:
+    """A pixel count the way people read it in a message: "12 megapixels", "0.3 megapixels"."""
+    return f"{count / 1e6:.1f}".removesuffix(".0") + " megapixels"
+
+
+def _unlike(value: int, limit: int, describe: Callable[[int], str], unit: str) -> tuple[str, str]:
+    """``value`` and ``limit`` as ``describe`` rounds them, or exactly when rounding would
+    make a value just over the limit look no bigger than it."""
+    shown, allowed = describe(value), describe(limit)
+    if shown == allowed or describe(0) == allowed:
+        return f"{value:,} {unit}", f"{limit:,} {unit}"
+    return shown, allowed
+
+
 def over_limit(size: int, limit: int) -> str:
-    """Why a file of ``size`` bytes is refused, in sizes that differ even when rounding
-    would make a file just over the limit look as big as it."""
-    shown, allowed = describe_size(size), describe_size(limit)
-    if shown == allowed:
-        shown, allowed = f"{size:,} bytes", f"{limit:,} bytes"
+    """Why a file of ``size`` bytes is refused."""
+    shown, allowed = _unlike(size, limit, describe_size, "bytes")
     return f"The file is {shown}; the limit is {allowed}."
+
+
+def too_many_pixels(width: int, height: int, limit: int) -> str:
+    """Why a ``width``×``height`` picture is refused."""
+    shown, allowed = _unlike(width * height, limit, describe_pixels, "pixels")
+    return f"The image is {width}×{height} ({shown}); the limit is {allowed}."
 
 
 def _read_frames(image: Image.Image, max_frames: int, max_side: int) -> Animation | None:
