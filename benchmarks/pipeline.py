@@ -1,9 +1,10 @@
 """Per-stage medians of the pipeline on a 1 MP and a 12 MP photo, one thread, and the
 whole request through the real HTTP server (with its start-up time and memory).
 
-    python benchmarks/pipeline.py [--repeat 30] [--skip-server]
+    python benchmarks/pipeline.py [--repeat 20] [--skip-server]
 
-Timings are medians over repeats after one warm-up; the machine is shared, so
+Timings are medians over repeats after one warm-up (``total`` is the median of each
+run's sum of stages, not the sum of the medians); the machine is shared, so
 compare ratios between runs on the same machine rather than absolute numbers.
 """
 
