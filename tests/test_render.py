@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import random
+import time
+from itertools import combinations, pairwise
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from memegen.captions import Caption
-from memegen.render import STYLES, fit_text, render_meme
+from memegen.render import MODERN, STYLES, _balanced, fit_text, render_meme
 
 GREY = (128, 128, 128)
 SIZES = {"max_size": 84, "min_size": 15}
@@ -117,6 +121,33 @@ def test_wrapped_lines_are_balanced_and_upper_case() -> None:
     assert all(line == line.upper() for line in block.lines)
     widths = [len(line) for line in block.lines]
     assert max(widths) - min(widths) <= 6
+
+
+def _widest(widths: list[float], gap: float, counts: list[int]) -> float:
+    ends = [0, *np.cumsum(counts)]
+    return max(sum(widths[a:b]) + gap * (b - a - 1) for a, b in pairwise(ends))
+
+
+def test_balanced_lines_are_as_narrow_as_the_best_split() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        widths = [float(rng.randint(1, 9) * 10) for _ in range(rng.randint(1, 10))]
+        lines = rng.randint(1, len(widths))
+        counts = _balanced(widths, 5.0, lines)
+        assert len(counts) == lines and min(counts) >= 1 and sum(counts) == len(widths)
+        best = min(
+            _widest(widths, 5.0, [b - a for a, b in pairwise((0, *cuts, len(widths)))])
+            for cuts in combinations(range(1, len(widths)), lines - 1)
+        )
+        assert _widest(widths, 5.0, counts) == pytest.approx(best)
+
+
+def test_many_short_words_on_five_lines_are_balanced_in_good_time() -> None:
+    # Trying every split of 120 words into five lines is 7.8 million tries (20 s and more).
+    start = time.perf_counter()
+    block = fit_text(" ".join("a" * 120), 1100, 1600, min_size=38, max_size=72, lettering=MODERN)
+    assert time.perf_counter() - start < 2
+    assert block is not None and len(block.lines) == 5
 
 
 def test_text_too_long_even_at_the_minimum_size_is_cut_with_an_ellipsis() -> None:
