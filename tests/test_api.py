@@ -381,6 +381,23 @@ def test_upload_over_the_byte_limit_is_413(
     assert post(client, data=small_jpeg()).status_code == 201
 
 
+def test_a_form_refused_for_a_big_text_field_or_many_parts_says_so(
+    client: FlaskClient, storage_dir: Path
+) -> None:
+    """Werkzeug refuses a text field over its form memory limit, or over 1,000 parts, with a
+    413 of its own: the message must name that, not the 15 MB limit the body is far under."""
+    for response in (
+        post(client, top="a" * 600_000),
+        post(client, "/api/v1/analyze", x=["1"] * 1_500),
+    ):
+        assert_error(response, 413, "upload_too_large")
+        message = response.get_json()["error"]["message"]
+        assert "15 MB" not in message
+        assert "text field" in message and "1,000 parts" in message
+    assert stored_files(storage_dir) == []
+    assert post(client).status_code == 201
+
+
 def test_uploads_are_never_spooled_to_disk(
     client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, current_app, jsonify
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from memegen.imaging import ImageError, describe_size
@@ -74,8 +74,7 @@ def register_error_handlers(app: Flask) -> None:
         status = error.code or 500
         code, message = HTTP_CODES.get(status, (_slug(error.name), error.description or ""))
         if status == 413:
-            limit = current_app.extensions[EXTENSION_KEY].settings.max_upload_bytes
-            message = f"The upload is larger than the {describe_size(limit)} limit."
+            message = _too_large_message()
         # Keep headers that carry meaning (Allow on 405); the body is ours, not Werkzeug's.
         headers = {
             name: value
@@ -88,6 +87,22 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error", exc_info=error)
         return error_response(500, *HTTP_CODES[500])
+
+
+def _too_large_message() -> str:
+    """Why Werkzeug refused the body: too many bytes in all, or, for a body within that
+    limit, a text field over Flask's form memory limit or too many parts (telling that
+    sender the whole upload is over 15 MB would be false)."""
+    config = current_app.config
+    length = request.content_length
+    if length is not None and length <= config["MAX_CONTENT_LENGTH"]:
+        field_limit = describe_size(config["MAX_FORM_MEMORY_SIZE"])
+        return (
+            f"A text field of the form is larger than {field_limit}, "
+            f"or the form has more than {config['MAX_FORM_PARTS']:,} parts."
+        )
+    limit = current_app.extensions[EXTENSION_KEY].settings.max_upload_bytes
+    return f"The upload is larger than the {describe_size(limit)} limit."
 
 
 def describe_duration(seconds: int) -> str:
