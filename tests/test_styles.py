@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -129,6 +130,27 @@ def test_faces_label_goes_above_a_face_at_the_bottom_edge() -> None:
                                       faces=faces)) != GREY, axis=2)
     rows = np.flatnonzero(drawn.any(axis=1))
     assert rows.max() < 200
+
+
+def test_faces_labels_keep_clear_of_the_caption() -> None:
+    caption = Caption("a caption long enough to take two lines across", "the top of the photo")
+    faces = [((360, 5, 440, 60), "happy")]  # its chin is inside the caption's band
+    alone = pixels(render_meme(grey(800, 450), caption, style="faces"))
+    labelled = pixels(render_meme(grey(800, 450), caption, style="faces", faces=faces))
+    rows, columns = np.nonzero(np.any(alone != GREY, axis=2))
+    box = np.s_[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    assert np.array_equal(labelled[box], alone[box]), "a label drawn over the caption"
+    assert np.any(labelled != alone), "the label is drawn elsewhere"
+
+
+def test_faces_labels_of_faces_close_together_keep_apart() -> None:
+    # Labels are wider than the faces; one-word labels, so each label is one blob of ink.
+    expressions = ["happy", "fear", "neutral", "happy", "surprise", "fear"]
+    faces = [((100 + 55 * i, 200, 150 + 55 * i, 250), e) for i, e in enumerate(expressions)]
+    image = render_meme(grey(600, 450), Caption("", ""), style="faces", faces=faces)
+    drawn = np.any(pixels(image) != GREY, axis=2).astype(np.uint8)
+    blobs, _ = cv2.connectedComponents(cv2.dilate(drawn, np.ones((3, 3), np.uint8)))
+    assert blobs - 1 == len(faces), "labels that touch read as one word"
 
 
 def test_faces_with_the_same_expression_get_different_words() -> None:

@@ -75,6 +75,7 @@ POSTER_TEXT_GREY = (221, 221, 221)  # the smaller line, a little dimmer than the
 # Faces: a label under each face.
 LABEL_FONT = (0.3, 0.07)  # size, of the face's width, and at most this of the mean side
 LABEL_WIDTH = 1.8  # of the face's width: room for its label
+LABEL_GAP = 0.15  # of the label's size: from the face's box, the caption and other labels
 #: Words a face's label is picked from, per expression (the n-th face takes the n-th word).
 FACE_WORDS: dict[str, tuple[str, ...]] = {
     "angry": ("fuming", "so done", "livid", "seething"),
@@ -92,6 +93,7 @@ WATERMARK_MARGIN = 0.015  # of the meme's shorter side, from the two edges
 WATERMARK_OPACITY = 0.7
 
 Box = tuple[float, float, float, float]
+IntBox = tuple[int, int, int, int]
 FaceMark = tuple[Box, str]
 """A face's box (x1, y1, x2, y2) and its expression."""
 
@@ -447,8 +449,8 @@ def _font_bounds(width: int, height: int) -> tuple[int, int]:
     )
 
 
-def _classic_band(image: Image.Image, text: str, *, at_top: bool) -> None:
-    """One classic caption against the top or the bottom edge."""
+def _classic_band(image: Image.Image, text: str, *, at_top: bool) -> IntBox | None:
+    """One classic caption against the top or the bottom edge; the box its ink covers."""
     width, height = image.size
     margin = max(1, round(width * SIDE_MARGIN))
     edge = max(1, round(min(width, height) * EDGE_MARGIN))
@@ -457,8 +459,10 @@ def _classic_band(image: Image.Image, text: str, *, at_top: bool) -> None:
     block = fit_text(text, box_width, box_height, max_size=max_size, min_size=min_size)
     drawn = None if block is None else _set(block, width)
     if drawn is None:
-        return
-    _paint_outlined(image, drawn, edge if at_top else height - edge - drawn.height)
+        return None
+    top = edge if at_top else height - edge - drawn.height
+    _paint_outlined(image, drawn, top)
+    return drawn.left, top, drawn.left + drawn.width, top + drawn.height
 
 
 def _whole_picture(image: Image.Image) -> tuple[int, int, int, int]:
@@ -572,8 +576,16 @@ def face_word(expression: str, index: int) -> str:
 
 
 def _faces(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> Rendered:
-    """A classic caption at the top and, under each face, a word for its expression."""
-    _classic_band(image, _one_line(caption), at_top=True)
+    """A classic caption at the top and, under each face, a word for its expression.
+
+    A label goes under the chin, else above the head, else under the caption:
+    the first of those that keeps clear of the caption and of the labels set
+    before it (a face just under the caption, or a row of faces closer than
+    their labels are wide, would otherwise have its label written over them).
+    When none is clear it stays under the chin, or above the head at the bottom.
+    """
+    caption_box = _classic_band(image, _one_line(caption), at_top=True)
+    taken = [] if caption_box is None else [caption_box]
     width, height = image.size
     mean_side = math.sqrt(width * height)
     seen: dict[str, int] = {}
@@ -594,15 +606,39 @@ def _faces(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> R
         drawn = None if block is None else _set(block, room)
         if drawn is None:
             continue
-        # Centred under the chin; above the head, or inside the box, when no room is below.
+        # Centred on the face; tops inside the picture, in order of preference.
         centre = (x1 + x2) / 2
-        left = round(min(max(0, centre - room / 2), width - room))
-        top = round(y2 + size * 0.15)
-        if top + drawn.height > height:
-            top = round(y1 - drawn.height - size * 0.15)
-        top = min(max(0, top), height - drawn.height)
-        _paint_outlined(image, SetText(left + drawn.left, drawn.ink, drawn.outline), top)
+        left = round(min(max(0, centre - room / 2), width - room)) + drawn.left
+        gap = size * LABEL_GAP
+        below, above = round(y2 + gap), round(y1 - drawn.height - gap)
+        tops = [below, above] if below + drawn.height <= height else [above]
+        if caption_box is not None:
+            tops.append(round(caption_box[3] + gap))
+        tops = [min(max(0, top), height - drawn.height) for top in tops]
+        top = next(
+            (
+                top
+                for top in tops
+                if not any(
+                    _overlap((left, top, left + drawn.width, top + drawn.height), box, gap)
+                    for box in taken
+                )
+            ),
+            tops[0],
+        )
+        taken.append((left, top, left + drawn.width, top + drawn.height))
+        _paint_outlined(image, SetText(left, drawn.ink, drawn.outline), top)
     return Rendered(image, _whole_picture(image))
+
+
+def _overlap(box: IntBox, other: IntBox, gap: float) -> bool:
+    """Whether ``box`` comes within ``gap`` pixels of ``other``."""
+    return (
+        box[0] < other[2] + gap
+        and other[0] < box[2] + gap
+        and box[1] < other[3] + gap
+        and other[1] < box[3] + gap
+    )
 
 
 _STYLES: dict[str, Style] = {
