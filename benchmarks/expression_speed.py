@@ -91,12 +91,13 @@ def over_faces(classifier: ExpressionClassifier, faces: list[np.ndarray]) -> dic
     whole_face = _whole_face(faces)
     as_crops = crop_call_ms(classifier, faces)
     as_found = _per_call_ms(faces, lambda face: classifier.classify(face, whole_face))
-    readings = np.stack([model.probabilities(np.stack(faces)) for model in classifier.models])
+    crops = np.stack(faces)
+    readings = np.stack([model.probabilities(crops) for model in classifier.models])
     read_on = classifier.consulted(readings)
     consulted = read_on.mean(axis=1)
     mirrored = {}
     for model, model_read_on in zip(classifier.models, read_on, strict=True):
-        plain = dataclasses.replace(model, mirror_below=0.0).probabilities(np.stack(faces))
+        plain = dataclasses.replace(model, mirror_below=0.0).probabilities(crops)
         share = (unsure_faces(plain, model.mirror_below) & model_read_on).mean()
         mirrored[model.name] = round(float(share), 3)
     return {

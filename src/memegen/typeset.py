@@ -89,10 +89,10 @@ def undrawable(text: str) -> str:
         return ""
     missing: dict[str, None] = {}
     for char in text:
-        if char.isspace() or (_attached(char) and unicodedata.category(char) != "Cc"):
+        if char.isspace():
             continue
-        if unicodedata.category(char) == "Cc" or not any(
-            ord(char) in coverage(file) for file in BUNDLED
+        if unicodedata.category(char) == "Cc" or not (
+            _attached(char) or any(ord(char) in coverage(file) for file in BUNDLED)
         ):
             missing[char] = None
     return "".join(missing)
