@@ -147,7 +147,7 @@ CASES: dict[str, Case] = {
         Caption("Когда тесты прошли", "और कोई नहीं मानता 😅"),
         "modern",
     ),
-    "tiny": Case("A 48×36 picture", lambda: scenery(48, 36), SETUP),
+    "tiny": Case("A 48×36 picture, enlarged", lambda: scenery(48, 36), SETUP),
     "huge": Case("A 4000×3000 picture, capped", lambda: scenery(4000, 3000), SETUP),
     "portrait": Case("Portrait 240×400", lambda: scenery(240, 400), SETUP),
     "landscape": Case("Wide landscape 400×160", lambda: scenery(400, 160), SETUP),

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from memegen.captions import Caption
-from memegen.render import MODERN, STYLES, _balanced, fit_text, render_meme
+from memegen.render import MIN_SIDE, MODERN, STYLES, _balanced, fit_text, render, render_meme
 
 GREY = (128, 128, 128)
 SIZES = {"max_size": 84, "min_size": 15}
@@ -47,9 +47,30 @@ def test_an_odd_aspect_ratio_is_kept_to_the_pixel() -> None:
     assert abs(meme.height - 1999 * 1000 / 3001) <= 0.5
 
 
-def test_a_small_picture_is_never_enlarged() -> None:
-    meme = render_meme(grey(320, 240), Caption("top", "bottom"), max_side=1600)
-    assert meme.size == (320, 240)
+def test_a_picture_between_the_minimum_and_the_cap_keeps_its_size() -> None:
+    for size in [(MIN_SIDE, 300), (640, 480), (1600, 1200)]:
+        assert render_meme(grey(*size), Caption("top", "bottom"), max_side=1600).size == size
+
+
+def test_a_small_picture_is_enlarged_to_the_minimum_keeping_its_aspect() -> None:
+    meme = render_meme(grey(120, 90), Caption("top", "bottom"), max_side=1600)
+    assert meme.size == (MIN_SIDE, MIN_SIDE * 3 // 4)
+
+
+def test_an_enlarged_picture_never_passes_the_cap() -> None:
+    assert render_meme(grey(64, 48), Caption("top", "bottom"), max_side=300).size == (300, 225)
+
+
+def test_type_on_an_enlarged_sticker_is_as_big_as_on_a_picture_of_the_minimum_size() -> None:
+    caption = Caption("sticker", "")
+    small = text_mask(render_meme(grey(64, 64), caption))
+    large = text_mask(render_meme(grey(MIN_SIDE, MIN_SIDE), caption))
+    assert np.array_equal(small, large)
+
+
+def test_face_boxes_grow_with_an_enlarged_picture() -> None:
+    rendered = render(grey(100, 100), Caption("top", "bottom"), faces=[((10, 20, 30, 40), "happy")])
+    assert rendered.photo_box == (0, 0, MIN_SIDE, MIN_SIDE)
 
 
 def test_the_result_is_rgb_and_the_input_is_left_untouched() -> None:
@@ -61,9 +82,9 @@ def test_the_result_is_rgb_and_the_input_is_left_untouched() -> None:
 
 
 def test_a_non_rgb_picture_is_converted() -> None:
-    meme = render_meme(Image.new("L", (200, 150), 128), Caption("grey", "scale"))
+    meme = render_meme(Image.new("L", (400, 300), 128), Caption("grey", "scale"))
     assert meme.mode == "RGB"
-    assert meme.size == (200, 150)
+    assert meme.size == (400, 300)
 
 
 def test_text_is_drawn_white_with_a_black_outline_in_both_bands() -> None:
@@ -183,7 +204,9 @@ def test_a_single_unbreakable_word_wider_than_the_picture_still_fits() -> None:
 @pytest.mark.parametrize("size", [(40, 30), (16, 16), (20, 600), (3000, 40), (5000, 500)])
 def test_tiny_and_extreme_pictures_render(size: tuple[int, int]) -> None:
     meme = render_meme(grey(*size), Caption("tiny picture", "still a meme"))
-    assert meme.size == size if max(size) <= 1600 else max(meme.size) == 1600
+    assert min(meme.size) >= 1
+    assert MIN_SIDE <= max(meme.size) <= 1600
+    assert abs(meme.width / meme.height - size[0] / size[1]) < 0.1 * size[0] / size[1]
 
 
 def test_empty_and_blank_captions_leave_the_picture_as_it_was() -> None:

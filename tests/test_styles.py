@@ -73,9 +73,9 @@ def test_modern_keeps_the_case_the_caption_was_written_in() -> None:
 
 
 def test_modern_without_text_is_just_the_photo() -> None:
-    source = photo(300, 200)
+    source = photo(450, 300)
     result = render(source, Caption("", " "), style="modern")
-    assert result.image.size == (300, 200)
+    assert result.image.size == (450, 300)
     assert photo_is_intact(source, result.image, result.photo_box)
 
 
@@ -125,11 +125,11 @@ def test_faces_boxes_are_scaled_with_the_picture() -> None:
 
 
 def test_faces_label_goes_above_a_face_at_the_bottom_edge() -> None:
-    faces = [((100, 200, 200, 300), "angry")]
-    drawn = np.any(pixels(render_meme(grey(300, 300), Caption("", ""), style="faces",
+    faces = [((130, 270, 270, 400), "angry")]
+    drawn = np.any(pixels(render_meme(grey(400, 400), Caption("", ""), style="faces",
                                       faces=faces)) != GREY, axis=2)
     rows = np.flatnonzero(drawn.any(axis=1))
-    assert rows.max() < 200
+    assert rows.max() < 270
 
 
 def test_faces_labels_keep_clear_of_the_caption() -> None:

@@ -1,9 +1,9 @@
 """Meme layout and typography.
 
 A *style* is a function that draws a caption onto an RGB picture which is
-already capped in size and is the style's own copy to draw on, and returns the
-meme with the box where the picture landed in it (styles that add a band or a
-frame move it). :func:`render` caps the picture, looks the style up by name and
+already sized and is the style's own copy to draw on, and returns the meme
+with the box where the picture landed in it (styles that add a band or a
+frame move it). :func:`render` sizes the picture, looks the style up by name and
 runs it, so a new style is one more function and one more entry in ``_STYLES``,
 and never a change to the existing ones.
 
@@ -52,6 +52,9 @@ STROKE = 1 / 13  # outline width, of the font size
 LINE_GAP = 0.2  # of the font size, from one line's baseline to the next line's cap height
 SLACK = 2  # px per line, for ink that rounds outwards to whole pixels
 REF_SIZE = 200  # px: the size at which widths and metrics are measured, then scaled
+# px: a picture whose long side is shorter is enlarged to it (never past the meme's
+# cap); a 64 px sticker kept at its size could only carry 6 px type.
+MIN_SIDE = 400
 ELLIPSIS = "…"
 # Between words: Bebas Neue's own space (0.155 em) is nearly all eaten by the two
 # outlines; a four-per-em space (0.25 em, no ink) leaves a readable gap.
@@ -351,23 +354,30 @@ def _break_word(word: str, limit: float, lettering: Lettering) -> list[str]:
     return pieces
 
 
-def fit_within(image: Image.Image, max_side: int) -> Image.Image:
-    """An RGB copy of ``image`` whose long side is at most ``max_side``, never enlarged.
+def fit_within(image: Image.Image, max_side: int, min_side: int = 0) -> Image.Image:
+    """An RGB copy of ``image`` whose long side is at most ``max_side`` and, when it
+    was shorter than ``min_side``, enlarged to ``min_side``.
 
     Big pictures shrink first by a whole factor with ``reduce`` (a cheap box
     average), then by the remaining under-2× with OpenCV's bilinear resize.
     Measured on photos against a Lanczos reference, that matches Pillow's
     bilinear (within 1 dB PSNR from 1.3× to 1.9×) in about 40% of the time.
+    Small ones grow with Lanczos, which keeps edges the sharpest of OpenCV's filters.
     """
     if max_side < 1:
         raise ValueError(f"max_side must be at least 1, got {max_side}")
+    if min_side > max_side:
+        raise ValueError(f"min_side must not exceed max_side, got {min_side} > {max_side}")
     rgb = image.convert("RGB") if image.mode != "RGB" else image
     width, height = rgb.size
     long_side = max(width, height)
-    if long_side <= max_side:
+    if min_side <= long_side <= max_side:
         return rgb.copy() if rgb is image else rgb
-    scale = max_side / long_side
+    target = max_side if long_side > max_side else min_side
+    scale = target / long_side
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if scale > 1:
+        return Image.fromarray(cv2.resize(np.asarray(rgb), size, interpolation=cv2.INTER_LANCZOS4))
     factor = long_side // max_side
     if factor >= 2:
         rgb = rgb.reduce(factor)
@@ -686,7 +696,7 @@ def render(
     faces: Sequence[FaceMark] = (),
     watermark: str = "",
 ) -> Rendered:
-    """The meme: ``image`` capped to ``max_side`` with ``caption`` set in ``style``.
+    """The meme: ``image`` sized to fit ``max_side`` with ``caption`` set in ``style``.
 
     ``image`` is expected upright (the loader applies EXIF orientation) and is
     never modified. ``faces`` are boxes in ``image``'s own pixels with their
@@ -695,7 +705,8 @@ def render(
     ``watermark`` is set small in the bottom-right corner when not empty.
 
     The whole meme, band or frame included, fits ``max_side``: a style that
-    adds to the picture gets a picture shrunk to leave room for it.
+    adds to the picture gets a picture shrunk to leave room for it. A picture
+    smaller than :data:`MIN_SIDE` is enlarged to it, within that cap.
     """
     try:
         draw_style = _STYLES[style]
@@ -703,7 +714,7 @@ def render(
         raise ValueError(f"unknown style {style!r}; expected one of: {', '.join(STYLES)}") from None
     picture_side = max_side
     while True:
-        picture = fit_within(image, picture_side)
+        picture = fit_within(image, picture_side, min(MIN_SIDE, picture_side))
         scale = picture.width / image.width
         marks = [(tuple(value * scale for value in box), expression) for box, expression in faces]
         rendered = draw_style(picture, caption, marks)

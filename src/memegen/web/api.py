@@ -123,9 +123,9 @@ def openapi() -> Response:
 
 
 def _faces_on_meme(meme: Meme) -> list[dict[str, Any]]:
-    """The faces with boxes in the meme's pixels, which are fewer than the photo's when the
-    output size is capped, and shifted where a style puts a band or a frame around the
-    photo: clients draw the boxes over the meme, not over the upload."""
+    """The faces with boxes in the meme's pixels, which differ from the photo's when the
+    output size is capped or a small photo enlarged, and shifted where a style puts a band
+    or a frame around the photo: clients draw the boxes over the meme, not over the upload."""
     faces = meme.analysis.to_dict()["faces"]
     left, top, right, bottom = meme.photo_box
     scale_x = (right - left) / meme.analysis.width
