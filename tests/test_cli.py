@@ -217,6 +217,17 @@ def test_captions_refuses_an_unknown_mood_naming_the_known_ones():
     assert "unknown mood 'excited'" in result.stderr and "mixed" in result.stderr
 
 
+def test_captions_lets_an_error_that_is_no_user_mistake_keep_its_traceback(monkeypatch):
+    from memegen.captions import CaptionBank
+
+    def bug(cls, directory=None):
+        raise ValueError("a bug while reading the bundled captions")
+
+    monkeypatch.setattr(CaptionBank, "load", classmethod(bug))
+    with pytest.raises(ValueError, match="a bug"):
+        cli.main(["captions"])
+
+
 def test_captions_folder_flag_overrides_the_environment(tmp_path, monkeypatch):
     flag = captions_folder(tmp_path / "flag", happy="From the | flag")
     monkeypatch.setenv("MEMEGEN_CAPTIONS_DIR", str(captions_folder(tmp_path / "env", happy="x|y")))

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from memegen.cli import main  # noqa: E402
-from memegen.expressions import ExpressionClassifier  # noqa: E402
+from memegen.expressions import ExpressionClassifier, ManifestError  # noqa: E402
 from memegen.training.datasets import FaceDataset, load_split  # noqa: E402
 from memegen.training.focus import consulted_by_gate, repeat_faces  # noqa: E402
 
@@ -49,7 +49,7 @@ def test_the_faces_chosen_are_those_inference_reads_the_gated_model_on(tmp_path:
 
 def test_an_ungated_manifest_is_refused(tmp_path: Path):
     manifest = write_float_ensemble(tmp_path / "float")
-    with pytest.raises(ValueError, match="not gated"):
+    with pytest.raises(ManifestError, match="not gated"):
         consulted_by_gate(manifest, _dataset(faces_of_every_class(1, seed=3)))
 
 

@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 
 from memegen import LABELS  # noqa: E402
 from memegen.cli import main  # noqa: E402
+from memegen.errors import UserError  # noqa: E402
 from memegen.expressions import ExpressionClassifier, weighted_vote  # noqa: E402
 from memegen.training.gate import THRESHOLDS, choose_gates  # noqa: E402
 
@@ -154,7 +155,7 @@ def test_a_share_budget_takes_the_best_gate_that_fits_it(classifier):
     # 0.8 and 0.7 both read the two unsure faces; ties go to the first, higher one.
     assert thresholds == (0.8,)
     assert evidence["max_consulted_share"] == 0.5
-    with pytest.raises(ValueError, match=r"at most 0\.1 of the faces"):
+    with pytest.raises(UserError, match=r"at most 0\.1 of the faces"):
         choose_gates(classifier, np.stack([np.stack([_readings(0.3)] * 4)] * 2),
                      LABELS_OF_FACES, A_MS_A_FACE, max_consulted_share=0.1)
 
@@ -183,7 +184,7 @@ def test_a_cascade_leaves_the_dearer_of_two_equally_helpful_models_unread(classi
 
 def test_the_first_model_is_never_gated(classifier):
     echo = np.stack([FIRST_MODEL, FIRST_MODEL])
-    with pytest.raises(ValueError, match="first of 2"):
+    with pytest.raises(UserError, match="first of 2"):
         choose_gates(classifier, echo, LABELS_OF_FACES, A_MS_A_FACE, gated=2)
 
 

@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 from memegen import LABELS  # noqa: E402
 from memegen.cli import main  # noqa: E402
+from memegen.errors import UserError  # noqa: E402
 from memegen.training import commands  # noqa: E402
 from memegen.training.architectures import FAMILIES, HEADS, build  # noqa: E402
 from memegen.training.datasets import FaceDataset  # noqa: E402
@@ -81,18 +82,18 @@ def test_bfloat16_training_learns_and_keeps_float32_weights(tmp_path: Path):
 
 
 def test_unknown_precision_is_refused_before_training():
-    with pytest.raises(ValueError, match="precision"):
+    with pytest.raises(UserError, match="precision"):
         TrainConfig(**TINY, epochs=1, precision="fp16")
 
 
 @pytest.mark.parametrize("smoothing", [-0.1, 1.0])
 def test_label_smoothing_outside_zero_to_one_is_refused(smoothing: float):
-    with pytest.raises(ValueError, match="label smoothing"):
+    with pytest.raises(UserError, match="label smoothing"):
         TrainConfig(**TINY, label_smoothing=smoothing)
 
 
 def test_negative_mixup_is_refused():
-    with pytest.raises(ValueError, match="mixup"):
+    with pytest.raises(UserError, match="mixup"):
         TrainConfig(**TINY, mixup=-0.2)
 
 
@@ -139,7 +140,7 @@ def test_fit_records_mixup_and_label_smoothing_and_refuses_bad_values(tmp_path: 
     ({"teacher_share": 1.5}, "teacher's share must be from 0 to 1"),
 ])
 def test_config_refuses_what_would_fail_only_after_the_data_is_loaded(values, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UserError, match=message):
         TrainConfig(**{**TINY, **values})
 
 
@@ -149,6 +150,8 @@ def test_config_refuses_what_would_fail_only_after_the_data_is_loaded(values, me
     (["--epochs", "0"], "epochs must be at least 1"),
     (["--holdout", "0"], "--holdout must be above 0 and below 1"),
     (["--holdout", "1"], "--holdout must be above 0 and below 1"),
+    (["--augment-strength", "-1"], "the augmentation strength must be at least 0, not -1.0"),
+    (["--low-resolution", "1.5"], "the low-resolution share must be between 0 and 1, not 1.5"),
 ])
 def test_fit_refuses_bad_values_before_reading_data_or_writing_a_run(
     tmp_path: Path, capsys, flags: list[str], message: str

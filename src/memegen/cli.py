@@ -116,18 +116,22 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _captions(args: argparse.Namespace) -> int:
-    """Print the captions MemeGen would pick from, so a writer can review or diff a bank."""
+    """Print the captions MemeGen would pick from, so a writer can review or diff a bank.
+
+    A caption folder that cannot be read raises its ``CaptionFileError`` and an unknown
+    --expression a ``UserError``, which ``main`` reports; any other error is a bug.
+    """
     from memegen.captions import CaptionBank
     from memegen.config import Settings
 
     settings = Settings.from_env(captions_dir=args.captions)
-    try:
-        bank = CaptionBank.load(settings.captions_dir)
-        moods = bank.moods if args.expression is None else (args.expression,)
-        listed = {mood: bank.captions(mood) for mood in moods}
-    except ValueError as error:
-        print(f"memegen: {error}", file=sys.stderr)
-        return 2
+    bank = CaptionBank.load(settings.captions_dir)
+    if args.expression is not None and args.expression not in bank.moods:
+        raise UserError(
+            f"unknown mood {args.expression!r}; expected one of: {', '.join(bank.moods)}"
+        )
+    moods = bank.moods if args.expression is None else (args.expression,)
+    listed = {mood: bank.captions(mood) for mood in moods}
     if args.json:
         document = {
             mood: [{"top": caption.top, "bottom": caption.bottom} for caption in captions]

@@ -94,7 +94,9 @@ class ManifestError(UserError):
     file missing or unreadable); the message names the manifest and what is wrong."""
 
 
-def _read_manifest(path: Path) -> dict:
+def read_manifest(path: Path) -> dict:
+    """The manifest's JSON object, as the classifier and the training steps that edit a
+    manifest read it: a file that is not one raises :class:`ManifestError` naming it."""
     try:
         manifest = json.loads(path.read_text())
     except OSError as error:
@@ -156,7 +158,7 @@ class ExpressionClassifier:
     when the manifest has them."""
 
     def __init__(self, manifest_path: Path) -> None:
-        manifest = _read_manifest(Path(manifest_path))
+        manifest = read_manifest(Path(manifest_path))
         if tuple(manifest.get("labels", ())) != LABELS:
             raise ManifestError(
                 f"{manifest_path}: labels {manifest.get('labels')} are not {LABELS}"

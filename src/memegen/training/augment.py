@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from memegen.errors import UserError
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -35,8 +37,10 @@ class AugmentConfig:
     low_resolution_side: tuple[float, float] = (0.25, 0.75)
 
     def __post_init__(self) -> None:
+        """Refuse a share no face can be drawn with; it is ``--low-resolution`` or a run's
+        config.json, so the user's to fix."""
         if not 0.0 <= self.low_resolution <= 1.0:
-            raise ValueError(
+            raise UserError(
                 f"the low-resolution share must be between 0 and 1, not {self.low_resolution}"
             )
 
@@ -44,10 +48,12 @@ class AugmentConfig:
         """This config with every alteration scaled by ``strength`` (0: mirror only, 1: as is).
 
         One number is what a hyper-parameter search can tune; the mirror stays,
-        since a mirrored face always keeps its expression.
+        since a mirrored face always keeps its expression. ``strength`` is
+        ``--augment-strength``, so a negative one, which would turn the alterations inside
+        out, is the user's to fix.
         """
         if strength < 0:
-            raise ValueError(f"the augmentation strength must be at least 0, not {strength}")
+            raise UserError(f"the augmentation strength must be at least 0, not {strength}")
         low, high = self.scale
         return replace(
             self,

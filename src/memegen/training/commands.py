@@ -295,8 +295,9 @@ def _run(args: argparse.Namespace) -> int:
     The files a training command reads are those its arguments name (datasets, run
     folders, manifests) and the files inside them, so one that is missing, or a file where
     a folder should be, is the user's to fix: one line naming the path and status 2, not a
-    traceback. The other mistakes a user can fix raise ``UserError``, which
-    ``memegen.cli.main`` reports.
+    traceback. The other mistakes a user can fix raise ``UserError`` where they are found,
+    and ``memegen.cli.main`` reports them; no other ``ValueError`` is caught, since one
+    raised deep in numpy, torch or a step is a bug that needs its traceback.
     """
     try:
         return args.train_handler(args)
@@ -351,34 +352,30 @@ def _fit(args: argparse.Namespace) -> int:
         train,
     )
 
-    try:
-        augment = replace(
-            AugmentConfig().scaled(args.augment_strength), low_resolution=args.low_resolution
-        )
-        config = TrainConfig(
-            family=args.family,
-            width=args.width,
-            depth=args.depth,
-            head=args.head,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            seed=args.seed,
-            threads=args.threads,
-            precision=args.precision,
-            mixup=args.mixup,
-            label_smoothing=args.label_smoothing,
-            balance=args.balance,
-            init_from=str(args.init_from or ""),
-            teacher=str(args.teacher or ""),
-            teacher_share=args.teacher_share if args.teacher else 0.0,
-            focus=str(args.focus or ""),
-            focus_copies=args.focus_copies if args.focus else 0,
-            augment=augment,
-        )
-    except ValueError as error:
-        print(f"memegen: {error}", file=sys.stderr)
-        return 2
+    augment = replace(
+        AugmentConfig().scaled(args.augment_strength), low_resolution=args.low_resolution
+    )
+    config = TrainConfig(
+        family=args.family,
+        width=args.width,
+        depth=args.depth,
+        head=args.head,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        threads=args.threads,
+        precision=args.precision,
+        mixup=args.mixup,
+        label_smoothing=args.label_smoothing,
+        balance=args.balance,
+        init_from=str(args.init_from or ""),
+        teacher=str(args.teacher or ""),
+        teacher_share=args.teacher_share if args.teacher else 0.0,
+        focus=str(args.focus or ""),
+        focus_copies=args.focus_copies if args.focus else 0,
+        augment=augment,
+    )
     # Checked before the data is loaded, and so before the run folder is written.
     if args.holdout_from is None and not 0.0 < args.holdout < 1.0:
         print(f"memegen: --holdout must be above 0 and below 1, not {args.holdout}",
@@ -411,12 +408,8 @@ def _fit(args: argparse.Namespace) -> int:
     if args.focus:
         from memegen.training.focus import consulted_by_gate, repeat_faces
 
-        try:
-            consulted = consulted_by_gate(args.focus, train_set)
-            train_set = repeat_faces(train_set, consulted, args.focus_copies)
-        except ValueError as error:
-            print(f"memegen: {error}", file=sys.stderr)
-            return 2
+        consulted = consulted_by_gate(args.focus, train_set)
+        train_set = repeat_faces(train_set, consulted, args.focus_copies)
         print(f"focus: {int(consulted.sum())} of {len(consulted)} training faces consulted by "
               f"the gate, each {args.focus_copies} more times", file=sys.stderr)
     save_holdout(args.out, held_out, digests)
@@ -429,24 +422,21 @@ def _search(args: argparse.Namespace) -> int:
     from memegen.training.datasets import load_split
     from memegen.training.search import SearchSettings, describe, run_search
 
-    try:  # checked before the data is loaded, and so before the study is opened
-        settings = SearchSettings(
-            runs_dir=args.runs,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            threads=args.threads,
-            precision=args.precision,
-            holdout=args.holdout,
-            subset=args.subset,
-            seed=args.seed,
-            families=args.families,
-            widths=args.widths,
-            max_depth=args.max_depth,
-            heads=args.heads,
-        )
-    except ValueError as error:
-        print(f"memegen: {error}", file=sys.stderr)
-        return 2
+    # Checked before the data is loaded, and so before the study is opened.
+    settings = SearchSettings(
+        runs_dir=args.runs,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        precision=args.precision,
+        holdout=args.holdout,
+        subset=args.subset,
+        seed=args.seed,
+        families=args.families,
+        widths=args.widths,
+        max_depth=args.max_depth,
+        heads=args.heads,
+    )
     dataset = load_split(args.data, "train")
     study = run_search(dataset, args.study, args.storage, args.trials, args.timeout, settings)
     print(describe(study))
@@ -494,9 +484,8 @@ def _bias(args: argparse.Namespace) -> int:
 def _photo_models(args: argparse.Namespace) -> int:
     from memegen.training.photo_models import add_photo_models
 
-    return _print_written(
-        lambda: add_photo_models(args.manifest, args.runs, args.photos, args.iou)
-    )
+    print(add_photo_models(args.manifest, args.runs, args.photos, args.iou))
+    return 0
 
 
 def _mirror(args: argparse.Namespace) -> int:
@@ -504,9 +493,10 @@ def _mirror(args: argparse.Namespace) -> int:
     from memegen.training.mirror import fit_mirror_passes
 
     refuse_source_folder(args.manifest, args.out, "new ensemble")  # before loading data
-    return _print_written(lambda: fit_mirror_passes(
+    print(fit_mirror_passes(
         args.manifest, _weighting_set(args), args.out, args.member_temperatures
     ))
+    return 0
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -514,19 +504,9 @@ def _gate(args: argparse.Namespace) -> int:
     from memegen.training.gate import fit_gate
 
     refuse_source_folder(args.manifest, args.out, "gated ensemble")  # before loading data
-    return _print_written(lambda: fit_gate(
+    print(fit_gate(
         args.manifest, _weighting_set(args), args.out, args.max_consulted_share, args.gated
     ))
-
-
-def _print_written(write: Callable[[], Path]) -> int:
-    """Run a step that writes a new ensemble and print its manifest's path; a step that
-    refuses its input (``ValueError``) exits with status 2 and the reason."""
-    try:
-        print(write())
-    except ValueError as error:
-        print(f"memegen: {error}", file=sys.stderr)
-        return 2
     return 0
 
 
@@ -534,13 +514,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     from memegen.training.datasets import load_split
     from memegen.training.rebuild import rebuild_run
 
-    try:
-        difference = rebuild_run(
-            args.manifest, args.model, load_split(args.data, "train"), args.out
-        )
-    except ValueError as error:
-        print(f"memegen: {error}", file=sys.stderr)
-        return 2
+    difference = rebuild_run(args.manifest, args.model, load_split(args.data, "train"), args.out)
     print(f"largest difference from the graph's probabilities: {difference:.1e}", file=sys.stderr)
     print(args.out / "best.pt")
     return 0

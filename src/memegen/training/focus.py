@@ -21,23 +21,31 @@ from pathlib import Path
 
 import numpy as np
 
-from memegen.expressions import ExpressionClassifier
+from memegen.expressions import ExpressionClassifier, ManifestError
 from memegen.training.datasets import FaceDataset
 from memegen.training.report import crop_probabilities
 
 
 def consulted_by_gate(manifest_path: Path, dataset: FaceDataset) -> np.ndarray:
-    """Whether the manifest's gated last model would be read on each face of ``dataset``."""
+    """Whether the manifest's gated last model would be read on each face of ``dataset``.
+
+    The manifest is the one ``--focus`` names, so one whose last model is not gated is
+    the user's to fix (:class:`ManifestError`).
+    """
     classifier = ExpressionClassifier(Path(manifest_path))
     if classifier.models[-1].consult_below == math.inf:
-        raise ValueError(f"{manifest_path}: its last model is not gated, so every face "
-                         "would be consulted; build the vote with `train gate` first")
+        raise ManifestError(f"{manifest_path}: its last model is not gated, so every face "
+                            "would be consulted; build the vote with `train gate` first")
     return classifier.consulted(crop_probabilities(classifier, dataset, gated=True))[-1]
 
 
 def repeat_faces(dataset: FaceDataset, chosen: np.ndarray, copies: int) -> FaceDataset:
     """``dataset`` with ``copies`` more of each ``chosen`` face (a boolean mask) appended;
-    the copies are augmented afresh each time they are drawn, so none is seen twice alike."""
+    the copies are augmented afresh each time they are drawn, so none is seen twice alike.
+
+    ``TrainConfig`` has refused a negative ``--focus-copies`` already, so a bad argument
+    here is the caller's bug: a ``ValueError``, not a ``UserError``.
+    """
     if copies < 0:
         raise ValueError(f"copies must be 0 or more, not {copies}")
     if chosen.shape != (len(dataset),):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-import json
 import math
 import shutil
 import time
@@ -33,7 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from memegen.expressions import ExpressionClassifier, ExpressionModel, unsure_faces
+from memegen.errors import UserError
+from memegen.expressions import (
+    ExpressionClassifier,
+    ExpressionModel,
+    ManifestError,
+    read_manifest,
+    unsure_faces,
+)
 from memegen.facecrop import crop_face
 from memegen.training.class_bias import check_refittable, save_refitting_class_bias
 from memegen.training.datasets import FaceDataset
@@ -89,10 +95,14 @@ def choose_gates(
     only combinations that read it on at most that share of the faces are chosen from,
     and when none of them is within ``MAX_LOSS`` of reading every model on every face,
     the one whose vote NLL is lowest wins.
+
+    ``gated`` and ``max_consulted_share`` are ``train gate``'s flags, so a ``gated`` the
+    ensemble has no room for, or a budget no threshold meets, is the user's to fix
+    (:class:`UserError`).
     """
     if not 1 <= gated < len(classifier.models):
-        raise ValueError(f"{gated} gated models: the first of {len(classifier.models)} "
-                         "has no models before it to gate it")
+        raise UserError(f"{gated} gated models: the first of {len(classifier.models)} "
+                        "has no models before it to gate it")
 
     def outcome(thresholds: tuple[float, ...]) -> dict:
         candidate = with_gates(classifier, thresholds)
@@ -118,9 +128,9 @@ def choose_gates(
         if numbers["consulted_shares"][-1] <= max_consulted_share
     }
     if not within_budget:
-        raise ValueError(f"no threshold reads the last model on at most {max_consulted_share} "
-                         f"of the faces (the lowest, {THRESHOLDS[-1]}, reads "
-                         f"{outcomes[(THRESHOLDS[-1],) * gated]['consulted_shares'][-1]})")
+        raise UserError(f"no threshold reads the last model on at most {max_consulted_share} "
+                        f"of the faces (the lowest, {THRESHOLDS[-1]}, reads "
+                        f"{outcomes[(THRESHOLDS[-1],) * gated]['consulted_shares'][-1]})")
     affordable = [
         thresholds for thresholds, numbers in within_budget.items()
         if numbers["nll"] <= every_face["nll"] + MAX_LOSS
@@ -208,10 +218,10 @@ def fit_gate(
     """
     manifest_path = Path(manifest_path)
     refuse_source_folder(manifest_path, out_dir, "gated ensemble")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(manifest_path)
     check_refittable(manifest, weighting_set)
     if len(manifest["models"]) < 2:
-        raise ValueError(f"{manifest_path}: a gate needs at least two models")
+        raise ManifestError(f"{manifest_path}: a gate needs at least two models")
     classifier = ExpressionClassifier(manifest_path)
     probabilities = crop_probabilities(classifier, weighting_set)
     ms_a_pass, passes = read_costs(classifier, weighting_set)

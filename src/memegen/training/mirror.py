@@ -30,14 +30,19 @@ had them.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import utils
 
-from memegen.expressions import ExpressionClassifier, apply_temperature, unsure_faces
+from memegen.expressions import (
+    ExpressionClassifier,
+    ManifestError,
+    apply_temperature,
+    read_manifest,
+    unsure_faces,
+)
 from memegen.training.calibration import fit_temperature
 from memegen.training.class_bias import check_refittable, save_refitting_class_bias
 from memegen.training.datasets import FaceDataset
@@ -83,7 +88,11 @@ def plain_pass_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
 
 
 def plain_pass_output(model: onnx.ModelProto) -> str:
-    """The tensor holding the probabilities of the unmirrored pass of a mirror-pass graph."""
+    """The tensor holding the probabilities of the unmirrored pass of a mirror-pass graph.
+
+    ``fit_mirror_passes`` has refused manifests whose graphs have no mirror pass, so a graph
+    without one here disagrees with the manifest export wrote for it: a bug, a ``ValueError``.
+    """
     softmaxes = [node for node in model.graph.node if node.op_type == "Softmax"]
     plain = [node.output[0] for node in plain_pass_nodes(model.graph) if node.op_type == "Softmax"]
     if len(softmaxes) != 2 or len(plain) != 1:
@@ -190,20 +199,24 @@ def fit_mirror_passes(
     """Copy the ensemble to ``out_dir`` as plain graphs, each with the mirror pass that pays
     (and, with ``member_temperatures``, its own temperature).
 
-    Every model must have a mirror pass in its graph to judge; class biases (and the
-    temperature fitted with them), if the source had them, are fitted again on
-    ``weighting_set`` for the new vote.
+    Every model must have a mirror pass in its graph to judge, and none may be gated yet:
+    a manifest that fails either is refused (:class:`ManifestError`) before ``out_dir`` is
+    made. Class biases (and the temperature fitted with them), if the source had them,
+    are fitted again on ``weighting_set`` for the new vote.
     """
     manifest_path = Path(manifest_path)
     refuse_source_folder(manifest_path, out_dir, "new ensemble")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(manifest_path)
     check_refittable(manifest, weighting_set)
-    out_dir.mkdir(parents=True, exist_ok=True)
     for entry in manifest["models"]:
         if not entry["input"]["mirror_averaged_in_graph"]:
-            raise ValueError(f"{entry['name']}: its graph has no mirror pass")
+            raise ManifestError(f"{entry['name']}: its graph has no mirror pass")
         if "consult_below" in entry:
-            raise ValueError(f"{entry['name']}: it is gated; choose mirror passes before the gate")
+            raise ManifestError(
+                f"{entry['name']}: it is gated; choose mirror passes before the gate"
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for entry in manifest["models"]:
         source = manifest_path.parent / entry["file"]
         entry["file"] = f"{source.stem}-plain.onnx"
         write_plain_pass(source, out_dir / entry["file"])

@@ -22,7 +22,6 @@ fitted on.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,10 +32,15 @@ import torch
 import torch.nn.functional as F
 
 from memegen import LABELS
-from memegen.expressions import ExpressionClassifier, normalise
+from memegen.expressions import ExpressionClassifier, normalise, read_manifest
 from memegen.facecrop import crop_face
 from memegen.training.architectures import last_layer, pooled_features
-from memegen.training.datasets import DatasetSpec, folds_by_group, require_every_class
+from memegen.training.datasets import (
+    DatasetError,
+    DatasetSpec,
+    folds_by_group,
+    require_every_class,
+)
 from memegen.training.export import export_onnx, model_entry, save_manifest
 from memegen.training.metrics import mean_nll
 from memegen.training.quantize import quantize_model
@@ -74,7 +78,8 @@ class FoundFaces:
 def find_faces(
     classifier: ExpressionClassifier, spec: DatasetSpec, iou_threshold: float, margin: float
 ) -> FoundFaces:
-    """Detect and match the labelled faces of the spec's photos, as ``report`` does."""
+    """Detect and match the labelled faces of the spec's photos, as ``report`` does; photos
+    with none found cannot be fitted on (:class:`DatasetError`)."""
     crops, labels, photos, votes, labelled = [], [], [], [], 0
     for photo in match_photos(spec, iou_threshold):
         labelled += len(photo.boxes.labelled)
@@ -85,7 +90,7 @@ def find_faces(
             votes.append(classifier.vote(classifier.model_probabilities(photo.pixels,
                                                                          photo.matched)))
     if not crops:
-        raise ValueError(f"{spec.path}: the detector found none of the labelled faces")
+        raise DatasetError(f"{spec.path}: the detector found none of the labelled faces")
     return FoundFaces(np.stack(crops), np.array(labels), np.array(photos), labelled,
                       np.concatenate(votes))
 
@@ -181,17 +186,21 @@ def add_photo_models(
 ) -> Path:
     """Refit each run's last layer on the faces found in the labelled photos
     ``photos_text`` names, write the int8 photo models beside the manifest and list
-    them in it with their evidence (replacing any photo models it had)."""
+    them in it with their evidence (replacing any photo models it had).
+
+    Photos that are not ExpW-style, or too few of whose faces are found to be folded by
+    photo, are the user's to replace (:class:`DatasetError`).
+    """
     spec = DatasetSpec.parse(photos_text)
     if spec.kind != "expw":
-        raise ValueError(f"{photos_text!r}: photo models need ExpW-style labelled photos")
+        raise DatasetError(f"{photos_text!r}: photo models need ExpW-style labelled photos")
     manifest_path = Path(manifest_path)
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(manifest_path)
     classifier = ExpressionClassifier(manifest_path)
     margin = classifier.models[0].crop_margin
     found = find_faces(classifier, spec, iou_threshold, margin)
     if len(np.unique(found.photos)) < FOLDS:
-        raise ValueError(f"{photos_text!r}: faces found in fewer than {FOLDS} photos")
+        raise DatasetError(f"{photos_text!r}: faces found in fewer than {FOLDS} photos")
     # Only the last layer's weights are pulled toward the network's own; its biases are not.
     require_every_class(found.labels, f"the faces found in {photos_text!r}",
                         "a photo model's last-layer bias")

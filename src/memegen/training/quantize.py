@@ -21,7 +21,6 @@ models, whose top class the int8 copies keep on about 99 % of faces.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from memegen.expressions import normalise
+from memegen.expressions import normalise, read_manifest
 from memegen.training.datasets import FaceDataset
 from memegen.training.export import INPUT_NAME, refuse_source_folder, save_manifest
 
@@ -93,7 +92,7 @@ def quantize_ensemble(
     source's folder, whose float manifest the int8 one would replace.
     """
     refuse_source_folder(manifest_path, out_dir, "int8 copies")
-    manifest = json.loads(Path(manifest_path).read_text())
+    manifest = read_manifest(Path(manifest_path))
     out_dir.mkdir(parents=True, exist_ok=True)
     crops = calibration_faces(calibration, count, seed)
     for entry in manifest["models"]:

@@ -27,7 +27,8 @@ import onnxruntime as ort
 import torch
 from onnx import numpy_helper
 
-from memegen.expressions import normalise
+from memegen.errors import UserError
+from memegen.expressions import normalise, read_manifest
 from memegen.training.datasets import FaceDataset
 from memegen.training.export import INPUT_NAME
 from memegen.training.mirror import plain_pass_nodes
@@ -111,17 +112,22 @@ def rebuild_run(
     their statistics (not its labels) from a sample of it. Returns the largest
     difference from the graph's probabilities on its first faces; above 1e-4
     nothing is written.
+
+    A member that is not there, not a VGG or an int8 copy is the user's choice to fix
+    (:class:`UserError`). A rebuilt network that does not answer like its graph is not:
+    its batch norms undo their own statistics whatever the faces, so the difference is
+    a bug and stays a ``ValueError``.
     """
     manifest_path = Path(manifest_path)
-    entries = json.loads(manifest_path.read_text())["models"]
+    entries = read_manifest(manifest_path)["models"]
     entry = next((e for e in entries if e["name"] == model_name), None)
     if entry is None:
-        raise ValueError(f"{manifest_path} has no model named {model_name!r}")
+        raise UserError(f"{manifest_path} has no model named {model_name!r}")
     architecture = entry["architecture"]
     if architecture["family"] != "vgg":
-        raise ValueError("only the vgg family is rebuilt: its layers map one to one")
+        raise UserError("only the vgg family is rebuilt: its layers map one to one")
     if "quantization" in entry:
-        raise ValueError(f"{model_name} is an int8 copy; rebuild its float original")
+        raise UserError(f"{model_name} is an int8 copy; rebuild its float original")
     config = TrainConfig(
         family="vgg",
         width=architecture["width"],

@@ -61,15 +61,16 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         """Refuse what would fail every trial, before the data is loaded or the study
-        opened: a failed trial stays in the study's database. The fixed settings and every
-        family, width and head go through ``TrainConfig``'s own checks."""
+        opened: a failed trial stays in the study's database. The settings are the user's
+        flags, so a refusal is a ``UserError``; the fixed settings and every family, width
+        and head go through ``TrainConfig``'s own checks."""
         if not 0.0 < self.holdout < 1.0:
-            raise ValueError(f"holdout must be above 0 and below 1, not {self.holdout}")
+            raise UserError(f"holdout must be above 0 and below 1, not {self.holdout}")
         if not 0.0 < self.subset <= 1.0:
-            raise ValueError(f"subset must be above 0 and at most 1, not {self.subset}")
+            raise UserError(f"subset must be above 0 and at most 1, not {self.subset}")
         for name in ("families", "widths", "heads"):
             if not getattr(self, name):
-                raise ValueError(f"no {name} to try")
+                raise UserError(f"no {name} to try")
         fixed = TrainConfig(
             depth=self.max_depth, epochs=self.epochs, batch_size=self.batch_size,
             threads=self.threads, precision=self.precision, seed=self.seed,

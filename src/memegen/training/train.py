@@ -85,27 +85,28 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Refuse what would fail only later, after the data is loaded and the run folder
-        written (an unknown family), or train nothing (no epochs)."""
+        written (an unknown family), or train nothing (no epochs). Each value comes from a
+        flag or a run's config.json, so a refusal is the user's to fix: a ``UserError``."""
         for name, known in (("family", FAMILIES), ("head", HEADS), ("balance", STRATEGIES)):
             if getattr(self, name) not in known:
-                raise ValueError(
+                raise UserError(
                     f"unknown {name} {getattr(self, name)!r}; choose from {', '.join(known)}"
                 )
         # The separable family's stem has width // 2 channels, so 2 is the least width.
         for name, least in (("width", 2), ("depth", 1), ("epochs", 1), ("batch_size", 1),
                             ("threads", 1), ("focus_copies", 0)):
             if getattr(self, name) < least:
-                raise ValueError(f"{name} must be at least {least}, not {getattr(self, name)}")
+                raise UserError(f"{name} must be at least {least}, not {getattr(self, name)}")
         if self.learning_rate <= 0:
-            raise ValueError(f"the learning rate must be above 0, not {self.learning_rate}")
+            raise UserError(f"the learning rate must be above 0, not {self.learning_rate}")
         if not 0.0 <= self.teacher_share <= 1.0:
-            raise ValueError(f"the teacher's share must be from 0 to 1, not {self.teacher_share}")
+            raise UserError(f"the teacher's share must be from 0 to 1, not {self.teacher_share}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; choose from {PRECISIONS}")
+            raise UserError(f"unknown precision {self.precision!r}; choose from {PRECISIONS}")
         if self.mixup < 0:
-            raise ValueError(f"the mixup alpha must be at least 0, not {self.mixup}")
+            raise UserError(f"the mixup alpha must be at least 0, not {self.mixup}")
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(
+            raise UserError(
                 f"label smoothing must be at least 0 and below 1, not {self.label_smoothing}"
             )
 

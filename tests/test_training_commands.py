@@ -1,0 +1,152 @@
+"""``memegen train ...`` tells a user's mistake from a bug: a mistake (a ``UserError``) is one
+line and status 2, any other exception, a ``ValueError`` included, keeps its traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from memegen.cli import main  # noqa: E402
+
+from tiny_datasets import write_class_folders  # noqa: E402
+from tiny_networks import write_float_ensemble  # noqa: E402
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    """What the commands' arguments name: paths that exist, tiny faces in a train and a
+    val split, and a folder for what they would write."""
+    (tmp_path / "manifest.json").write_text("{}")
+    (tmp_path / "run").mkdir()
+    return {
+        "manifest": tmp_path / "manifest.json",
+        "run": tmp_path / "run",
+        "data": write_class_folders(tmp_path / "faces", {"train": 4, "val": 1}),
+        "out": tmp_path / "out",
+        "database": tmp_path / "search.db",
+    }
+
+
+# Per command: a step it runs, made to fail with a bug, and its arguments. For fit and search
+# it is the check of their settings, which refuses a user's mistake with a UserError.
+STEPS = {
+    "fit": ("memegen.training.train.TrainConfig",
+            ["fit", "--data", "{data}", "--out", "{out}"]),
+    "fit --focus": ("memegen.training.focus.consulted_by_gate",
+                    ["fit", "--data", "{data}", "--out", "{out}", "--holdout", "0.25",
+                     "--focus", "{manifest}"]),
+    "search": ("memegen.training.search.SearchSettings",
+               ["search", "--data", "{data}", "--storage", "sqlite:///{database}"]),
+    "photo-models": ("memegen.training.photo_models.add_photo_models",
+                     ["photo-models", "{manifest}", "{run}", "--photos", "{data}"]),
+    "mirror": ("memegen.training.mirror.fit_mirror_passes",
+               ["mirror", "{manifest}", "--val-data", "{data}", "--out", "{out}"]),
+    "gate": ("memegen.training.gate.fit_gate",
+             ["gate", "{manifest}", "--val-data", "{data}", "--out", "{out}"]),
+    "rebuild": ("memegen.training.rebuild.rebuild_run",
+                ["rebuild", "{manifest}", "net0", "--data", "{data}", "--out", "{out}"]),
+}
+
+
+def _error_line(stderr: str) -> str:
+    """The one line that reports the mistake: the last, after any progress lines, and the
+    only one that starts with 'memegen:'."""
+    reports = [line for line in stderr.splitlines() if line.startswith("memegen:")]
+    assert reports == stderr.splitlines()[-1:], stderr
+    return reports[0]
+
+
+def _argv(template: list[str], files: dict[str, Path]) -> list[str]:
+    return ["train", *(part.format(**files) for part in template)]
+
+
+@pytest.mark.parametrize("command", STEPS)
+def test_a_value_error_that_is_no_user_mistake_keeps_its_traceback(
+    command: str, files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys
+):
+    step, template = STEPS[command]
+
+    def bug(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(step, bug)
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        main(_argv(template, files))
+    assert "memegen:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [
+    ["mirror", "{manifest}", "--val-data", "{data}", "--out", "{out}"],
+    ["gate", "{manifest}", "--val-data", "{data}", "--out", "{out}"],
+    ["quantize", "{manifest}", "--calibration-data", "{data}", "--out", "{out}"],
+    ["rebuild", "{manifest}", "net0", "--data", "{data}", "--out", "{out}"],
+    ["photo-models", "{manifest}", "{run}", "--photos", "expw:{run}"],
+], ids=lambda command: command[0])
+def test_a_manifest_that_is_not_json_is_one_line_naming_it(
+    command: list[str], files: dict[str, Path], capsys
+):
+    files["manifest"].write_text("not JSON")
+    assert main(_argv(command, files)) == 2
+    error = _error_line(capsys.readouterr().err)
+    assert error.startswith(f"memegen: {files['manifest']}: the model manifest is not valid JSON")
+    assert not files["out"].exists()
+
+
+def test_photo_models_refuse_photos_that_are_not_expw_style(files: dict[str, Path], capsys):
+    assert main(_argv(["photo-models", "{manifest}", "{run}", "--photos", "folders:{data}"],
+                      files)) == 2
+    assert _error_line(capsys.readouterr().err) == (
+        f"memegen: 'folders:{files['data']}': photo models need ExpW-style labelled photos"
+    )
+
+
+@pytest.fixture(scope="module")
+def float_ensemble(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_float_ensemble(tmp_path_factory.mktemp("float"))
+
+
+def _edited_copy(source: Path, folder: Path, edit: Callable[[dict], None]) -> Path:
+    """A copy of the ensemble in ``folder``, its manifest changed by ``edit``."""
+    shutil.copytree(source.parent, folder)
+    manifest = json.loads(source.read_text())
+    edit(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder / "manifest.json"
+
+
+def _resnet_first(manifest: dict) -> None:
+    manifest["models"][0]["architecture"]["family"] = "resnet"
+
+
+def _no_mirror_pass(manifest: dict) -> None:
+    for entry in manifest["models"]:
+        entry["input"]["mirror_averaged_in_graph"] = False
+
+
+def _one_model(manifest: dict) -> None:
+    del manifest["models"][1:]
+
+
+@pytest.mark.parametrize(("edit", "command", "message"), [
+    (_resnet_first, ["rebuild", "{manifest}", "net0", "--data", "{data}", "--out", "{out}"],
+     "only the vgg family is rebuilt: its layers map one to one"),
+    (_no_mirror_pass, ["mirror", "{manifest}", "--val-data", "{data}", "--out", "{out}"],
+     "net0: its graph has no mirror pass"),
+    (_one_model, ["gate", "{manifest}", "--val-data", "{data}", "--out", "{out}"],
+     "{manifest}: a gate needs at least two models"),
+], ids=["rebuild-resnet", "mirror-without-mirror-pass", "gate-one-model"])
+def test_an_ensemble_the_step_cannot_use_is_one_line_and_writes_nothing(
+    float_ensemble: Path, files: dict[str, Path], capsys,
+    edit: Callable[[dict], None], command: list[str], message: str,
+):
+    files["manifest"] = _edited_copy(float_ensemble, files["manifest"].parent / "edited", edit)
+    assert main(_argv(command, files)) == 2
+    assert _error_line(capsys.readouterr().err) == f"memegen: {message.format(**files)}"
+    assert not files["out"].exists()
