@@ -23,6 +23,11 @@ def astronaut_jpeg() -> bytes:
     return (DATA / "astronaut.jpg").read_bytes()
 
 
+def heic(name: str = "astronaut") -> bytes:
+    """A HEIC made from the astronaut by pillow-heif (tests/data/README.md says how)."""
+    return (DATA / f"{name}.heic").read_bytes()
+
+
 def _save(image: Image.Image, fmt: str, **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **options)
@@ -69,6 +74,24 @@ def exif_rotated_jpeg() -> bytes:
     return _save(image, "JPEG", exif=exif.tobytes())
 
 
+def avif() -> bytes:
+    return _save(_astronaut(), "AVIF", quality=50)
+
+
+def avif_branded_mif1() -> bytes:
+    """An AVIF whose major brand is the generic mif1, which pi-heif claims as well."""
+    data = avif()
+    return data[:8] + b"mif1" + data[12:]
+
+
+def exif_rotated_avif() -> bytes:
+    """Stored lying on her side; Pillow writes the EXIF orientation as irot and imir boxes."""
+    image = _astronaut().crop((64, 0, 448, 512)).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _save(image, "AVIF", quality=50, exif=exif.tobytes())
+
+
 def truncated_jpeg() -> bytes:
     data = astronaut_jpeg()
     return data[: len(data) // 2]
@@ -88,6 +111,37 @@ def truncated_png() -> bytes:
 def truncated_webp() -> bytes:
     data = _save(_astronaut(), "WEBP")
     return data[: len(data) // 2]
+
+
+def truncated_heic() -> bytes:
+    """Cut in its picture data: libheif finds out only when it decodes."""
+    data = heic()
+    return data[: len(data) // 2]
+
+
+def heic_cut_in_its_header() -> bytes:
+    """Cut inside the boxes that describe the picture: no reader can open it at all."""
+    return heic()[:200]
+
+
+def truncated_avif() -> bytes:
+    data = avif()
+    return data[: len(data) // 2]
+
+
+def heic_declaring_48_megapixels() -> bytes:
+    """The astronaut's HEIC with its ispe box saying 8000×6000: the 512×512 picture inside
+    would fail to decode, so it is refused as too large only if the check comes first."""
+    data = heic()
+    at = data.index(b"ispe") + 8  # after the box type, its version and its flags
+    return data[:at] + struct.pack(">II", 8000, 6000) + data[at + 8 :]
+
+
+def heif_coded_in_av1() -> bytes:
+    """An AVIF whose ftyp box says HEIC: pi-heif opens it, and has no AV1 decoder."""
+    data = avif()
+    end = struct.unpack(">I", data[:4])[0]
+    return data[:8] + data[8:end].replace(b"avif", b"heic") + data[end:]
 
 
 def thin_strip_png() -> bytes:
@@ -155,6 +209,11 @@ ODD_IMAGES: dict[str, Callable[[], bytes]] = {
     "float_tiff": float_tiff,
     "mpo_with_a_smaller_second_picture": mpo_with_a_smaller_second_picture,
     "tiff_with_a_smaller_second_page": tiff_with_a_smaller_second_page,
+    "heic": heic,
+    "heic_10_bit": lambda: heic("astronaut-10bit"),
+    "heic_with_alpha": lambda: heic("astronaut-alpha"),
+    "exif_rotated_heic": lambda: heic("astronaut-rotated"),
+    "avif": avif,
 }
 
 BAD_INPUTS: dict[str, tuple[Callable[[], bytes], int, str]] = {
@@ -164,8 +223,13 @@ BAD_INPUTS: dict[str, tuple[Callable[[], bytes], int, str]] = {
     "jpeg_cut_after_its_header": (jpeg_cut_after_its_header, 422, "corrupt_image"),
     "truncated_png": (truncated_png, 422, "corrupt_image"),
     "truncated_webp": (truncated_webp, 422, "corrupt_image"),
+    "truncated_heic": (truncated_heic, 422, "corrupt_image"),
+    "heic_cut_in_its_header": (heic_cut_in_its_header, 422, "corrupt_image"),
+    "truncated_avif": (truncated_avif, 422, "corrupt_image"),
+    "heif_coded_in_av1": (heif_coded_in_av1, 415, "unsupported_image"),
     "thin_strip": (thin_strip_png, 422, "image_too_small"),
     "tiny": (tiny_png, 422, "image_too_small"),
     "decompression_bomb": (decompression_bomb_png, 413, "image_too_large"),
     "too_many_pixels": (huge_dimensions_png, 413, "image_too_large"),
+    "heic_declaring_too_many_pixels": (heic_declaring_48_megapixels, 413, "image_too_large"),
 }

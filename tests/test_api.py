@@ -26,7 +26,7 @@ from memegen.render import STYLES
 from memegen.storage import ID_PATTERN
 from memegen.web.ratelimit import RateLimiter
 
-from sample_images import BAD_INPUTS, ODD_IMAGES, animated_gif, astronaut_jpeg
+from sample_images import BAD_INPUTS, ODD_IMAGES, animated_gif, astronaut_jpeg, heic
 
 PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
@@ -36,12 +36,16 @@ def post(
     path: str = "/api/v1/memes",
     data: bytes | None = None,
     filename: str = "photo.jpg",
+    part_type: str | None = None,
     **fields: str | list[str],
 ) -> TestResponse:
-    """POST ``data`` (default: the astronaut) as the ``image`` part, plus text fields
-    (a list sends its field once per item)."""
+    """POST ``data`` (default: the astronaut) as the ``image`` part, its Content-Type
+    ``part_type`` if given, plus text fields (a list sends its field once per item)."""
     image = astronaut_jpeg() if data is None else data
-    form: dict[str, Any] = {"image": (io.BytesIO(image), filename), **fields}
+    part = (io.BytesIO(image), filename) if part_type is None else (
+        io.BytesIO(image), filename, part_type
+    )
+    form: dict[str, Any] = {"image": part, **fields}
     return client.post(path, data=form, content_type="multipart/form-data")
 
 
@@ -286,6 +290,31 @@ def test_exif_rotation_is_applied(client: FlaskClient) -> None:
     body = post(client, data=ODD_IMAGES["exif_rotated_jpeg"]()).get_json()
     assert body["source"] == {"width": 512, "height": 512}
     assert body["faces"], "the face is found once she stands upright"
+
+
+@pytest.mark.parametrize("part_type", ["image/heic", "image/heif", "application/octet-stream"])
+def test_a_heic_from_a_phone_makes_the_meme_the_jpeg_makes(
+    client: FlaskClient, part_type: str
+) -> None:
+    """Browsers send a .heic file as image/heic or image/heif, or with no type they know."""
+    response = post(client, data=heic(), filename="IMG_0001.HEIC", part_type=part_type)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body = response.get_json()
+    from_jpeg = post(client).get_json()
+    assert body["source"] == from_jpeg["source"] == {"width": 512, "height": 512}
+    (face,) = body["faces"]
+    assert face["expression"] == "happy" and body["mood"] == "happy"
+    assert np.abs(np.subtract(face["box"], from_jpeg["faces"][0]["box"])).max() <= 8
+    assert open_image(client.get(body["image_url"]).data).size == (body["width"], body["height"])
+
+
+def test_a_rotated_heic_is_analyzed_upright(client: FlaskClient) -> None:
+    response = post(client, "/api/v1/analyze", data=heic("astronaut-rotated"),
+                    filename="IMG_0002.HEIC", part_type="image/heic")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert (body["width"], body["height"]) == (384, 512)
+    assert [face["expression"] for face in body["faces"]] == ["happy"], "found once upright"
 
 
 # ---- bad input ------------------------------------------------------------------------
@@ -586,6 +615,8 @@ def test_page_and_its_assets_come_from_this_server(client: FlaskClient) -> None:
     for testid in (*testids, "style-picker", *(f"style-{style}" for style in STYLES)):
         assert f'data-testid="{testid}"' in html
     assert 'capture="user"' in html and 'accept="image/*"' in html
+    # A file chooser may not count .heic as an image/* file where the system has no HEIF codec.
+    assert 'accept="image/*,.heic,.heif"' in html
     assert 'role="alert"' in html
     for url in re.findall(r'(?:src|href)="([^"]*)"', html):
         assert url.startswith(("/", "#", "data:")), f"external asset {url}"

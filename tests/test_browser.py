@@ -28,6 +28,7 @@ import memegen
 from sample_images import (
     DATA,
     animated_gif,
+    heic,
     jpeg_cut_after_its_header,
     not_an_image,
     still_gif,
@@ -344,6 +345,26 @@ def test_bad_file_shows_a_friendly_error(server: str, browser: Browser) -> None:
     # The page still works after the error.
     upload_astronaut(page)
     expect(alert).to_be_empty()
+
+
+def test_a_heic_the_browser_cannot_preview_still_becomes_a_meme(
+    server: str, browser: Browser
+) -> None:
+    """Chromium cannot show a HEIC: the page hides its preview, sends it, shows the meme."""
+    page, problems = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    page.get_by_test_id("file-input").set_input_files(
+        {"name": "IMG_0001.HEIC", "mimeType": "image/heic", "buffer": heic()}
+    )
+    meme = page.get_by_test_id("meme-image")
+    expect(meme).to_have_attribute("src", re.compile(r"/api/v1/memes/"), timeout=MEME_TIMEOUT_MS)
+    expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
+    expect(page.get_by_test_id("face-expression").first).to_have_text("happy")
+    expect(page.get_by_test_id("dropzone")).to_contain_text("IMG_0001.HEIC")
+    assert meme.evaluate("image => image.naturalWidth") > 0
+    thumb = page.locator("#thumb")
+    assert thumb.evaluate("image => image.hidden || image.naturalWidth > 0"), "no broken icon"
+    expect(page.get_by_role("alert")).to_be_empty()
+    assert not problems, problems
 
 
 def test_a_photo_the_server_refuses_keeps_the_meme_made_before_it(

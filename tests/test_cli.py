@@ -13,7 +13,7 @@ from PIL import Image
 from memegen import LABELS, cli
 from memegen.render import STYLES
 
-from sample_images import BAD_INPUTS, animated_gif, astronaut_jpeg
+from sample_images import BAD_INPUTS, animated_gif, astronaut_jpeg, avif, heic
 
 
 def memegen(*args, cwd=None):
@@ -48,6 +48,17 @@ def test_analyze_prints_one_json_line_per_image_in_walked_folders(photos):
     assert set(face) == {"box", "score", "expression", "scores"}
     assert len(face["box"]) == 4 and set(face["scores"]) == set(LABELS)
     assert face["expression"] == "happy"
+
+
+def test_analyze_walks_into_the_heic_and_avif_files_of_a_folder(tmp_path):
+    """Phones name them IMG_0001.HEIC; a Mac keeps them as .heic files."""
+    (tmp_path / "IMG_0001.HEIC").write_bytes(heic())
+    (tmp_path / "photo.avif").write_bytes(avif())
+    result = memegen("analyze", tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(record["path"]).name for record in records] == ["IMG_0001.HEIC", "photo.avif"]
+    assert [record["faces"][0]["expression"] for record in records] == ["happy", "happy"]
 
 
 def test_analyze_keeps_progress_off_stdout(photos):

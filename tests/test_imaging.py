@@ -13,7 +13,25 @@ from memegen.imaging import (
     too_many_pixels,
 )
 
-from sample_images import BAD_INPUTS, ODD_IMAGES, astronaut_jpeg
+from sample_images import (
+    BAD_INPUTS,
+    ODD_IMAGES,
+    astronaut_jpeg,
+    avif,
+    avif_branded_mif1,
+    exif_rotated_avif,
+    heic,
+    heic_declaring_48_megapixels,
+    heif_coded_in_av1,
+)
+
+
+def mean_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(int) - b.astype(int)).mean())
+
+
+def astronaut_pixels(size: int = 512) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(astronaut_jpeg())).convert("RGB").resize((size, size)))
 
 
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
@@ -46,6 +64,70 @@ def test_exif_orientation_is_applied():
     assert (rotated.width, rotated.height) == (upright.width, upright.height)
     difference = np.abs(rotated.pixels.astype(int) - upright.pixels.astype(int)).mean()
     assert difference < 8
+
+
+def test_heic_is_read_at_its_size_with_the_pixels_of_its_source():
+    photo = load_photo(heic())
+    assert (photo.format, photo.width, photo.height) == ("HEIF", 512, 512)
+    assert mean_difference(photo.pixels, astronaut_pixels()) < 6
+
+
+def test_rotated_heic_comes_out_upright_turned_exactly_once():
+    """Stored lying on her side with an irot box and EXIF orientation 6, as an iPhone
+    writes a portrait: libheif turns it, and nothing may turn it again."""
+    photo = load_photo(heic("astronaut-rotated"))
+    assert (photo.width, photo.height) == (384, 512)
+    assert photo.pixels.shape == (512, 384, 3)
+    upright = astronaut_pixels()[:, 64:448]
+    assert mean_difference(photo.pixels, upright) < 6
+    assert mean_difference(photo.pixels[::-1, ::-1], upright) > 50, "not upside down"
+
+
+def test_ten_bit_heic_keeps_its_tones():
+    photo = load_photo(heic("astronaut-10bit"))
+    assert photo.pixels.dtype == np.uint8
+    assert mean_difference(photo.pixels, astronaut_pixels(256)) < 8
+
+
+def test_transparent_half_of_a_heic_becomes_white():
+    photo = load_photo(heic("astronaut-alpha"))
+    assert photo.pixels[:, :128].min() == 255
+    assert mean_difference(photo.pixels[:, 128:], astronaut_pixels(256)[:, 128:]) < 8
+
+
+def test_avif_is_read_and_its_rotation_applied_once():
+    photo = load_photo(avif())
+    assert (photo.format, photo.width, photo.height) == ("AVIF", 512, 512)
+    assert mean_difference(photo.pixels, astronaut_pixels()) < 6
+    rotated = load_photo(exif_rotated_avif())
+    assert (rotated.width, rotated.height) == (384, 512)
+    assert mean_difference(rotated.pixels, astronaut_pixels()[:, 64:448]) < 6
+
+
+def test_avif_of_the_generic_mif1_brand_goes_to_pillow_not_to_pi_heif():
+    assert load_photo(avif_branded_mif1()).format == "AVIF"
+
+
+def test_heic_pixel_limit_is_checked_on_the_declared_size_before_decoding():
+    with pytest.raises(ImageError) as raised:
+        load_photo(heic_declaring_48_megapixels())
+    assert raised.value.status == 413
+    assert str(raised.value) == (
+        "The image is 8000×6000 (48 megapixels); the limit is 40 megapixels."
+    )
+
+
+def test_heif_in_a_coding_pi_heif_cannot_decode_is_refused_by_name():
+    with pytest.raises(ImageError) as raised:
+        load_photo(heif_coded_in_av1())
+    assert raised.value.status == 415
+    assert "HEIF" in raised.value.message
+
+
+def test_the_refusal_of_a_foreign_file_names_heic_and_avif():
+    with pytest.raises(ImageError) as raised:
+        load_photo(b"%PDF-1.4\n" * 50)
+    assert "HEIC" in raised.value.message and "AVIF" in raised.value.message
 
 
 def test_transparent_pixels_become_white():

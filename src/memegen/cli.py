@@ -16,7 +16,9 @@ from pathlib import Path
 from memegen import __version__
 from memegen.errors import UserError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {
+    ".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"
+}
 OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp", ".gif": "gif"}
 # Spelled out rather than read from memegen.render, so that --help and --version do not
 # pay for importing the imaging stack; tests/test_cli.py keeps it in step with render.STYLES.

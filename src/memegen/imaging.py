@@ -18,6 +18,7 @@ from itertools import pairwise
 
 import cv2
 import numpy as np
+import pi_heif
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
@@ -40,6 +41,26 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 _DAMAGED = "The image is damaged or cut short; try saving it again."
 _ROTATING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
+_FORMATS_WE_READ = "JPEG, HEIC, PNG, GIF, WebP, AVIF, BMP or TIFF"
+#: Major brands of the ISO base media files that pi-heif (HEIC) or Pillow (AVIF) would read.
+#: A file that starts with one of them but that neither could open is cut short in its
+#: header, not a kind of file we do not read.
+_HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1",
+     b"avif", b"avis"}
+)
+_UNDECODABLE_HEIF = (
+    "This HEIF file holds its picture in a coding we cannot decode (HEIC from a phone or "
+    "a camera is fine); save it as JPEG or PNG and send that."
+)
+
+# Pillow's own plugins (AVIF among them) are registered first, so that they are asked
+# first: pi-heif claims every file whose major brand is mif1, an AVIF too, but it
+# decodes HEVC only and would fail on the AV1 picture that Pillow reads.
+Image.init()
+# Only the main picture is read: thumbnails, depth maps and other auxiliary images
+# would cost time at open for nothing.
+pi_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 
 class ImageError(Exception):
@@ -133,8 +154,10 @@ def load_photo(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as error:
+        if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+            raise CorruptImage(_DAMAGED) from error
         raise UnsupportedImage(
-            "This is not an image we can read; send a JPEG, PNG, GIF, WebP, BMP or TIFF."
+            f"This is not an image we can read; send a {_FORMATS_WE_READ}."
         ) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageTooLarge("The image has far too many pixels.") from error
@@ -157,7 +180,9 @@ def load_photo(
         image_format = image.format or "unknown"
         animation = None
         try:
-            # Reading EXIF decodes a whole PNG, so it may meet the damage too.
+            # Reading EXIF decodes a whole PNG, so it may meet the damage too. A HEIC comes
+            # out of libheif already turned by its irot and imir boxes, and pi-heif sets its
+            # EXIF orientation to 1 so that it is not turned a second time here.
             orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
             _reduce_while_decoding(image, max_side)
             image.load()
@@ -168,6 +193,12 @@ def load_photo(
                 animation = _read_frames(image, max_frames, frame_max_side)
         except _DECODE_ERRORS as error:
             raise CorruptImage(_DAMAGED) from error
+        except RuntimeError as error:
+            # pi-heif's word for a HEIF whose picture libheif has no decoder for (AV1 or
+            # JPEG inside a HEIF container, say) or would need too much memory for.
+            if image_format != "HEIF":
+                raise
+            raise UnsupportedImage(_UNDECODABLE_HEIF) from error
         if orientation in _ROTATING_ORIENTATIONS:
             width, height = height, width
 

@@ -201,8 +201,8 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "image": {
                     "type": "string",
                     "contentMediaType": "application/octet-stream",
-                    "description": f"The photo: JPEG, PNG, GIF, WebP, BMP or TIFF, at most "
-                    f"{settings.max_upload_bytes} bytes and {settings.max_pixels} pixels.",
+                    "description": "The photo: JPEG, HEIC, PNG, GIF, WebP, AVIF, BMP or TIFF, "
+                    f"at most {settings.max_upload_bytes} bytes and {settings.max_pixels} pixels.",
                 },
                 "top": {
                     "type": "string",
