@@ -6,6 +6,7 @@ with, so the API tests and the CLI tests check the same list.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -176,7 +177,11 @@ def tiny_png() -> bytes:
 
 def decompression_bomb_png() -> bytes:
     """A valid 10000×10000 PNG of zeros: about 100 KB on the wire, 100 MP decoded."""
-    width = height = 10000
+    return black_png(10000, 10000)
+
+
+def black_png(width: int, height: int) -> bytes:
+    """A grey PNG of zeros, compressed row by row: small and quick to make at any size."""
     row = b"\x00" + b"\x00" * width
     compressor = zlib.compressobj(9)
     body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
@@ -188,6 +193,30 @@ def decompression_bomb_png() -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     signature = b"\x89PNG\r\n\x1a\n"
     return signature + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def flat_jpeg(width: int, height: int, **options) -> bytes:
+    """One colour: quick to encode and decode at any size, with the structure of a photo."""
+    return _save(Image.new("RGB", (width, height), (120, 90, 60)), "JPEG", quality=90, **options)
+
+
+@functools.cache
+def fifty_megapixel_phone_jpeg() -> bytes:
+    """8160×6120, a 50 MP phone mode, as a baseline JPEG (flat: 0.8 MB, not 13-24 MB)."""
+    return flat_jpeg(8160, 6120)
+
+
+def jpeg_components_in_turn() -> bytes:
+    """A sequential 512×384 JPEG whose colour components come in three separate scans."""
+    return (DATA / "flat-components-in-turn.jpg").read_bytes()
+
+
+def jpeg_declaring_ninety_megapixels() -> bytes:
+    """The astronaut's JPEG with its frame header saying 10944×8192: over Pillow's
+    decompression-bomb limit of 89.5 MP, which holds for JPEGs read at reduced scale too."""
+    data = astronaut_jpeg()
+    at = data.index(b"\xff\xc0") + 5  # after the marker, the length and the sample precision
+    return data[:at] + struct.pack(">HH", 8192, 10944) + data[at + 4 :]
 
 
 def huge_dimensions_png() -> bytes:
@@ -232,4 +261,5 @@ BAD_INPUTS: dict[str, tuple[Callable[[], bytes], int, str]] = {
     "decompression_bomb": (decompression_bomb_png, 413, "image_too_large"),
     "too_many_pixels": (huge_dimensions_png, 413, "image_too_large"),
     "heic_declaring_too_many_pixels": (heic_declaring_48_megapixels, 413, "image_too_large"),
+    "jpeg_declaring_too_many_pixels": (jpeg_declaring_ninety_megapixels, 413, "image_too_large"),
 }

@@ -26,7 +26,15 @@ from memegen.render import STYLES
 from memegen.storage import ID_PATTERN
 from memegen.web.ratelimit import RateLimiter
 
-from sample_images import BAD_INPUTS, ODD_IMAGES, animated_gif, astronaut_jpeg, heic
+from sample_images import (
+    BAD_INPUTS,
+    ODD_IMAGES,
+    animated_gif,
+    astronaut_jpeg,
+    black_png,
+    fifty_megapixel_phone_jpeg,
+    heic,
+)
 
 PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
@@ -317,6 +325,19 @@ def test_a_rotated_heic_is_analyzed_upright(client: FlaskClient) -> None:
     assert [face["expression"] for face in body["faces"]] == ["happy"], "found once upright"
 
 
+def test_a_fifty_megapixel_phone_jpeg_is_let_in_and_a_png_that_big_is_not(
+    client: FlaskClient,
+) -> None:
+    response = post(client, data=fifty_megapixel_phone_jpeg(), filename="PXL_0001.jpg")
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.get_json()["source"] == {"width": 8160, "height": 6120}
+    refused = post(client, data=black_png(8160, 6120), filename="scan.png")
+    assert_error(refused, 413, "image_too_large")
+    assert refused.get_json()["error"]["message"] == (
+        "The image is 8160×6120 (49.9 megapixels); the limit is 40 megapixels."
+    )
+
+
 # ---- bad input ------------------------------------------------------------------------
 
 
@@ -414,14 +435,14 @@ def test_a_form_refused_for_a_big_text_field_or_many_parts_says_so(
     client: FlaskClient, storage_dir: Path
 ) -> None:
     """Werkzeug refuses a text field over its form memory limit, or over 1,000 parts, with a
-    413 of its own: the message must name that, not the 15 MB limit the body is far under."""
+    413 of its own: the message must name that, not the 25 MB limit the body is far under."""
     for response in (
         post(client, top="a" * 600_000),
         post(client, "/api/v1/analyze", x=["1"] * 1_500),
     ):
         assert_error(response, 413, "upload_too_large")
         message = response.get_json()["error"]["message"]
-        assert "15 MB" not in message
+        assert "25 MB" not in message
         assert "text field" in message and "1,000 parts" in message
     assert stored_files(storage_dir) == []
     assert post(client).status_code == 201

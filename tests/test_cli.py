@@ -393,7 +393,7 @@ def test_make_names_the_setting_that_lifts_the_upload_limit(tmp_path):
     with big.open("wb") as handle:
         handle.truncate(27_900_000)  # 26.6 MB, sparse: refused before anything reads it
     result = memegen("make", big, "-o", tmp_path / "out.jpg")
-    assert_refused(result, "The file is 26.6 MB; the limit is 15 MB (set MEMEGEN_MAX_UPLOAD_BYTES")
+    assert_refused(result, "The file is 26.6 MB; the limit is 25 MB (set MEMEGEN_MAX_UPLOAD_BYTES")
 
 
 @pytest.mark.parametrize(("variable", "value", "other"), [

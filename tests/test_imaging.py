@@ -19,10 +19,15 @@ from sample_images import (
     astronaut_jpeg,
     avif,
     avif_branded_mif1,
+    black_png,
     exif_rotated_avif,
+    fifty_megapixel_phone_jpeg,
+    flat_jpeg,
     heic,
     heic_declaring_48_megapixels,
     heif_coded_in_av1,
+    jpeg_components_in_turn,
+    jpeg_declaring_ninety_megapixels,
 )
 
 
@@ -168,6 +173,66 @@ def test_further_pictures_of_a_still_format_are_not_an_animation(name):
     photo = load_photo(ODD_IMAGES[name](), max_frames=10)
     assert photo.animation is None
     assert photo.pixels.shape == (512, 512, 3), "the first picture is the photo"
+
+
+def test_fifty_megapixel_phone_jpeg_is_let_in_and_read_at_a_quarter_of_its_size():
+    """Over the 40 MP limit as declared, but libjpeg reads it a row of blocks at a time
+    straight to 2040×1530: the limit counts those pixels."""
+    photo = load_photo(fifty_megapixel_phone_jpeg())
+    assert (photo.width, photo.height) == (8160, 6120)
+    assert photo.pixels.shape == (1530, 2040, 3)
+
+
+def test_fifty_megapixel_png_is_still_refused_naming_the_limit():
+    with pytest.raises(ImageError) as raised:
+        load_photo(black_png(8160, 6120))
+    assert raised.value.status == 413
+    assert str(raised.value) == (
+        "The image is 8160×6120 (49.9 megapixels); the limit is 40 megapixels."
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: flat_jpeg(512, 384, progressive=True), jpeg_components_in_turn],
+    ids=["progressive", "components_in_turn"],
+)
+def test_a_jpeg_that_libjpeg_holds_whole_is_limited_by_its_declared_size(make):
+    """Both make libjpeg keep the whole picture's coefficients, however small the output."""
+    limits = {"max_side": 64, "max_pixels": 100_000}
+    assert load_photo(flat_jpeg(512, 384), **limits).pixels.shape == (48, 64, 3), "read at 1/8"
+    with pytest.raises(ImageError) as raised:
+        load_photo(make(), **limits)
+    assert str(raised.value) == (
+        "The image is 512×384 (0.2 megapixels); the limit is 0.1 megapixels."
+    )
+
+
+def test_a_jpeg_padded_with_empty_segments_is_counted_whole_not_walked_to_its_end():
+    limits = {"max_side": 64, "max_pixels": 100_000}
+    data = flat_jpeg(512, 384)
+    comment = b"\xff\xfe\x00\x02"  # an empty comment segment, put before the frame
+    assert load_photo(data[:2] + comment * 900 + data[2:], **limits).width == 512
+    with pytest.raises(ImageError) as raised:
+        load_photo(data[:2] + comment * 1000 + data[2:], **limits)
+    assert raised.value.status == 413
+
+
+def test_a_jpeg_over_the_limit_even_read_at_reduced_scale_says_so():
+    with pytest.raises(ImageError) as raised:
+        load_photo(flat_jpeg(4000, 3000), max_pixels=1_000_000)
+    assert raised.value.status == 413
+    assert str(raised.value) == (
+        "The image is 4000×3000; even read at reduced scale it is 2000×1500 (3 megapixels), "
+        "and the limit is 1 megapixels."
+    )
+
+
+def test_a_jpeg_over_pillows_bomb_limit_is_refused_though_it_would_be_read_small():
+    with pytest.raises(ImageError) as raised:
+        load_photo(jpeg_declaring_ninety_megapixels(), max_pixels=10**9)
+    assert raised.value.status == 413
+    assert str(raised.value) == "The image has far too many pixels: more than 89.5 megapixels."
 
 
 def test_size_refusal_shows_sizes_that_differ_even_just_over_the_limit():

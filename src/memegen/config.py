@@ -45,7 +45,7 @@ def _default_storage_dir() -> Path:
 class Settings:
     """Every knob of the app; ``MEMEGEN_<FIELD NAME IN UPPER CASE>`` sets each one."""
 
-    max_upload_bytes: int = 15 * 1024 * 1024
+    max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000
     decode_max_side: int = 2048
     output_max_side: int = 1600

@@ -4,7 +4,10 @@ Everything a stranger can upload passes through ``load_photo`` first, so this is
 where bad input is stopped with a clear, typed error. Big JPEGs are decoded at
 a reduced DCT scale straight away: no later stage needs more than
 ``decode_max_side`` pixels, and a full 12 MP decode would cost more than the
-rest of the pipeline together.
+rest of the pipeline together. The pixel limit is there to bound memory, so it
+counts what decoding holds: for a JPEG that libjpeg reads a row of blocks at a
+time (as phones write them) the reduced picture, which lets a 50 MP phone photo
+in; for every other picture the whole of it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 #: Pillow's own words ("Truncated File Read") would mean nothing to the person who sent it.
 _DAMAGED = "The image is damaged or cut short; try saving it again."
 _ROTATING_ORIENTATIONS = {5, 6, 7, 8}
+#: JPEG markers: baseline and extended sequential Huffman frames, and the start of a scan.
+_SEQUENTIAL_FRAMES = frozenset({0xC0, 0xC1})
+_START_OF_SCAN = 0xDA
+#: Markers read before the first scan, at most: cameras write a few dozen. A file padded
+#: with millions of empty segments is counted whole rather than walked in Python to the end.
+_MAX_HEADER_MARKERS = 1000
 _EXIF_ORIENTATION = 0x0112
 _FORMATS_WE_READ = "JPEG, HEIC, PNG, GIF, WebP, AVIF, BMP or TIFF"
 #: Major brands of the ISO base media files that pi-heif (HEIC) or Pillow (AVIF) would read.
@@ -132,7 +141,7 @@ class Photo:
 def load_photo(
     data: bytes,
     *,
-    max_bytes: int = 15 * 1024 * 1024,
+    max_bytes: int = 25 * 1024 * 1024,
     max_pixels: int = 40_000_000,
     max_side: int = 2048,
     min_side: int = 16,
@@ -140,6 +149,10 @@ def load_photo(
     frame_max_side: int = 480,
 ) -> Photo:
     """Decode an upload, or raise the ``ImageError`` that explains what is wrong with it.
+
+    ``max_pixels`` applies to the pixels decoding holds at once (see the module's
+    docstring); Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, about
+    89.5 MP) applies to every picture's declared size.
 
     With ``max_frames`` above zero an animated upload also gives its frames, at
     most ``frame_max_side`` px: an animated meme is drawn on every frame, so its
@@ -160,14 +173,19 @@ def load_photo(
             f"This is not an image we can read; send a {_FORMATS_WE_READ}."
         ) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageTooLarge("The image has far too many pixels.") from error
+        raise ImageTooLarge(
+            "The image has far too many pixels: more than "
+            f"{describe_pixels(Image.MAX_IMAGE_PIXELS)}."
+        ) from error
     except _DECODE_ERRORS as error:
         raise CorruptImage(_DAMAGED) from error
 
     with image:
         width, height = image.size
-        if width * height > max_pixels:
-            raise ImageTooLarge(too_many_pixels(width, height, max_pixels))
+        _reduce_while_decoding(image, max_side)
+        held = image.size if _decoded_row_by_row(image, data) else (width, height)
+        if held[0] * held[1] > max_pixels:
+            raise ImageTooLarge(too_many_pixels(width, height, max_pixels, decoded=held))
         if min(width, height) < min_side:
             raise ImageTooSmall(
                 f"The image is {width}×{height}; each side must be at least {min_side} pixels."
@@ -184,7 +202,6 @@ def load_photo(
             # out of libheif already turned by its irot and imir boxes, and pi-heif sets its
             # EXIF orientation to 1 so that it is not turned a second time here.
             orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-            _reduce_while_decoding(image, max_side)
             image.load()
             # exif_transpose copies the picture even when it is upright: skip it then.
             upright = image if orientation == 1 else ImageOps.exif_transpose(image)
@@ -232,10 +249,19 @@ def over_limit(size: int, limit: int) -> str:
     return f"The file is {shown}; the limit is {allowed}."
 
 
-def too_many_pixels(width: int, height: int, limit: int) -> str:
-    """Why a ``width``×``height`` picture is refused."""
-    shown, allowed = _unlike(width * height, limit, describe_pixels, "pixels")
-    return f"The image is {width}×{height} ({shown}); the limit is {allowed}."
+def too_many_pixels(
+    width: int, height: int, limit: int, decoded: tuple[int, int] | None = None
+) -> str:
+    """Why a ``width``×``height`` picture is refused; ``decoded`` is the size it would be
+    read at, when the limit was held against that smaller size and still met."""
+    if decoded is None or decoded == (width, height):
+        shown, allowed = _unlike(width * height, limit, describe_pixels, "pixels")
+        return f"The image is {width}×{height} ({shown}); the limit is {allowed}."
+    shown, allowed = _unlike(decoded[0] * decoded[1], limit, describe_pixels, "pixels")
+    return (
+        f"The image is {width}×{height}; even read at reduced scale it is "
+        f"{decoded[0]}×{decoded[1]} ({shown}), and the limit is {allowed}."
+    )
 
 
 def _read_frames(image: Image.Image, max_frames: int, max_side: int) -> Animation | None:
@@ -277,6 +303,36 @@ def _reduce_while_decoding(image: Image.Image, max_side: int) -> None:
         return
     ratio = 0.75 * max_side / long_side
     image.draft(image.mode, (math.ceil(image.width * ratio), math.ceil(image.height * ratio)))
+
+
+def _decoded_row_by_row(image: Image.Image, data: bytes) -> bool:
+    """Whether libjpeg decodes ``image`` one row of 8×8 blocks at a time, so that its memory
+    follows the reduced size it is decoded to rather than the size the file declares.
+
+    So it does for a sequential JPEG (SOF0 or SOF1) whose first scan holds every colour
+    component, as cameras and phones write them. A progressive JPEG, or one whose
+    components come in separate scans, makes libjpeg keep the DCT coefficients of the
+    whole picture until its last scan: 2 bytes a sample at full size, however small the
+    output (measured: 155 MB for a progressive 50 MP JPEG, 277 MB for a flat 89 MP one of
+    1.3 MB with its components in turn, against 30 and 53 MB read row by row).
+    """
+    if image.format not in ("JPEG", "MPO"):
+        return False
+    components = None
+    at = 2  # after SOI
+    for _ in range(_MAX_HEADER_MARKERS):
+        if at + 4 > len(data) or data[at] != 0xFF:
+            return False
+        marker = data[at + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            at += 1
+            continue
+        if marker in _SEQUENTIAL_FRAMES:
+            components = data[at + 9 : at + 10]
+        elif marker == _START_OF_SCAN:
+            return components is not None and data[at + 4 : at + 5] == components
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return False
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:

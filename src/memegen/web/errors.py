@@ -92,7 +92,7 @@ def register_error_handlers(app: Flask) -> None:
 def _too_large_message() -> str:
     """Why Werkzeug refused the body: too many bytes in all, or, for a body within that
     limit, a text field over Flask's form memory limit or too many parts (telling that
-    sender the whole upload is over 15 MB would be false)."""
+    sender the whole upload is over the upload limit would be false)."""
     config = current_app.config
     length = request.content_length
     if length is not None and length <= config["MAX_CONTENT_LENGTH"]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from PIL import Image
+
 from memegen import LABELS, __version__
 from memegen.captions import MOODS
 from memegen.config import Settings
@@ -202,7 +204,9 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "type": "string",
                     "contentMediaType": "application/octet-stream",
                     "description": "The photo: JPEG, HEIC, PNG, GIF, WebP, AVIF, BMP or TIFF, "
-                    f"at most {settings.max_upload_bytes} bytes and {settings.max_pixels} pixels.",
+                    f"at most {settings.max_upload_bytes} bytes and {settings.max_pixels} pixels "
+                    "(a baseline JPEG's pixels as it is decoded, at reduced scale); any "
+                    f"picture's declared size at most {Image.MAX_IMAGE_PIXELS:,} pixels.",
                 },
                 "top": {
                     "type": "string",
