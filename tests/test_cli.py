@@ -13,7 +13,14 @@ from PIL import Image
 from memegen import LABELS, cli
 from memegen.render import STYLES
 
-from sample_images import BAD_INPUTS, animated_gif, astronaut_jpeg, avif, heic
+from sample_images import (
+    BAD_INPUTS,
+    animated_gif,
+    astronaut_jpeg,
+    avif,
+    heic,
+    jpeg_declaring_ninety_megapixels,
+)
 
 
 def memegen(*args, cwd=None):
@@ -394,6 +401,13 @@ def test_make_names_the_setting_that_lifts_the_upload_limit(tmp_path):
         handle.truncate(27_900_000)  # 26.6 MB, sparse: refused before anything reads it
     result = memegen("make", big, "-o", tmp_path / "out.jpg")
     assert_refused(result, "The file is 26.6 MB; the limit is 25 MB (set MEMEGEN_MAX_UPLOAD_BYTES")
+
+
+def test_make_names_no_setting_for_a_picture_over_pillows_own_limit(tmp_path):
+    (tmp_path / "bomb.jpg").write_bytes(jpeg_declaring_ninety_megapixels())
+    result = memegen("make", tmp_path / "bomb.jpg", "-o", tmp_path / "out.jpg")
+    assert_refused(result, "The image has far too many pixels: more than 89.5 megapixels.")
+    assert "MEMEGEN_" not in result.stderr and "Warning" not in result.stderr
 
 
 @pytest.mark.parametrize(("variable", "value", "other"), [

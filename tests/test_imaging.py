@@ -1,4 +1,6 @@
+import contextlib
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -233,6 +235,28 @@ def test_a_jpeg_over_pillows_bomb_limit_is_refused_though_it_would_be_read_small
         load_photo(jpeg_declaring_ninety_megapixels(), max_pixels=10**9)
     assert raised.value.status == 413
     assert str(raised.value) == "The image has far too many pixels: more than 89.5 megapixels."
+
+
+def test_pillows_bomb_limit_holds_while_other_threads_load_pictures(monkeypatch):
+    # Between Pillow's limit and twice it Pillow only warns, and a server thread leaving
+    # a ``catch_warnings`` block once reset the filters of another mid-open: a few of
+    # these 8,000 loads got through. A small limit keeps each load quick.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)
+    buffer = io.BytesIO()
+    Image.new("RGB", (1200, 1000), "white").save(buffer, "JPEG")
+    data, accepted = buffer.getvalue(), []
+
+    def load_many() -> None:
+        for _ in range(1000):
+            with contextlib.suppress(ImageError):
+                accepted.append(load_photo(data))
+
+    threads = [threading.Thread(target=load_many) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not accepted
 
 
 def test_size_refusal_shows_sizes_that_differ_even_just_over_the_limit():

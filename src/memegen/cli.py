@@ -264,12 +264,12 @@ def _read_photo(path: Path, max_bytes: int) -> bytes:
 
 
 def _describe(error: Exception) -> str:
-    from memegen.imaging import ImageError, ImageTooLarge
+    from memegen.imaging import DecompressionBomb, ImageError, ImageTooLarge
 
-    if isinstance(error, ImageTooLarge) and error.__cause__ is None:
+    if isinstance(error, ImageTooLarge) and not isinstance(error, DecompressionBomb):
         # The files reaching load_photo are within the byte limit (_read_photo), so this is
-        # its pixel count; a picture that Pillow itself refuses as a decompression bomb
-        # (raised from Pillow's error) is over a limit no setting lifts.
+        # its pixel count; a picture that Pillow itself refuses as a decompression bomb is
+        # over a limit no setting lifts.
         hint = "(set MEMEGEN_MAX_PIXELS to allow larger pictures)"
         return f"{error.message.removesuffix('.')} {hint}."
     if isinstance(error, ImageError):

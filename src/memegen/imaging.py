@@ -63,6 +63,9 @@ _UNDECODABLE_HEIF = (
     "a camera is fine); save it as JPEG or PNG and send that."
 )
 
+# load_photo holds Pillow's decompression-bomb limit itself (see there), so the warning
+# Pillow gives on the way would only be noise on the command line and in server logs.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning, module=r"PIL\.Image")
 # Pillow's own plugins (AVIF among them) are registered first, so that they are asked
 # first: pi-heif claims every file whose major brand is mif1, an AVIF too, but it
 # decodes HEVC only and would fail on the AV1 picture that Pillow reads.
@@ -101,6 +104,11 @@ class ImageTooSmall(ImageError):
 
 class ImageTooLarge(ImageError):
     code, status = "image_too_large", 413
+
+
+class DecompressionBomb(ImageTooLarge):
+    """More pixels than Pillow opens at all (``Image.MAX_IMAGE_PIXELS``), a limit that no
+    setting of ours lifts."""
 
 
 @dataclass(frozen=True)
@@ -163,9 +171,7 @@ def load_photo(
     if len(data) > max_bytes:
         raise ImageTooLarge(over_limit(len(data), max_bytes))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as error:
         if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
             raise CorruptImage(_DAMAGED) from error
@@ -173,15 +179,18 @@ def load_photo(
             f"This is not an image we can read; send a {_FORMATS_WE_READ}."
         ) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageTooLarge(
-            "The image has far too many pixels: more than "
-            f"{describe_pixels(Image.MAX_IMAGE_PIXELS)}."
-        ) from error
+        raise _over_pillows_limit() from error
     except _DECODE_ERRORS as error:
         raise CorruptImage(_DAMAGED) from error
 
     with image:
         width, height = image.size
+        # Pillow only warns from its limit up to twice it. Turning that warning into an
+        # error with ``warnings`` would change the whole process's filters, which the
+        # server's other threads share: one leaving its ``catch_warnings`` let another's
+        # bomb through. So the limit is held here, whatever the filters say.
+        if width * height > Image.MAX_IMAGE_PIXELS:
+            raise _over_pillows_limit()
         _reduce_while_decoding(image, max_side)
         held = image.size if _decoded_row_by_row(image, data) else (width, height)
         if held[0] * held[1] > max_pixels:
@@ -247,6 +256,12 @@ def over_limit(size: int, limit: int) -> str:
     """Why a file of ``size`` bytes is refused."""
     shown, allowed = _unlike(size, limit, describe_size, "bytes")
     return f"The file is {shown}; the limit is {allowed}."
+
+
+def _over_pillows_limit() -> DecompressionBomb:
+    return DecompressionBomb(
+        f"The image has far too many pixels: more than {describe_pixels(Image.MAX_IMAGE_PIXELS)}."
+    )
 
 
 def too_many_pixels(
