@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     make = commands.add_parser("make", help="turn one photo into a meme")
-    make.add_argument("image", type=Path)
+    make.add_argument("image", type=Path,
+                      help="the photo: JPEG, HEIC, PNG, WebP, AVIF, GIF, BMP or TIFF")
     make.add_argument("-o", "--output", type=Path,
                       help="output file; .jpg, .png, .webp or .gif (default IMAGE-meme.jpg);"
                            " an animated IMAGE stays animated as .gif or .webp")
