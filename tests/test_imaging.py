@@ -9,6 +9,7 @@ from PIL import Image
 from memegen.imaging import (
     FORMATS,
     ImageError,
+    describe_pixels,
     encode,
     load_photo,
     over_limit,
@@ -226,7 +227,7 @@ def test_a_jpeg_over_the_limit_even_read_at_reduced_scale_says_so():
     assert raised.value.status == 413
     assert str(raised.value) == (
         "The image is 4000×3000; even read at reduced scale it is 2000×1500 (3 megapixels), "
-        "and the limit is 1 megapixels."
+        "and the limit is 1 megapixel."
     )
 
 
@@ -264,6 +265,12 @@ def test_size_refusal_shows_sizes_that_differ_even_just_over_the_limit():
         "The file is 15,758,640 bytes; the limit is 15,728,640 bytes."
     )
     assert over_limit(40 * 2**20, 15 * 2**20) == "The file is 40 MB; the limit is 15 MB."
+
+
+def test_megapixels_read_as_people_say_them():
+    assert [describe_pixels(count) for count in (300_000, 1_000_000, 1_400_000, 12_000_000)] == [
+        "0.3 megapixels", "1 megapixel", "1.4 megapixels", "12 megapixels",
+    ]
 
 
 def test_pixel_refusal_shows_counts_that_differ_even_for_small_limits():

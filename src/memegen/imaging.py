@@ -239,8 +239,10 @@ def describe_size(size: int) -> str:
 
 
 def describe_pixels(count: int) -> str:
-    """A pixel count the way people read it in a message: "12 megapixels", "0.3 megapixels"."""
-    return f"{count / 1e6:.1f}".removesuffix(".0") + " megapixels"
+    """A pixel count the way people read it in a message: "12 megapixels", "0.3 megapixels",
+    "1 megapixel"."""
+    number = f"{count / 1e6:.1f}".removesuffix(".0")
+    return f"{number} megapixel" if number == "1" else f"{number} megapixels"
 
 
 def _unlike(value: int, limit: int, describe: Callable[[int], str], unit: str) -> tuple[str, str]:
