@@ -112,6 +112,11 @@ def test_animated_memes_are_bounded_in_size(pipeline: Pipeline) -> None:
     assert all(max(frame.size) <= 200 for frame in meme.frames)
 
 
+def test_an_animations_small_frames_are_not_enlarged(pipeline: Pipeline) -> None:
+    meme = pipeline.make_meme(animation(size=(160, 120)), top="small", animate=True)
+    assert [frame.size for frame in meme.frames] == [(160, 120)] * len(meme.frames)
+
+
 def test_without_animate_an_animated_upload_gives_a_still_meme(pipeline: Pipeline) -> None:
     meme = pipeline.make_meme(animation(), top="still", animate=False)
     assert meme.frames == ()

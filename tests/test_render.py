@@ -10,7 +10,15 @@ import pytest
 from PIL import Image
 
 from memegen.captions import Caption
-from memegen.render import MIN_SIDE, MODERN, STYLES, _balanced, fit_text, render, render_meme
+from memegen.render import (
+    ENLARGED_LONG_SIDE,
+    MODERN,
+    STYLES,
+    _balanced,
+    fit_text,
+    render,
+    render_meme,
+)
 
 GREY = (128, 128, 128)
 SIZES = {"max_size": 84, "min_size": 15}
@@ -48,13 +56,13 @@ def test_an_odd_aspect_ratio_is_kept_to_the_pixel() -> None:
 
 
 def test_a_picture_between_the_minimum_and_the_cap_keeps_its_size() -> None:
-    for size in [(MIN_SIDE, 300), (640, 480), (1600, 1200)]:
+    for size in [(ENLARGED_LONG_SIDE, 300), (640, 480), (1600, 1200)]:
         assert render_meme(grey(*size), Caption("top", "bottom"), max_side=1600).size == size
 
 
 def test_a_small_picture_is_enlarged_to_the_minimum_keeping_its_aspect() -> None:
     meme = render_meme(grey(120, 90), Caption("top", "bottom"), max_side=1600)
-    assert meme.size == (MIN_SIDE, MIN_SIDE * 3 // 4)
+    assert meme.size == (ENLARGED_LONG_SIDE, ENLARGED_LONG_SIDE * 3 // 4)
 
 
 def test_an_enlarged_picture_never_passes_the_cap() -> None:
@@ -64,13 +72,17 @@ def test_an_enlarged_picture_never_passes_the_cap() -> None:
 def test_type_on_an_enlarged_sticker_is_as_big_as_on_a_picture_of_the_minimum_size() -> None:
     caption = Caption("sticker", "")
     small = text_mask(render_meme(grey(64, 64), caption))
-    large = text_mask(render_meme(grey(MIN_SIDE, MIN_SIDE), caption))
+    large = text_mask(render_meme(grey(ENLARGED_LONG_SIDE, ENLARGED_LONG_SIDE), caption))
     assert np.array_equal(small, large)
 
 
-def test_face_boxes_grow_with_an_enlarged_picture() -> None:
-    rendered = render(grey(100, 100), Caption("top", "bottom"), faces=[((10, 20, 30, 40), "happy")])
-    assert rendered.photo_box == (0, 0, MIN_SIDE, MIN_SIDE)
+def test_an_enlarged_picture_fills_the_whole_classic_meme() -> None:
+    rendered = render(grey(100, 100), Caption("top", "bottom"))
+    assert rendered.photo_box == (0, 0, ENLARGED_LONG_SIDE, ENLARGED_LONG_SIDE)
+
+
+def test_a_picture_asked_not_to_be_enlarged_keeps_its_size() -> None:
+    assert render(grey(100, 80), Caption("top", "bottom"), enlarge_to=0).image.size == (100, 80)
 
 
 def test_the_result_is_rgb_and_the_input_is_left_untouched() -> None:
@@ -205,7 +217,7 @@ def test_a_single_unbreakable_word_wider_than_the_picture_still_fits() -> None:
 def test_tiny_and_extreme_pictures_render(size: tuple[int, int]) -> None:
     meme = render_meme(grey(*size), Caption("tiny picture", "still a meme"))
     assert min(meme.size) >= 1
-    assert MIN_SIDE <= max(meme.size) <= 1600
+    assert ENLARGED_LONG_SIDE <= max(meme.size) <= 1600
     assert abs(meme.width / meme.height - size[0] / size[1]) < 0.1 * size[0] / size[1]
 
 

@@ -217,6 +217,7 @@ class Pipeline:
                 max_side=min(settings.output_max_side, settings.animation_max_side),
                 faces=frame_marks,
                 watermark=settings.watermark,
+                enlarge_to=0,
             )
             for frame in photo.animation.frames
         ]

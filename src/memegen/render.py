@@ -52,9 +52,9 @@ STROKE = 1 / 13  # outline width, of the font size
 LINE_GAP = 0.2  # of the font size, from one line's baseline to the next line's cap height
 SLACK = 2  # px per line, for ink that rounds outwards to whole pixels
 REF_SIZE = 200  # px: the size at which widths and metrics are measured, then scaled
-# px: a picture whose long side is shorter is enlarged to it (never past the meme's
-# cap); a 64 px sticker kept at its size could only carry 6 px type.
-MIN_SIDE = 400
+# px: a still picture whose long side is shorter is enlarged to it (never past the
+# meme's cap); a 64 px sticker kept at its size could only carry 6 px type.
+ENLARGED_LONG_SIDE = 400
 ELLIPSIS = "…"
 # Between words: Bebas Neue's own space (0.155 em) is nearly all eaten by the two
 # outlines; a four-per-em space (0.25 em, no ink) leaves a readable gap.
@@ -354,9 +354,9 @@ def _break_word(word: str, limit: float, lettering: Lettering) -> list[str]:
     return pieces
 
 
-def fit_within(image: Image.Image, max_side: int, min_side: int = 0) -> Image.Image:
+def fit_within(image: Image.Image, max_side: int, enlarge_to: int = 0) -> Image.Image:
     """An RGB copy of ``image`` whose long side is at most ``max_side`` and, when it
-    was shorter than ``min_side``, enlarged to ``min_side``.
+    was shorter than ``enlarge_to``, enlarged to ``enlarge_to``.
 
     Big pictures shrink first by a whole factor with ``reduce`` (a cheap box
     average), then by the remaining under-2× with OpenCV's bilinear resize.
@@ -366,14 +366,14 @@ def fit_within(image: Image.Image, max_side: int, min_side: int = 0) -> Image.Im
     """
     if max_side < 1:
         raise ValueError(f"max_side must be at least 1, got {max_side}")
-    if min_side > max_side:
-        raise ValueError(f"min_side must not exceed max_side, got {min_side} > {max_side}")
+    if enlarge_to > max_side:
+        raise ValueError(f"enlarge_to must not exceed max_side, got {enlarge_to} > {max_side}")
     rgb = image.convert("RGB") if image.mode != "RGB" else image
     width, height = rgb.size
     long_side = max(width, height)
-    if min_side <= long_side <= max_side:
+    if enlarge_to <= long_side <= max_side:
         return rgb.copy() if rgb is image else rgb
-    target = max_side if long_side > max_side else min_side
+    target = max_side if long_side > max_side else enlarge_to
     scale = target / long_side
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if scale > 1:
@@ -695,6 +695,7 @@ def render(
     style: str = "classic",
     faces: Sequence[FaceMark] = (),
     watermark: str = "",
+    enlarge_to: int = ENLARGED_LONG_SIDE,
 ) -> Rendered:
     """The meme: ``image`` sized to fit ``max_side`` with ``caption`` set in ``style``.
 
@@ -706,7 +707,9 @@ def render(
 
     The whole meme, band or frame included, fits ``max_side``: a style that
     adds to the picture gets a picture shrunk to leave room for it. A picture
-    smaller than :data:`MIN_SIDE` is enlarged to it, within that cap.
+    whose long side is under ``enlarge_to`` is enlarged to it, within that cap
+    (0 keeps it as it is: an animation's frames, which Lanczos would fill with new
+    colours that take seconds to map back onto a GIF's palette).
     """
     try:
         draw_style = _STYLES[style]
@@ -714,7 +717,7 @@ def render(
         raise ValueError(f"unknown style {style!r}; expected one of: {', '.join(STYLES)}") from None
     picture_side = max_side
     while True:
-        picture = fit_within(image, picture_side, min(MIN_SIDE, picture_side))
+        picture = fit_within(image, picture_side, min(enlarge_to, picture_side))
         scale = picture.width / image.width
         marks = [(tuple(value * scale for value in box), expression) for box, expression in faces]
         rendered = draw_style(picture, caption, marks)
