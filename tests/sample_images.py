@@ -79,18 +79,18 @@ def avif() -> bytes:
     return _save(_astronaut(), "AVIF", quality=50)
 
 
+def avif_declaring_a_smaller_picture() -> bytes:
+    """The astronaut's AVIF with its ispe box saying 64×64: libavif would still decode the
+    whole 512×512 frame, so the size it declares is no bound on what decoding costs."""
+    data = avif()
+    at = data.index(b"ispe") + 8  # after the box type, its version and its flags
+    return data[:at] + struct.pack(">II", 64, 64) + data[at + 8 :]
+
+
 def avif_branded_mif1() -> bytes:
     """An AVIF whose major brand is the generic mif1, which pi-heif claims as well."""
     data = avif()
     return data[:8] + b"mif1" + data[12:]
-
-
-def exif_rotated_avif() -> bytes:
-    """Stored lying on her side; Pillow writes the EXIF orientation as irot and imir boxes."""
-    image = _astronaut().crop((64, 0, 448, 512)).transpose(Image.Transpose.ROTATE_90)
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    return _save(image, "AVIF", quality=50, exif=exif.tobytes())
 
 
 def truncated_jpeg() -> bytes:
@@ -211,6 +211,24 @@ def jpeg_components_in_turn() -> bytes:
     return (DATA / "flat-components-in-turn.jpg").read_bytes()
 
 
+def behind_a_decoy_frame(jpeg: bytes) -> bytes:
+    """``jpeg`` with a restart marker after SOI, then an APP1 segment hiding a baseline frame
+    whose first scan holds all three components. libjpeg reads the restart marker as having
+    no length; a walker that gives it one lands on the decoy instead of the real frame."""
+    app1_length = 0xFFFF
+    lands_at = 2 + 2 + 0xFFE1  # the APP1 marker's bytes read as the restart's length
+    decoy = (
+        b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, 16, 16, 3)
+        + b"\x01\x11\x00\x02\x11\x00\x03\x11\x00"
+        + b"\xff\xda\x00\x0c\x03"
+    )
+    payload = bytearray(app1_length - 2)
+    start = lands_at - (2 + 2 + 2 + 2)  # SOI, restart, APP1 marker and length come first
+    payload[start : start + len(decoy)] = decoy
+    segment = b"\xff\xe1" + struct.pack(">H", app1_length) + bytes(payload)
+    return jpeg[:2] + b"\xff\xd0" + segment + jpeg[2:]
+
+
 def jpeg_declaring_ninety_megapixels() -> bytes:
     """The astronaut's JPEG with its frame header saying 10944×8192: over Pillow's
     decompression-bomb limit of 89.5 MP, which holds for JPEGs read at reduced scale too."""
@@ -242,7 +260,6 @@ ODD_IMAGES: dict[str, Callable[[], bytes]] = {
     "heic_10_bit": lambda: heic("astronaut-10bit"),
     "heic_with_alpha": lambda: heic("astronaut-alpha"),
     "exif_rotated_heic": lambda: heic("astronaut-rotated"),
-    "avif": avif,
 }
 
 BAD_INPUTS: dict[str, tuple[Callable[[], bytes], int, str]] = {
@@ -254,7 +271,9 @@ BAD_INPUTS: dict[str, tuple[Callable[[], bytes], int, str]] = {
     "truncated_webp": (truncated_webp, 422, "corrupt_image"),
     "truncated_heic": (truncated_heic, 422, "corrupt_image"),
     "heic_cut_in_its_header": (heic_cut_in_its_header, 422, "corrupt_image"),
-    "truncated_avif": (truncated_avif, 422, "corrupt_image"),
+    "avif": (avif, 415, "unsupported_image"),
+    "avif_branded_mif1": (avif_branded_mif1, 415, "unsupported_image"),
+    "truncated_avif": (truncated_avif, 415, "unsupported_image"),
     "heif_coded_in_av1": (heif_coded_in_av1, 415, "unsupported_image"),
     "thin_strip": (thin_strip_png, 422, "image_too_small"),
     "tiny": (tiny_png, 422, "image_too_small"),

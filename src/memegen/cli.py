@@ -17,7 +17,7 @@ from memegen import __version__
 from memegen.errors import UserError
 
 IMAGE_SUFFIXES = {
-    ".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"
+    ".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"
 }
 OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp", ".gif": "gif"}
 # Spelled out rather than read from memegen.render, so that --help and --version do not
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
 
     make = commands.add_parser("make", help="turn one photo into a meme")
     make.add_argument("image", type=Path,
-                      help="the photo: JPEG, HEIC, PNG, WebP, AVIF, GIF, BMP or TIFF")
+                      help="the photo: JPEG, HEIC, PNG, WebP, GIF, BMP or TIFF")
     make.add_argument("-o", "--output", type=Path,
                       help="output file; .jpg, .png, .webp or .gif (default IMAGE-meme.jpg);"
                            " an animated IMAGE stays animated as .gif or .webp")

@@ -46,29 +46,41 @@ _ROTATING_ORIENTATIONS = {5, 6, 7, 8}
 #: JPEG markers: baseline and extended sequential Huffman frames, and the start of a scan.
 _SEQUENTIAL_FRAMES = frozenset({0xC0, 0xC1})
 _START_OF_SCAN = 0xDA
+#: Every start-of-frame marker (C0 to CF, less DHT, JPG and DAC, which share the range).
+_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+#: Markers with no length after them, as libjpeg reads them: TEM, the restarts and SOI.
+_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD9)})
+_END_OF_IMAGE = 0xD9
 #: Markers read before the first scan, at most: cameras write a few dozen. A file padded
 #: with millions of empty segments is counted whole rather than walked in Python to the end.
 _MAX_HEADER_MARKERS = 1000
 _EXIF_ORIENTATION = 0x0112
-_FORMATS_WE_READ = "JPEG, HEIC, PNG, GIF, WebP, AVIF, BMP or TIFF"
-#: Major brands of the ISO base media files that pi-heif (HEIC) or Pillow (AVIF) would read.
-#: A file that starts with one of them but that neither could open is cut short in its
-#: header, not a kind of file we do not read.
+_FORMATS_WE_READ = "JPEG, HEIC, PNG, GIF, WebP, BMP or TIFF"
+#: Major brands of the ISO base media files that pi-heif reads. A file that starts with
+#: one of them but that it could not open is cut short in its header, not a kind of file
+#: we do not read.
 _HEIF_BRANDS = frozenset(
-    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1",
-     b"avif", b"avis"}
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 )
 _UNDECODABLE_HEIF = (
     "This HEIF file holds its picture in a coding we cannot decode (HEIC from a phone or "
     "a camera is fine); save it as JPEG or PNG and send that."
+)
+#: Brands that make a file an AVIF, which libavif (the only way it decodes) requires.
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+#: An AVIF is refused before anything decodes it: libavif decodes the whole AV1 frame,
+#: whatever size the file's ispe box declares and our limits are held against, so a 3 KB
+#: AVIF claiming 1000×1000 made the server take 1 GB (Pillow gives no way to cap it).
+_AVIF_REFUSED = (
+    "AVIF pictures are not read here yet; save it as JPEG, PNG or WebP and send that."
 )
 
 # load_photo holds Pillow's decompression-bomb limit itself (see there), so the warning
 # Pillow gives on the way would only be noise on the command line and in server logs.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning, module=r"PIL\.Image")
 # Pillow's own plugins (AVIF among them) are registered first, so that they are asked
-# first: pi-heif claims every file whose major brand is mif1, an AVIF too, but it
-# decodes HEVC only and would fail on the AV1 picture that Pillow reads.
+# first: pi-heif claims every file whose major brand is mif1, an AVIF too, and would
+# fail on its AV1 picture; Pillow opens it as the AVIF it is, for load_photo to refuse.
 Image.init()
 # Only the main picture is read: thumbnails, depth maps and other auxiliary images
 # would cost time at open for nothing.
@@ -170,6 +182,8 @@ def load_photo(
         raise EmptyUpload("The upload is empty (0 bytes).")
     if len(data) > max_bytes:
         raise ImageTooLarge(over_limit(len(data), max_bytes))
+    if _ftyp_brands(data) & _AVIF_BRANDS:
+        raise UnsupportedImage(_AVIF_REFUSED)
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as error:
@@ -182,14 +196,21 @@ def load_photo(
         raise _over_pillows_limit() from error
     except _DECODE_ERRORS as error:
         raise CorruptImage(_DAMAGED) from error
+    except RuntimeError as error:
+        # What pi-heif raises for a HEIF whose boxes do not hold together.
+        if data[4:8] != b"ftyp":
+            raise
+        raise CorruptImage(_DAMAGED) from error
 
     with image:
+        if image.format == "AVIF":
+            raise UnsupportedImage(_AVIF_REFUSED)
         width, height = image.size
         # Pillow only warns from its limit up to twice it. Turning that warning into an
         # error with ``warnings`` would change the whole process's filters, which the
         # server's other threads share: one leaving its ``catch_warnings`` let another's
         # bomb through. So the limit is held here, whatever the filters say.
-        if width * height > Image.MAX_IMAGE_PIXELS:
+        if Image.MAX_IMAGE_PIXELS is not None and width * height > Image.MAX_IMAGE_PIXELS:
             raise _over_pillows_limit()
         _reduce_while_decoding(image, max_side)
         held = image.size if _decoded_row_by_row(image, data) else (width, height)
@@ -221,10 +242,13 @@ def load_photo(
             raise CorruptImage(_DAMAGED) from error
         except RuntimeError as error:
             # pi-heif's word for a HEIF whose picture libheif has no decoder for (AV1 or
-            # JPEG inside a HEIF container, say) or would need too much memory for.
+            # JPEG inside a HEIF container, say), or whose coded picture breaks libheif's
+            # limits because it is bigger than its boxes declared.
             if image_format != "HEIF":
                 raise
-            raise UnsupportedImage(_UNDECODABLE_HEIF) from error
+            if any(words in str(error) for words in ("Unsupported", "not been built in")):
+                raise UnsupportedImage(_UNDECODABLE_HEIF) from error
+            raise CorruptImage(_DAMAGED) from error
         if orientation in _ROTATING_ORIENTATIONS:
             width, height = height, width
 
@@ -333,23 +357,39 @@ def _decoded_row_by_row(image: Image.Image, data: bytes) -> bool:
     output (measured: 155 MB for a progressive 50 MP JPEG, 277 MB for a flat 89 MP one of
     1.3 MB with its components in turn, against 30 and 53 MB read row by row).
     """
-    if image.format not in ("JPEG", "MPO"):
+    if image.format not in ("JPEG", "MPO") or image.info.get("progressive"):
         return False
     components = None
     at = 2  # after SOI
     for _ in range(_MAX_HEADER_MARKERS):
+        # Bytes between segments, which libjpeg would skip, end the walk: when in doubt
+        # the picture is counted at its declared size.
         if at + 4 > len(data) or data[at] != 0xFF:
             return False
         marker = data[at + 1]
         if marker == 0xFF:  # a fill byte before the marker
             at += 1
-            continue
-        if marker in _SEQUENTIAL_FRAMES:
-            components = data[at + 9 : at + 10]
+        elif marker in _STANDALONE_MARKERS:
+            at += 2
+        elif marker == _END_OF_IMAGE:
+            return False
         elif marker == _START_OF_SCAN:
             return components is not None and data[at + 4 : at + 5] == components
-        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        else:
+            if marker in _FRAMES:
+                if components is not None or marker not in _SEQUENTIAL_FRAMES:
+                    return False
+                components = data[at + 9 : at + 10]
+            at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
     return False
+
+
+def _ftyp_brands(data: bytes) -> set[bytes]:
+    """The major and compatible brands of an ISO base media file (HEIF, AVIF), or none."""
+    if data[4:8] != b"ftyp":
+        return set()
+    end = min(len(data), int.from_bytes(data[:4], "big"))
+    return {data[8:12]} | {data[at : at + 4] for at in range(16, end - 3, 4)}
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:

@@ -203,7 +203,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "image": {
                     "type": "string",
                     "contentMediaType": "application/octet-stream",
-                    "description": "The photo: JPEG, HEIC, PNG, GIF, WebP, AVIF, BMP or TIFF, "
+                    "description": "The photo: JPEG, HEIC, PNG, GIF, WebP, BMP or TIFF, "
                     f"at most {settings.max_upload_bytes} bytes and {settings.max_pixels} pixels "
                     "(a baseline JPEG's pixels as it is decoded, at reduced scale); any "
                     f"picture's declared size at most {Image.MAX_IMAGE_PIXELS:,} pixels.",
