@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -149,4 +150,27 @@ def test_an_ensemble_the_step_cannot_use_is_one_line_and_writes_nothing(
     files["manifest"] = _edited_copy(float_ensemble, files["manifest"].parent / "edited", edit)
     assert main(_argv(command, files)) == 2
     assert _error_line(capsys.readouterr().err) == f"memegen: {message.format(**files)}"
+    assert not files["out"].exists()
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    (None, "not a .npy file of row numbers"),
+    (np.array([0, "a"], dtype=object), "not a .npy file of row numbers"),
+    (np.array([0.5, 1.5]), "expected a list of whole row numbers"),
+    (np.array([0, 99]), "row numbers must be from 0 to"),
+], ids=["text", "pickled", "fractions", "out-of-range"])
+@pytest.mark.parametrize("command", ["mirror", "gate"])
+def test_indices_that_are_not_row_numbers_of_the_data_are_one_line_naming_the_file(
+    float_ensemble: Path, files: dict[str, Path], capsys, command: str, rows, message: str,
+):
+    indices = files["out"].parent / "rows.npy"
+    if rows is None:
+        indices.write_text("0\n1\n")
+    else:
+        np.save(indices, rows, allow_pickle=True)
+    argv = [command, str(float_ensemble), "--val-data", "{data}", "--indices", str(indices),
+            "--out", "{out}"]
+    assert main(_argv(argv, files)) == 2
+    error = _error_line(capsys.readouterr().err)
+    assert error.startswith(f"memegen: --indices {indices}: {message}")
     assert not files["out"].exists()

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from memegen.errors import UserError
+
 # Spelled out here, not imported: building the parser must not import numpy,
 # OpenCV or torch, or every ``memegen`` command would start slowly.
 # tests/test_training_datasets.py checks they match balance.py and datasets.py, and
@@ -453,17 +455,31 @@ def _export(args: argparse.Namespace) -> int:
 
 def _weighting_set(args: argparse.Namespace):
     """--val-data's val split, or the --indices rows of its train split."""
-    import numpy as np
-
     from memegen.training.datasets import load_split
 
     if args.indices is None:
         weighting_set = load_split(args.val_data, "val")
     else:
-        rows = np.load(args.indices)
-        weighting_set = load_split(args.val_data, "train").subset(rows, "holdout")
+        train_set = load_split(args.val_data, "train")
+        weighting_set = train_set.subset(_rows_in(args.indices, len(train_set)), "holdout")
     print(f"weighting set {weighting_set.name}: {weighting_set.class_counts()}", file=sys.stderr)
     return weighting_set
+
+
+def _rows_in(path: Path, count: int):
+    """The row numbers saved in ``path`` (a .npy of integers, as ``train fit`` writes its
+    held-out rows), each below ``count``, or a UserError naming the file."""
+    import numpy as np
+
+    try:
+        rows = np.load(path, allow_pickle=False)
+    except ValueError as error:  # not a .npy file, or one holding Python objects
+        raise UserError(f"--indices {path}: not a .npy file of row numbers ({error})") from None
+    if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+        raise UserError(f"--indices {path}: expected a list of whole row numbers")
+    if len(rows) and not 0 <= rows.min() <= rows.max() < count:
+        raise UserError(f"--indices {path}: row numbers must be from 0 to {count - 1}")
+    return rows
 
 
 def _ensemble(args: argparse.Namespace) -> int:
