@@ -236,6 +236,21 @@ def test_gate_command_gates_the_last_models_as_a_cascade(tmp_path: Path):
     np.testing.assert_allclose(vote.sum(), 1.0, atol=1e-5)
 
 
+def test_gate_refuses_too_many_gated_models_before_reading_any_face(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    source = write_float_ensemble(tmp_path / "float")
+    data = write_class_folders(tmp_path / "faces", {"val": 2})
+
+    def read_every_face(*args, **kwargs):
+        raise AssertionError("read the faces before refusing --gated")
+
+    monkeypatch.setattr("memegen.training.gate.crop_probabilities", read_every_face)
+    assert main(["train", "gate", str(source), "--val-data", str(data), "--gated", "2",
+                 "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+
+
 def test_mirror_refuses_a_gated_ensemble_and_gate_its_own_folder_or_the_first_model(tmp_path: Path):
     source = gate_last_model(write_float_ensemble(tmp_path / "float"), 0.7)
     data = write_class_folders(tmp_path / "faces", {"val": 2})

@@ -100,9 +100,7 @@ def choose_gates(
     ensemble has no room for, or a budget no threshold meets, is the user's to fix
     (:class:`UserError`).
     """
-    if not 1 <= gated < len(classifier.models):
-        raise UserError(f"{gated} gated models: the first of {len(classifier.models)} "
-                        "has no models before it to gate it")
+    _check_room_to_gate(gated, len(classifier.models))
 
     def outcome(thresholds: tuple[float, ...]) -> dict:
         candidate = with_gates(classifier, thresholds)
@@ -203,6 +201,12 @@ def _ms_a_pass(model: ExpressionModel, crop: np.ndarray) -> float:
     return float(np.median(rounds))
 
 
+def _check_room_to_gate(gated: int, models: int) -> None:
+    if not 1 <= gated < models:
+        raise UserError(f"{gated} gated models: the first of {models} "
+                        "has no models before it to gate it")
+
+
 def fit_gate(
     manifest_path: Path,
     weighting_set: FaceDataset,
@@ -222,6 +226,8 @@ def fit_gate(
     check_refittable(manifest, weighting_set)
     if len(manifest["models"]) < 2:
         raise ManifestError(f"{manifest_path}: a gate needs at least two models")
+    # Before the minutes of reading every face with every model, not after.
+    _check_room_to_gate(gated, len(manifest["models"]))
     classifier = ExpressionClassifier(manifest_path)
     probabilities = crop_probabilities(classifier, weighting_set)
     ms_a_pass, passes = read_costs(classifier, weighting_set)
