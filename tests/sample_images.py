@@ -79,12 +79,20 @@ def avif() -> bytes:
     return _save(_astronaut(), "AVIF", quality=50)
 
 
+def _declaring(data: bytes, width: int, height: int) -> bytes:
+    """A HEIF or AVIF whose ispe box says ``width``×``height``, whatever its picture is."""
+    at = data.index(b"ispe") + 8  # after the box type, its version and its flags
+    return data[:at] + struct.pack(">II", width, height) + data[at + 8 :]
+
+
+def _first_half(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
 def avif_declaring_a_smaller_picture() -> bytes:
     """The astronaut's AVIF with its ispe box saying 64×64: libavif would still decode the
     whole 512×512 frame, so the size it declares is no bound on what decoding costs."""
-    data = avif()
-    at = data.index(b"ispe") + 8  # after the box type, its version and its flags
-    return data[:at] + struct.pack(">II", 64, 64) + data[at + 8 :]
+    return _declaring(avif(), 64, 64)
 
 
 def avif_branded_mif1() -> bytes:
@@ -94,8 +102,7 @@ def avif_branded_mif1() -> bytes:
 
 
 def truncated_jpeg() -> bytes:
-    data = astronaut_jpeg()
-    return data[: len(data) // 2]
+    return _first_half(astronaut_jpeg())
 
 
 def jpeg_cut_after_its_header() -> bytes:
@@ -105,19 +112,16 @@ def jpeg_cut_after_its_header() -> bytes:
 
 def truncated_png() -> bytes:
     """Cut in its pixel data: Pillow finds out only when the whole picture is decoded."""
-    data = _save(_astronaut(), "PNG")
-    return data[: len(data) // 2]
+    return _first_half(_save(_astronaut(), "PNG"))
 
 
 def truncated_webp() -> bytes:
-    data = _save(_astronaut(), "WEBP")
-    return data[: len(data) // 2]
+    return _first_half(_save(_astronaut(), "WEBP"))
 
 
 def truncated_heic() -> bytes:
     """Cut in its picture data: libheif finds out only when it decodes."""
-    data = heic()
-    return data[: len(data) // 2]
+    return _first_half(heic())
 
 
 def heic_cut_in_its_header() -> bytes:
@@ -126,16 +130,13 @@ def heic_cut_in_its_header() -> bytes:
 
 
 def truncated_avif() -> bytes:
-    data = avif()
-    return data[: len(data) // 2]
+    return _first_half(avif())
 
 
 def heic_declaring_48_megapixels() -> bytes:
     """The astronaut's HEIC with its ispe box saying 8000×6000: the 512×512 picture inside
     would fail to decode, so it is refused as too large only if the check comes first."""
-    data = heic()
-    at = data.index(b"ispe") + 8  # after the box type, its version and its flags
-    return data[:at] + struct.pack(">II", 8000, 6000) + data[at + 8 :]
+    return _declaring(heic(), 8000, 6000)
 
 
 def heif_coded_in_av1() -> bytes:

@@ -187,7 +187,7 @@ def load_photo(
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as error:
-        if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        if _major_brand(data) in _HEIF_BRANDS:
             raise CorruptImage(_DAMAGED) from error
         raise UnsupportedImage(
             f"This is not an image we can read; send a {_FORMATS_WE_READ}."
@@ -198,7 +198,7 @@ def load_photo(
         raise CorruptImage(_DAMAGED) from error
     except RuntimeError as error:
         # What pi-heif raises for a HEIF whose boxes do not hold together.
-        if data[4:8] != b"ftyp":
+        if _major_brand(data) is None:
             raise
         raise CorruptImage(_DAMAGED) from error
 
@@ -210,7 +210,8 @@ def load_photo(
         # error with ``warnings`` would change the whole process's filters, which the
         # server's other threads share: one leaving its ``catch_warnings`` let another's
         # bomb through. So the limit is held here, whatever the filters say.
-        if Image.MAX_IMAGE_PIXELS is not None and width * height > Image.MAX_IMAGE_PIXELS:
+        bomb_limit = declared_pixel_limit()
+        if bomb_limit is not None and width * height > bomb_limit:
             raise _over_pillows_limit()
         _reduce_while_decoding(image, max_side)
         held = image.size if _decoded_row_by_row(image, data) else (width, height)
@@ -284,9 +285,15 @@ def over_limit(size: int, limit: int) -> str:
     return f"The file is {shown}; the limit is {allowed}."
 
 
+def declared_pixel_limit() -> int | None:
+    """Pillow's decompression-bomb limit, which every picture's declared size is held to
+    (None when whoever runs MemeGen has switched Pillow's check off)."""
+    return Image.MAX_IMAGE_PIXELS
+
+
 def _over_pillows_limit() -> DecompressionBomb:
     return DecompressionBomb(
-        f"The image has far too many pixels: more than {describe_pixels(Image.MAX_IMAGE_PIXELS)}."
+        f"The image has far too many pixels: more than {describe_pixels(declared_pixel_limit())}."
     )
 
 
@@ -384,12 +391,18 @@ def _decoded_row_by_row(image: Image.Image, data: bytes) -> bool:
     return False
 
 
+def _major_brand(data: bytes) -> bytes | None:
+    """The major brand of an ISO base media file (HEIF, AVIF), or None for other files."""
+    return data[8:12] if data[4:8] == b"ftyp" else None
+
+
 def _ftyp_brands(data: bytes) -> set[bytes]:
-    """The major and compatible brands of an ISO base media file (HEIF, AVIF), or none."""
-    if data[4:8] != b"ftyp":
+    """The major and compatible brands of an ISO base media file, or none."""
+    major = _major_brand(data)
+    if major is None:
         return set()
     end = min(len(data), int.from_bytes(data[:4], "big"))
-    return {data[8:12]} | {data[at : at + 4] for at in range(16, end - 3, 4)}
+    return {major} | {data[at : at + 4] for at in range(16, end - 3, 4)}
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:

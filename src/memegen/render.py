@@ -624,20 +624,14 @@ def _faces(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> R
         tops = [below, above] if below + drawn.height <= height else [above]
         if caption_box is not None:
             tops.append(round(caption_box[3] + gap))
-        tops = [min(max(0, top), height - drawn.height) for top in tops]
-        top = next(
-            (
-                top
-                for top in tops
-                if not any(
-                    _overlap((left, top, left + drawn.width, top + drawn.height), box, gap)
-                    for box in taken
-                )
-            ),
-            tops[0],
+        inside = (min(max(0, top), height - drawn.height) for top in tops)
+        boxes = [(left, top, left + drawn.width, top + drawn.height) for top in inside]
+        box = next(
+            (box for box in boxes if not any(_overlap(box, other, gap) for other in taken)),
+            boxes[0],
         )
-        taken.append((left, top, left + drawn.width, top + drawn.height))
-        _paint_outlined(image, SetText(left, drawn.ink, drawn.outline), top)
+        taken.append(box)
+        _paint_outlined(image, SetText(left, drawn.ink, drawn.outline), box[1])
     return Rendered(image, _whole_picture(image))
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from PIL import Image
-
 from memegen import LABELS, __version__
 from memegen.captions import MOODS
 from memegen.config import Settings
+from memegen.imaging import declared_pixel_limit
 from memegen.pipeline import GROUP_MIN_FACES, MIXED_TOP_BELOW
 from memegen.render import STYLES
 from memegen.web.forms import (
@@ -206,7 +205,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "description": "The photo: JPEG, HEIC, PNG, GIF, WebP, BMP or TIFF, "
                     f"at most {settings.max_upload_bytes} bytes and {settings.max_pixels} pixels "
                     "(a baseline JPEG's pixels as it is decoded, at reduced scale); any "
-                    f"picture's declared size at most {Image.MAX_IMAGE_PIXELS:,} pixels.",
+                    f"picture's declared size at most {declared_pixel_limit():,} pixels.",
                 },
                 "top": {
                     "type": "string",
