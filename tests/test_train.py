@@ -18,7 +18,13 @@ from memegen.errors import UserError  # noqa: E402
 from memegen.training import commands  # noqa: E402
 from memegen.training.architectures import FAMILIES, HEADS, build  # noqa: E402
 from memegen.training.datasets import FaceDataset  # noqa: E402
-from memegen.training.train import PRECISIONS, TrainConfig, build_model, train  # noqa: E402
+from memegen.training.train import (  # noqa: E402
+    PRECISIONS,
+    TrainConfig,
+    build_model,
+    train,
+    training_faces,
+)
 
 from tiny_datasets import face, write_class_folders  # noqa: E402
 
@@ -114,6 +120,29 @@ def test_mixup_training_learns_and_records_its_alpha(tmp_path: Path):
     assert first_loss("run") != first_loss("unmixed")  # the blends reached the loss
 
 
+def test_early_epochs_train_on_shrunk_faces_then_on_full_size_ones():
+    config = TrainConfig(**TINY, epochs=4, early_epochs=2, early_side=16)
+    faces = torch.rand(3, 1, 48, 48)
+    for epoch in (0, 1):
+        shrunk = training_faces(faces, config, epoch)
+        assert shrunk.shape == (3, 1, 16, 16)
+        # Antialiased: each small pixel averages its 3×3 block, so a face keeps its mean.
+        torch.testing.assert_close(shrunk.mean(dim=(2, 3)), faces.mean(dim=(2, 3)), atol=0.02,
+                                   rtol=0)
+    assert training_faces(faces, config, 2) is faces
+
+
+def test_run_with_early_epochs_learns_and_records_them(tmp_path: Path):
+    labels = [0, 3] * 24
+    train_set = _dataset(labels)
+    val_set = FaceDataset("val", train_set.images[:16], train_set.labels[:16])
+    config = TrainConfig(**TINY, epochs=6, learning_rate=1e-2, early_epochs=3, early_side=24)
+    result = train(config, train_set, val_set, tmp_path / "run")
+    assert result.best_accuracy >= 0.9
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["early_epochs"], saved["early_side"]) == (3, 24)
+
+
 def test_fit_records_mixup_and_label_smoothing_and_refuses_bad_values(tmp_path: Path, capsys):
     data = write_class_folders(tmp_path / "faces", {"train": 4})
     tiny = ["--data", str(data), "--epochs", "1", "--batch-size", "8", "--width", "4",
@@ -138,6 +167,9 @@ def test_fit_records_mixup_and_label_smoothing_and_refuses_bad_values(tmp_path: 
     ({"batch_size": 0}, "batch_size must be at least 1"),
     ({"learning_rate": 0.0}, "learning rate must be above 0"),
     ({"teacher_share": 1.5}, "teacher's share must be from 0 to 1"),
+    ({"early_epochs": 30, "early_side": 16}, "fewer than the 30 epochs, not 30"),
+    ({"early_epochs": -1, "early_side": 16}, "early epochs must be at least 0"),
+    ({"early_epochs": 2, "early_side": 8}, "early side must be at least 16 px, not 8"),
 ])
 def test_config_refuses_what_would_fail_only_after_the_data_is_loaded(values, message):
     with pytest.raises(UserError, match=message):
@@ -152,6 +184,8 @@ def test_config_refuses_what_would_fail_only_after_the_data_is_loaded(values, me
     (["--holdout", "1"], "--holdout must be above 0 and below 1"),
     (["--augment-strength", "-1"], "the augmentation strength must be at least 0, not -1.0"),
     (["--low-resolution", "1.5"], "the low-resolution share must be between 0 and 1, not 1.5"),
+    (["--epochs", "3", "--early-epochs", "3"], "fewer than the 3 epochs, not 3"),
+    (["--early-epochs", "1", "--early-side", "12"], "early side must be at least 16 px, not 12"),
 ])
 def test_fit_refuses_bad_values_before_reading_data_or_writing_a_run(
     tmp_path: Path, capsys, flags: list[str], message: str

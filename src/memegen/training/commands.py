@@ -96,6 +96,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
                      help="blend each batch's faces and targets in pairs, the share drawn "
                      "from Beta(ALPHA, ALPHA) (0.2 is usual; 0: off)")
+    fit.add_argument("--early-epochs", type=int, default=0, metavar="K",
+                     help="train the first K epochs on faces scaled down to --early-side "
+                     "(0: off); a smaller face costs less a pass, so more epochs fit the "
+                     "same time; the rest train, and every epoch is scored, at full size")
+    fit.add_argument("--early-side", type=int, default=32, metavar="S",
+                     help="the side in pixels of the faces the --early-epochs train on")
     fit.add_argument("--init-from", type=_existing,
                      help="start from these weights (a run's best.pt) to fine-tune")
     fit.add_argument("--teacher", type=_existing, metavar="MANIFEST",
@@ -369,6 +375,8 @@ def _fit(args: argparse.Namespace) -> int:
         threads=args.threads,
         precision=args.precision,
         mixup=args.mixup,
+        early_side=args.early_side if args.early_epochs else 0,
+        early_epochs=args.early_epochs,
         label_smoothing=args.label_smoothing,
         balance=args.balance,
         init_from=str(args.init_from or ""),
