@@ -51,7 +51,8 @@ from memegen.training.balance import STRATEGIES, balance
 from memegen.training.datasets import FaceDataset
 
 PRECISIONS = ("fp32", "bf16")
-# Every family halves a face four times: a 16 px face ends as one cell, a smaller one as none.
+# The VGG and separable families halve a face four times (the ResNet three): a 16 px face
+# ends as one cell there, a smaller one as none.
 MIN_EARLY_SIDE = 16
 # What may change when a run resumes: the schedule is re-planned for a new ``epochs``
 # (``_one_cycle``), and ``threads`` only sets how fast the same steps run.
