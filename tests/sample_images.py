@@ -119,6 +119,35 @@ def truncated_webp() -> bytes:
     return _first_half(_save(_astronaut(), "WEBP"))
 
 
+def png_with_a_broken_header_checksum() -> bytes:
+    """A PNG whose IHDR checksum is wrong: no reader of Pillow's will open it, but it is
+    a damaged PNG, not a file of another kind."""
+    data = bytearray(_save(_astronaut(), "PNG"))
+    data[29] ^= 0xFF  # the last byte of IHDR's CRC (8 signature + 8 + 13 data)
+    return bytes(data)
+
+
+def dds() -> bytes:
+    """A DirectDraw Surface: Pillow reads it, but it is not one of the formats we take."""
+    return _save(_astronaut().resize((64, 64)), "DDS")
+
+
+def gif_with_a_frame_bigger_than_its_screen(frame_side: int = 7000) -> bytes:
+    """A 100×100 GIF whose second frame is ``frame_side`` px square: Pillow grows the
+    picture to hold it once it reaches that frame. One colour, so it stays a small file
+    (37 KB at the default side, 49 megapixels)."""
+    screen = _save(Image.new("P", (100, 100), 0), "GIF")
+    big = _save(Image.new("P", (frame_side, frame_side), 1), "GIF")
+    return screen[:-1] + big[_gif_first_block(big):]
+
+
+def _gif_first_block(data: bytes) -> int:
+    """Where a GIF's first block (extension or image) starts: after its 6-byte header, its
+    7-byte screen descriptor and the global colour table that descriptor announces."""
+    flags = data[10]
+    return 13 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+
+
 def truncated_heic() -> bytes:
     """Cut in its picture data: libheif finds out only when it decodes."""
     return _first_half(heic())
@@ -166,6 +195,22 @@ def mpo_with_a_smaller_second_picture() -> bytes:
 def tiff_with_a_smaller_second_page() -> bytes:
     small = _astronaut().resize((128, 128))
     return _save(_astronaut(), "TIFF", save_all=True, append_images=[small])
+
+
+def tiff_with_a_second_page_of_no_size() -> bytes:
+    """A TIFF whose second page lacks its width and height tags: counting its pages
+    raises ``TypeError`` in Pillow, but it is read as its first page and never counted."""
+    data = bytearray(tiff_with_a_smaller_second_page())
+    assert data[:2] == b"II", "the offsets below are read little-endian"
+    first = int.from_bytes(data[4:8], "little")
+    entries = int.from_bytes(data[first : first + 2], "little")
+    after_first = first + 2 + 12 * entries
+    second = int.from_bytes(data[after_first : after_first + 4], "little")
+    for index in range(int.from_bytes(data[second : second + 2], "little")):
+        at = second + 2 + 12 * index
+        if int.from_bytes(data[at : at + 2], "little") in (256, 257):  # width, height
+            data[at : at + 2] = (65000 + index).to_bytes(2, "little")  # a tag nobody reads
+    return bytes(data)
 
 
 def not_an_image() -> bytes:
@@ -257,6 +302,7 @@ ODD_IMAGES: dict[str, Callable[[], bytes]] = {
     "float_tiff": float_tiff,
     "mpo_with_a_smaller_second_picture": mpo_with_a_smaller_second_picture,
     "tiff_with_a_smaller_second_page": tiff_with_a_smaller_second_page,
+    "tiff_with_a_second_page_of_no_size": tiff_with_a_second_page_of_no_size,
     "heic": heic,
     "heic_10_bit": lambda: heic("astronaut-10bit"),
     "heic_with_alpha": lambda: heic("astronaut-alpha"),
@@ -270,6 +316,9 @@ BAD_INPUTS: dict[str, tuple[Callable[[], bytes], int, str]] = {
     "jpeg_cut_after_its_header": (jpeg_cut_after_its_header, 422, "corrupt_image"),
     "truncated_png": (truncated_png, 422, "corrupt_image"),
     "truncated_webp": (truncated_webp, 422, "corrupt_image"),
+    "png_with_a_broken_header_checksum": (png_with_a_broken_header_checksum, 422,
+                                          "corrupt_image"),
+    "dds": (dds, 415, "unsupported_image"),
     "truncated_heic": (truncated_heic, 422, "corrupt_image"),
     "heic_cut_in_its_header": (heic_cut_in_its_header, 422, "corrupt_image"),
     "avif": (avif, 415, "unsupported_image"),

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image, ImageSequence
 
 from memegen.config import Settings
-from memegen.imaging import SCAN_FACTOR, encode, load_photo, transcode
+from memegen.imaging import SCAN_FACTOR, ImageTooLarge, encode, load_photo, transcode
 from memegen.pipeline import Pipeline
 
-from sample_images import astronaut_jpeg
+from sample_images import astronaut_jpeg, gif_with_a_frame_bigger_than_its_screen
 
 DURATIONS = [40, 80, 120, 160]
 
@@ -75,6 +75,13 @@ def test_an_animation_too_long_to_read_is_cut() -> None:
     assert photo.animation is not None
     assert len(photo.animation.frames) == 5
     assert sum(photo.animation.durations) == 50 * 5 * SCAN_FACTOR, "the frames read, no more"
+
+
+def test_a_frame_bigger_than_its_screen_is_held_to_the_pixel_limit_before_decoding() -> None:
+    data = gif_with_a_frame_bigger_than_its_screen(2000)
+    assert load_photo(data, max_pixels=1_000_000).width == 100, "the still is the first frame"
+    with pytest.raises(ImageTooLarge, match="Frame 2 of the animation is 2000×2000"):
+        load_photo(data, max_pixels=1_000_000, max_frames=10)
 
 
 def test_frames_are_kept_small() -> None:

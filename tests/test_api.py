@@ -33,6 +33,7 @@ from sample_images import (
     astronaut_jpeg,
     black_png,
     fifty_megapixel_phone_jpeg,
+    gif_with_a_frame_bigger_than_its_screen,
     heic,
 )
 
@@ -353,6 +354,16 @@ def test_bad_input_gives_its_error_and_the_server_goes_on(
     good = post(client)
     assert good.status_code == 201
     assert stored_files(storage_dir) == [good.get_json()["image_url"].rsplit("/", 1)[1]]
+
+
+def test_an_animation_frame_over_the_pixel_limit_is_413_and_the_server_goes_on(
+    client: FlaskClient, storage_dir: Path
+) -> None:
+    data = gif_with_a_frame_bigger_than_its_screen()
+    response = post(client, data=data, filename="grows.gif", format="gif")
+    assert_error(response, 413, "image_too_large")
+    assert stored_files(storage_dir) == []
+    assert post(client, data=data, filename="grows.gif", format="png").status_code == 201
 
 
 def test_json_body_is_415(client: FlaskClient) -> None:

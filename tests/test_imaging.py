@@ -166,7 +166,8 @@ def test_twelve_megapixel_mpo_decodes_at_half_scale_like_a_plain_jpeg():
 
 
 @pytest.mark.parametrize(
-    "name", ["mpo_with_a_smaller_second_picture", "tiff_with_a_smaller_second_page"]
+    "name", ["mpo_with_a_smaller_second_picture", "tiff_with_a_smaller_second_page",
+             "tiff_with_a_second_page_of_no_size"]
 )
 def test_further_pictures_of_a_still_format_are_not_an_animation(name):
     photo = load_photo(ODD_IMAGES[name](), max_frames=10)

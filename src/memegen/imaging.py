@@ -56,6 +56,10 @@ _END_OF_IMAGE = 0xD9
 _MAX_HEADER_MARKERS = 1000
 _EXIF_ORIENTATION = 0x0112
 _FORMATS_WE_READ = "JPEG, HEIC, PNG, GIF, WebP, BMP or TIFF"
+#: How each format we read starts, so a file that starts like one but that its reader
+#: could not open is called damaged rather than foreign. HEIF is told by its brand.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
+               b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: Major brands of the ISO base media files that pi-heif reads. A file that starts with
 #: one of them but that it could not open is cut short in its header, not a kind of file
 #: we do not read.
@@ -85,6 +89,13 @@ Image.init()
 # Only the main picture is read: thumbnails, depth maps and other auxiliary images
 # would cost time at open for nothing.
 pi_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+#: The only readers an upload is offered to. Pillow has dozens more (DDS, EPS, JPEG 2000,
+#: SGI...), each a parser a stranger's bytes could reach, and EPS hands the file to
+#: Ghostscript where it is installed. AVIF is opened only to be refused by name.
+_READERS = tuple(
+    name for name in ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "HEIF", "AVIF")
+    if name in Image.OPEN
+)
 
 
 class ImageError(Exception):
@@ -185,9 +196,9 @@ def load_photo(
     if _ftyp_brands(data) & _AVIF_BRANDS:
         raise UnsupportedImage(_AVIF_REFUSED)
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=_READERS)
     except UnidentifiedImageError as error:
-        if _major_brand(data) in _HEIF_BRANDS:
+        if _starts_like_ours(data):
             raise CorruptImage(_DAMAGED) from error
         raise UnsupportedImage(
             f"This is not an image we can read; send a {_FORMATS_WE_READ}."
@@ -238,7 +249,7 @@ def load_photo(
             upright = image if orientation == 1 else ImageOps.exif_transpose(image)
             pixels = _to_rgb_array(upright)
             if max_frames > 0 and orientation == 1:
-                animation = _read_frames(image, max_frames, frame_max_side)
+                animation = _read_frames(image, max_frames, frame_max_side, max_pixels)
         except _DECODE_ERRORS as error:
             raise CorruptImage(_DAMAGED) from error
         except RuntimeError as error:
@@ -298,13 +309,14 @@ def _over_pillows_limit() -> DecompressionBomb:
 
 
 def too_many_pixels(
-    width: int, height: int, limit: int, decoded: tuple[int, int] | None = None
+    width: int, height: int, limit: int, decoded: tuple[int, int] | None = None,
+    *, subject: str = "The image",
 ) -> str:
     """Why a ``width``×``height`` picture is refused; ``decoded`` is the size it would be
     read at, when the limit was held against that smaller size and still met."""
     if decoded is None or decoded == (width, height):
         shown, allowed = _unlike(width * height, limit, describe_pixels, "pixels")
-        return f"The image is {width}×{height} ({shown}); the limit is {allowed}."
+        return f"{subject} is {width}×{height} ({shown}); the limit is {allowed}."
     shown, allowed = _unlike(decoded[0] * decoded[1], limit, describe_pixels, "pixels")
     return (
         f"The image is {width}×{height}; even read at reduced scale it is "
@@ -312,22 +324,44 @@ def too_many_pixels(
     )
 
 
-def _read_frames(image: Image.Image, max_frames: int, max_side: int) -> Animation | None:
-    """The frames of an animated ``image`` (None for a still one), bounded in count and size."""
+def _read_frames(
+    image: Image.Image, max_frames: int, max_side: int, max_pixels: int
+) -> Animation | None:
+    """The frames of an animated ``image`` (None for a still one), bounded in count and size.
+
+    Each frame's size is held to the limits again once it is found, before it is
+    decoded: a GIF frame may be far bigger than the screen its file declares, and
+    Pillow grows the picture to hold it (a 75 KB GIF of 100×100 whose second frame was
+    10000×10000 took 1.5 GB).
+    """
+    if image.format not in _ANIMATED_SOURCES:
+        return None  # asked before ``n_frames``, which walks every page of a TIFF
     count = getattr(image, "n_frames", 1)
-    if count < 2 or image.format not in _ANIMATED_SOURCES:
+    if count < 2:
         return None
-    budget = max(2, FRAME_PIXEL_BUDGET // (image.width * image.height))
-    scanned = min(count, max_frames * SCAN_FACTOR, budget)
     frames: list[np.ndarray] = []
     durations: list[int] = []
-    for index in range(scanned):
+    decoded = 0
+    for index in range(min(count, max_frames * SCAN_FACTOR)):
         image.seek(index)
+        pixels = image.width * image.height
+        bomb_limit = declared_pixel_limit()
+        if bomb_limit is not None and pixels > bomb_limit:
+            raise _over_pillows_limit()
+        if pixels > max_pixels:
+            raise ImageTooLarge(too_many_pixels(
+                image.width, image.height, max_pixels,
+                subject=f"Frame {index + 1} of the animation",
+            ))
+        if len(frames) >= 2 and decoded + pixels > FRAME_PIXEL_BUDGET:
+            break
+        decoded += pixels
         frames.append(_shrink(_to_rgb_array(image), max_side))
         duration = int(image.info.get("duration") or 0)
         durations.append(duration if duration >= MIN_FRAME_MS else DEFAULT_FRAME_MS)
     loop = int(image.info.get("loop", 0))
     image.seek(0)
+    scanned = len(frames)
     if scanned <= max_frames:
         return Animation(tuple(frames), tuple(durations), loop)
     # Keep the first frame of each of ``max_frames`` even groups, for the group's time.
@@ -389,6 +423,12 @@ def _decoded_row_by_row(image: Image.Image, data: bytes) -> bool:
                 components = data[at + 9 : at + 10]
             at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
     return False
+
+
+def _starts_like_ours(data: bytes) -> bool:
+    """Whether ``data`` starts the way a file of a format we read does."""
+    webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    return webp or data.startswith(_SIGNATURES) or _major_brand(data) in _HEIF_BRANDS
 
 
 def _major_brand(data: bytes) -> bytes | None:
