@@ -166,6 +166,8 @@ def test_one_sided_captions_and_comments_parse(tmp_path: Path) -> None:
         ("no pipe here", "exactly one '|'"),
         ("too | many | pipes", "exactly one '|'"),
         ("   |   ", "both sides"),
+        ("fine | 你好", "the bottom text uses characters MemeGen's fonts cannot draw: 你 好"),
+        ("bell\x07 | fine", "the top text uses characters"),
     ],
 )
 def test_a_bad_line_is_reported_with_file_and_line_number(

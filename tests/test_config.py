@@ -56,3 +56,9 @@ def test_a_flag_overrides_a_bad_environment_value_without_reading_it():
 def test_an_empty_host_is_refused_rather_than_read_as_every_interface():
     with pytest.raises(SettingError, match="host must not be empty"):
         Settings.from_env({}, host=" ")
+
+
+@pytest.mark.parametrize("watermark", ["你好", "a\x01b"])
+def test_a_watermark_the_fonts_cannot_draw_is_refused_naming_the_characters(watermark):
+    with pytest.raises(SettingError, match="the watermark uses characters"):
+        Settings.from_env({"MEMEGEN_WATERMARK": watermark})

@@ -77,6 +77,22 @@ def test_text_in_every_script_stays_inside_the_picture_in_every_style(style: str
         assert not drawn[:, :10].any() and not drawn[:, -10:].any()
 
 
+def test_a_letter_and_its_accent_go_to_the_first_font_that_has_both() -> None:
+    # Bebas Neue has X but no combining acute, which it would draw as a box.
+    assert typeset.runs("OX\u0301", typeset.MEME) == [
+        ("BebasNeue-Bold.otf", "O"), ("NotoSans-Bold.ttf", "X\u0301")
+    ]
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_accents_typed_apart_are_set_as_the_composed_letters(style: str) -> None:
+    apart, composed = "Vie\u0323\u0302t Nam", "Vi\u1ec7t Nam"
+    assert np.array_equal(
+        np.asarray(render_meme(grey(400, 300), Caption(apart, apart), style=style)),
+        np.asarray(render_meme(grey(400, 300), Caption(composed, composed), style=style)),
+    )
+
+
 def test_a_character_no_font_has_goes_to_the_primary_font() -> None:
     assert typeset.runs("\ue000", typeset.MEME) == [("BebasNeue-Bold.otf", "\ue000")]
 
@@ -92,6 +108,8 @@ def test_text_in_every_bundled_script_is_drawable() -> None:
         ("مرحبا", "مرحبا"),
         ("שלום!", "שלום"),
         ("bell\x07 and\x01", "\x07\x01"),
+        ("a\u0f71 b", "\u0f71"),  # a Tibetan vowel sign: no font has it
+        ("क\u0301", "\u0301"),  # the Devanagari font has the letter, not the accent
     ],
 )
 def test_characters_no_bundled_font_has_are_named_once_each(text: str, missing: str) -> None:

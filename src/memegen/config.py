@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from memegen.errors import UserError
+from memegen.typeset import UndrawableText, check_drawable
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MANIFEST = ASSETS / "models" / "manifest.json"
@@ -70,6 +71,10 @@ class Settings:
         if not self.host.strip():
             # waitress would read an empty host as every interface: a choice to make openly.
             raise SettingError("host must not be empty (0.0.0.0 listens on every interface)")
+        try:
+            check_drawable(self.watermark)
+        except UndrawableText as error:
+            raise SettingError(f"the watermark {error}") from error
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides) -> Settings:

@@ -25,6 +25,7 @@ overlay.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -287,6 +288,9 @@ def fit_text(
     with an ellipsis: the caption shrinks or shortens, it never spills off the
     picture. Returns None for text with nothing to draw.
     """
+    # Composed, so that "é" typed as "e" and an accent (as macOS often sends it) is the
+    # one character a font has rather than a letter and a mark it may lack.
+    text = unicodedata.normalize("NFC", text)
     words = (typeset.upper(text) if lettering.upper else text).split()
     if not words:
         return None

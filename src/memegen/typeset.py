@@ -82,19 +82,25 @@ def undrawable(text: str) -> str:
 
     Without this a caption in Chinese, Arabic or Hebrew would be set as a row of
     missing-glyph boxes and look like a bug in the meme; control characters too.
-    Whitespace is fine (lines are rewrapped), and marks and emoji joiners go with
-    the character before them.
+    Whitespace is fine (lines are rewrapped), and emoji joiners go with the
+    character before them. An accent or other mark must be in a font that also has
+    the letter it sits on (``runs`` draws the pair in that font); the text is read
+    composed (NFC) first, as it is set, so "é" typed as "e" and an accent is fine.
     """
     if text.isascii() and text.isprintable():
         return ""
     missing: dict[str, None] = {}
-    for char in text:
-        if char.isspace():
+    for cluster in _clusters(unicodedata.normalize("NFC", text)):
+        base = cluster[0]
+        if base.isspace() or _joined(base):
             continue
-        if unicodedata.category(char) == "Cc" or not (
-            _attached(char) or any(ord(char) in coverage(file) for file in BUNDLED)
-        ):
-            missing[char] = None
+        if unicodedata.category(base) == "Cc" or _font_with(base, BUNDLED) is None:
+            missing[base] = None
+        elif _font_with(cluster, BUNDLED) is None:
+            with_base = [file for file in BUNDLED if ord(base) in coverage(file)]
+            for char in cluster[1:]:
+                if not _joined(char) and not any(ord(char) in coverage(f) for f in with_base):
+                    missing[char] = None
     return "".join(missing)
 
 
@@ -139,47 +145,64 @@ def upper(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(kept))
 
 
-def _attached(char: str) -> bool:
+def _joined(char: str) -> bool:
+    """An emoji joiner, selector, skin tone or tag: no font needs to draw it alone."""
     code = ord(char)
-    return (
-        char in _JOINERS
-        or code in _SKIN_TONES
-        or code in _TAGS
-        or unicodedata.category(char) in ("Mn", "Mc", "Me")
-    )
+    return char in _JOINERS or code in _SKIN_TONES or code in _TAGS
+
+
+def _mark(char: str) -> bool:
+    return unicodedata.category(char) in ("Mn", "Mc", "Me")
+
+
+def _clusters(text: str) -> list[str]:
+    """``text`` cut before every character that does not belong to the one before it."""
+    clusters: list[str] = []
+    for char in text:
+        if clusters and (_joined(char) or _mark(char)) and not clusters[-1].isspace():
+            clusters[-1] += char
+        else:
+            clusters.append(char)
+    return clusters
+
+
+def _font_with(cluster: str, files: Sequence[str]) -> str | None:
+    """The first of ``files`` that has every character of ``cluster`` but its joiners."""
+    needed = [ord(char) for char in cluster if not _joined(char)]
+    for file in files:
+        if all(code in coverage(file) for code in needed):
+            return file
+    return None
 
 
 def runs(text: str, typeface: Typeface) -> list[tuple[str, str]]:
     """``text`` cut into ``(font file, characters)`` runs, each drawn by one font.
 
     Spaces stay with the primary font (they have no ink, and this keeps the
-    primary's own spacing); marks and emoji joiners stay with the character
-    they modify; a character followed by VS16 prefers the emoji font; one that
-    no font has goes to the primary font, which draws its missing-glyph box.
+    primary's own spacing); a letter and the marks and emoji joiners after it are
+    drawn by the first font that has them all (Bebas Neue has "x" but no acute
+    accent, so "x́" is Noto's); a character followed by VS16 prefers the emoji font;
+    one that no font has goes to the primary font, which draws its missing-glyph box.
     """
     result: list[tuple[str, str]] = []
-    for index, char in enumerate(text):
-        if result and _attached(char):
-            file = result[-1][0]
-        elif char.isspace():
-            file = typeface.primary
-        else:
-            file = _font_for(char, text[index + 1 : index + 2] == VARIATION_EMOJI, typeface)
+    for cluster in _clusters(text):
+        file = typeface.primary if cluster.isspace() else _font_for(cluster, typeface)
         if result and result[-1][0] == file:
-            result[-1] = (file, result[-1][1] + char)
+            result[-1] = (file, result[-1][1] + cluster)
         else:
-            result.append((file, char))
+            result.append((file, cluster))
     return result
 
 
-def _font_for(char: str, wants_emoji: bool, typeface: Typeface) -> str:
-    code = ord(char)
-    if wants_emoji and EMOJI in typeface.files and code in coverage(EMOJI):
+def _font_for(cluster: str, typeface: Typeface) -> str:
+    wants_emoji = cluster[1:2] == VARIATION_EMOJI
+    if wants_emoji and EMOJI in typeface.files and ord(cluster[0]) in coverage(EMOJI):
         return EMOJI
-    for file in typeface.files:
-        if code in coverage(file):
-            return file
-    return typeface.primary
+    return (
+        _font_with(cluster, typeface.files)
+        or _font_with(cluster[0], typeface.files)
+        or typeface.primary
+    )
 
 
 def _plain(text: str, typeface: Typeface) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from memegen import LABELS
 from memegen.errors import UserError
+from memegen.typeset import UndrawableText, check_drawable
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -43,8 +44,9 @@ def read_caption_file(path: Path) -> tuple[Caption, ...]:
     """Parse one ``<mood>.txt`` file.
 
     Blank lines and lines starting with ``#`` are skipped; every other line must
-    hold exactly one ``|`` with text on at least one side. Errors say where, so
-    a writer can fix the file without guessing.
+    hold exactly one ``|`` with text on at least one side, in characters the bundled
+    fonts draw (a caption in a script they lack would be set as a row of boxes).
+    Errors say where, so a writer can fix the file without guessing.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -63,6 +65,11 @@ def read_caption_file(path: Path) -> tuple[Caption, ...]:
         top, bottom = (part.strip() for part in line.split("|"))
         if not top and not bottom:
             raise CaptionFileError(f"{path}:{number}: both sides of '|' are empty")
+        for side, words in (("top", top), ("bottom", bottom)):
+            try:
+                check_drawable(words)
+            except UndrawableText as error:
+                raise CaptionFileError(f"{path}:{number}: the {side} text {error}") from error
         captions.append(Caption(top, bottom))
     if not captions:
         raise CaptionFileError(f"{path}: no captions (every line is blank or a comment)")
