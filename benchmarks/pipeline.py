@@ -1,5 +1,6 @@
-"""Per-stage medians of the pipeline on a 1 MP and a 12 MP photo, one thread, and the
-whole request through the real HTTP server (with its start-up time and memory).
+"""Per-stage medians of the pipeline on a 1 MP and a 12 MP photo, one thread, the
+whole request through the real HTTP server (with its start-up time and memory), and
+an animated meme of 60 frames with a plain caption and with one of 60 emoji a side.
 
     python benchmarks/pipeline.py [--repeat 20] [--skip-server]
 
@@ -71,6 +72,34 @@ def time_stages(pipeline: Pipeline, data: bytes, repeat: int) -> dict[str, float
     totals = [sum(values[i] for values in samples.values()) for i in range(1, repeat + 1)]
     medians["total"] = statistics.median(totals)
     return medians
+
+
+ANIMATION_FRAMES = 60
+
+
+def animated_upload() -> bytes:
+    """A 320×240 GIF of ``ANIMATION_FRAMES`` frames, each a different shade."""
+    frames = [
+        Image.new("RGB", (320, 240), (index * 4, 90, 160)) for index in range(ANIMATION_FRAMES)
+    ]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=50)
+    return buffer.getvalue()
+
+
+def time_animated(pipeline: Pipeline, repeat: int) -> dict[str, float]:
+    """Median ms of a whole animated meme (modern style, as GIF). The emoji caption is
+    another emoji each run, so no run finds the previous one's layout already made."""
+    data = animated_upload()
+    samples: dict[str, list[float]] = {"plain caption": [], "60 emoji a side": []}
+    for run in range(repeat + 1):
+        emoji = chr(0x1F600 + run % 64) * 60
+        for label, text in (("plain caption", "when it loops"), ("60 emoji a side", emoji)):
+            started = time.perf_counter()
+            meme = pipeline.make_meme(data, top=text, bottom=text, style="modern", animate=True)
+            meme.encode("gif")
+            samples[label].append((time.perf_counter() - started) * 1000)
+    return {label: statistics.median(values[1:]) for label, values in samples.items()}
 
 
 def _free_port() -> int:
@@ -159,6 +188,10 @@ def main() -> int:
     results = {name: time_stages(pipeline, data, args.repeat) for name, data in photos.items()}
     for stage in stages:
         print(f"{stage:<20}" + "".join(f"{results[name][stage]:>10.1f}" for name in photos))
+
+    print(f"\nanimated meme, {ANIMATION_FRAMES} frames (median ms)")
+    for label, value in time_animated(pipeline, args.repeat).items():
+        print(f"{label:<20}{value:>10.1f}")
 
     if not args.skip_server:
         print()

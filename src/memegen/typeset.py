@@ -223,8 +223,12 @@ def _emoji_scale(typeface: Typeface, size: int) -> float:
     return EMOJI_HEIGHT * cap_height(typeface.primary) * size / (ascent + descent)
 
 
+@lru_cache(maxsize=4096)
 def length(text: str, typeface: Typeface, size: int) -> float:
-    """Advance width of ``text`` at ``size`` px, each run measured in its own font."""
+    """Advance width of ``text`` at ``size`` px, each run measured in its own font.
+
+    Cached: wrapping measures each word at many sizes, and an animated meme sets the
+    same caption on every frame."""
     if _plain(text, typeface):
         return font(typeface.primary, size).getlength(text)
     total = 0.0
@@ -257,12 +261,8 @@ def draw_line(
             draw.text((x, baseline), run, fill=255, font=face, anchor="ls")
             x += face.getlength(run)
             continue
-        picture = _emoji_picture(run)
         scale = _emoji_scale(typeface, size)
-        scaled = picture.resize(
-            (max(1, round(picture.width * scale)), max(1, round(picture.height * scale))),
-            Image.Resampling.LANCZOS,
-        )
+        scaled = _scaled_emoji_picture(run, scale)
         # Centred on the middle of the capitals, as emoji sit in typeset text.
         top = round(baseline - cap_height(typeface.primary) * size / 2 - scaled.height / 2)
         if ink.colour is None:
@@ -278,7 +278,23 @@ def draw_line(
         x += face.getlength(run) * scale
 
 
-@lru_cache(maxsize=256)
+#: Emoji pictures kept, at 109 px and scaled: a run of thirty is about 2 MB at 109 px, so
+#: this bounds what captions that differ every time can make the caches hold.
+_EMOJI_PICTURES_KEPT = 64
+
+
+@lru_cache(maxsize=_EMOJI_PICTURES_KEPT)
+def _scaled_emoji_picture(run: str, scale: float) -> Image.Image:
+    """``_emoji_picture`` scaled to the text, kept because an animated meme draws the same
+    run at the same size on every frame (Lanczos over a long run costs milliseconds)."""
+    picture = _emoji_picture(run)
+    return picture.resize(
+        (max(1, round(picture.width * scale)), max(1, round(picture.height * scale))),
+        Image.Resampling.LANCZOS,
+    )
+
+
+@lru_cache(maxsize=_EMOJI_PICTURES_KEPT)
 def _emoji_picture(run: str) -> Image.Image:
     """A run of emoji in colour at 109 px, from the top of the font's ascent to its descent."""
     face = font(EMOJI, EMOJI_SIZE)
