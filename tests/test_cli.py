@@ -116,6 +116,13 @@ def test_make_with_a_seed_is_reproducible(tmp_path):
     assert (tmp_path / "one.jpg").read_bytes() == (tmp_path / "two.jpg").read_bytes()
 
 
+@pytest.mark.parametrize("seed", ["-5", str(2**63), "seven"])
+def test_make_refuses_a_seed_the_api_would_refuse(tmp_path, seed):
+    result = memegen("make", tmp_path / "in.jpg", "--seed", seed)
+    assert result.returncode == 2
+    assert "--seed" in result.stderr and "0 to 2^63-1" in result.stderr
+
+
 def test_make_defaults_to_a_jpeg_named_after_the_input(tmp_path):
     (tmp_path / "in.jpg").write_bytes(astronaut_jpeg())
     assert memegen("make", "in.jpg", cwd=tmp_path).returncode == 0

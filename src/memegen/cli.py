@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--bottom", help="bottom text (default: a caption for the mood)")
     make.add_argument("--style", default="classic", choices=STYLES,
                       help="classic (default), modern, poster or faces")
-    make.add_argument("--seed", type=int, help="seed for a reproducible caption")
+    make.add_argument("--seed", type=_seed, help="seed for a reproducible caption (0 to 2^63-1)")
     make.add_argument("--watermark", metavar="TEXT",
                       help="small mark in a corner (default MEMEGEN_WATERMARK, else none)")
     _add_captions_option(make)
@@ -87,6 +87,19 @@ def _add_captions_option(command: argparse.ArgumentParser) -> None:
         help="folder of MOOD.txt caption files replacing those moods' bundled captions"
              " (default MEMEGEN_CAPTIONS_DIR, else only the bundled ones)",
     )
+
+
+def _seed(raw: str) -> int:
+    """A ``--seed`` in the range the API takes, so a seed means one caption everywhere."""
+    from memegen.captions import SEED_LIMIT
+
+    try:
+        seed = int(raw)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number from 0 to 2^63-1")
+    return seed
 
 
 def _serve(args: argparse.Namespace) -> int:

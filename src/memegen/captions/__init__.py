@@ -23,6 +23,9 @@ DATA_DIR = Path(__file__).parent / "data"
 #: Every mood the bank knows: one per expression, then "no face found", "several faces",
 #: and "mixed" for a face whose expression the classifier cannot call.
 MOODS: tuple[str, ...] = (*LABELS, "noface", "group", "mixed")
+#: Seeds run from 0 to this, less one: what a signed 64-bit integer holds, so a seed given
+#: to the API, the page's JavaScript or the command line means the same caption in each.
+SEED_LIMIT = 2**63
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from flask import request
 from werkzeug.datastructures import MultiDict
 
-from memegen.captions import Caption
+from memegen.captions import SEED_LIMIT, Caption
 from memegen.imaging import over_limit
 from memegen.render import STYLES
 from memegen.typeset import UndrawableText, check_drawable
@@ -27,7 +27,6 @@ MAX_TEXT_LENGTH = 200
 MAX_RECENT = 10
 """How many ``recent`` captions a form may name: enough to stop a re-roll streak repeating,
 few enough that a mood of 30 captions never runs out of fresh ones."""
-SEED_LIMIT = 2**63
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
 

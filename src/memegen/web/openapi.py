@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from memegen import LABELS, __version__
-from memegen.captions import MOODS
+from memegen.captions import MOODS, SEED_LIMIT
 from memegen.config import Settings
 from memegen.imaging import declared_pixel_limit
 from memegen.pipeline import GROUP_MIN_FACES, MIXED_TOP_BELOW
@@ -220,6 +220,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "seed": {
                     "type": "integer",
                     "minimum": 0,
+                    "maximum": SEED_LIMIT - 1,
                     "description": "Makes the caption choice repeatable; a new seed re-rolls.",
                 },
                 "recent": {
