@@ -16,6 +16,7 @@ from memegen.imaging import EXTENSIONS
 from memegen.pipeline import Pipeline
 from memegen.storage import MemeStore
 from memegen.web import api, pages
+from memegen.web.conversions import Conversions
 from memegen.web.errors import register_error_handlers
 from memegen.web.ratelimit import RateLimiter
 from memegen.web.state import EXTENSION_KEY, WebState
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         pipeline=pipeline,
         store=store,
         limiter=RateLimiter(settings.rate_limit_per_minute),
+        conversions=Conversions(),
     )
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

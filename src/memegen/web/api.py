@@ -9,6 +9,7 @@ meme goes to the store. Anything that goes wrong becomes an error from
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
@@ -80,7 +81,8 @@ def get_meme(meme_id: str, ext: str) -> Response:
     """The meme's image; an extension other than the stored one converts it on the fly,
     so one meme can be downloaded as PNG and as JPEG (an animation stays one as GIF or
     WebP, and is its first frame as PNG or JPEG)."""
-    store = state().store
+    app_state = state()
+    store = app_state.store
     fmt = forms.FORMAT_BY_EXTENSION.get(ext.lower())
     stored = store.get(meme_id) if fmt else None
     data = store.read(stored) if stored else None
@@ -92,7 +94,7 @@ def get_meme(meme_id: str, ext: str) -> Response:
             f"(memes are kept {describe_duration(store.ttl_seconds)}).",
         )
     if forms.FORMAT_BY_EXTENSION.get(stored.suffix) != fmt:
-        data = transcode(data, fmt)
+        data = app_state.conversions.get(stored.id, fmt, partial(transcode, data, fmt))
     response = Response(data, mimetype=FORMATS[fmt])
     # The bytes behind an id never change and the id is the secret: cache privately, for
     # exactly as long as the meme lives.

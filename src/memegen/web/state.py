@@ -1,4 +1,5 @@
-"""What the request handlers share: settings, the one pipeline, the store and the limiter."""
+"""What the request handlers share: settings, the one pipeline, the store, the limiter and
+the conversions kept for download."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flask import current_app
 
 from memegen.config import Settings
 from memegen.storage import MemeStore
+from memegen.web.conversions import Conversions
 from memegen.web.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ class WebState:
     pipeline: Pipeline
     store: MemeStore
     limiter: RateLimiter
+    conversions: Conversions
 
 
 def state() -> WebState:
