@@ -116,6 +116,12 @@ def test_make_with_a_seed_is_reproducible(tmp_path):
     assert (tmp_path / "one.jpg").read_bytes() == (tmp_path / "two.jpg").read_bytes()
 
 
+def test_make_to_a_bare_extension_asks_for_a_file_name(tmp_path):
+    result = memegen("make", tmp_path / "in.jpg", "-o", tmp_path / ".png")
+    assert result.returncode == 2
+    assert "give the file a name before its extension, as in meme.png" in result.stderr
+
+
 @pytest.mark.parametrize("seed", ["-5", str(2**63), "seven"])
 def test_make_refuses_a_seed_the_api_would_refuse(tmp_path, seed):
     result = memegen("make", tmp_path / "in.jpg", "--seed", seed)

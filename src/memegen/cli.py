@@ -175,6 +175,8 @@ def _make(args: argparse.Namespace) -> int:
     fmt = OUTPUT_FORMATS.get(output.suffix.lower())
     problem = (
         "it is a folder" if output.is_dir()
+        else f"give the file a name before its extension, as in meme{output.name}"
+        if fmt is None and output.name.lower() in OUTPUT_FORMATS
         else "use .jpg, .png, .webp or .gif" if fmt is None
         else f"there is no folder {output.parent}" if not output.parent.is_dir()
         else None
