@@ -313,7 +313,8 @@ def too_many_pixels(
     *, subject: str = "The image",
 ) -> str:
     """Why a ``width``×``height`` picture is refused; ``decoded`` is the size it would be
-    read at, when the limit was held against that smaller size and still met."""
+    read at, when the limit was held against that smaller size and still met, and
+    ``subject`` what has that size (one frame of an animation, say)."""
     if decoded is None or decoded == (width, height):
         shown, allowed = _unlike(width * height, limit, describe_pixels, "pixels")
         return f"{subject} is {width}×{height} ({shown}); the limit is {allowed}."
