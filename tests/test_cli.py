@@ -1,6 +1,7 @@
 """The command line, run as a real subprocess, against the design's contracts."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -55,6 +56,25 @@ def test_analyze_prints_one_json_line_per_image_in_walked_folders(photos):
     assert set(face) == {"box", "score", "expression", "scores"}
     assert len(face["box"]) == 4 and set(face["scores"]) == set(LABELS)
     assert face["expression"] == "happy"
+
+
+def test_analyze_follows_linked_folders_once_and_reports_links_to_nothing(photos, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "linked.jpg").write_bytes(astronaut_jpeg())
+    (photos / "shared").symlink_to(elsewhere)
+    (photos / "nested" / "back-up").symlink_to(photos)  # a loop, walked once
+    (photos / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    os.mkfifo(photos / "pipe.jpg")  # left out: reading it would wait for ever
+    result = memegen("analyze", photos)
+    assert result.returncode == 1
+    records = {record["path"]: record for record in map(json.loads, result.stdout.splitlines())}
+    assert sorted(records) == [
+        str(photos / name)
+        for name in ("astronaut.jpg", "gone.jpg", "nested/again.jpg", "shared/linked.jpg")
+    ]
+    assert records[str(photos / "gone.jpg")]["error"] == "No such file or directory"
+    assert records[str(photos / "shared" / "linked.jpg")]["faces"]
 
 
 def test_analyze_walks_into_the_heic_files_of_a_folder_and_past_avif_ones(tmp_path):
@@ -174,6 +194,9 @@ def test_make_refuses_an_unknown_style_naming_the_known_ones(tmp_path):
 def test_make_refuses_an_unknown_style_before_reading_the_photo(tmp_path):
     result = memegen("make", tmp_path / "missing.jpg", "--style", "comic")
     assert result.returncode == 2 and "invalid choice: 'comic'" in result.stderr
+    assert result.stderr.count("\n") == 1, "one line, not argparse's usage block too"
+    assert result.stderr.startswith("memegen make: ")
+    assert result.stderr.endswith("(see memegen make --help)\n")
     assert "missing.jpg" not in result.stderr
 
 

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from memegen import __version__
 from memegen.errors import UserError
@@ -25,10 +26,16 @@ OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp
 STYLES = ("classic", "modern", "poster", "faces")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Stops on a bad flag with one line, as on every other error here: argparse's usage
+    block before it would bury the reason. Subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="memegen", description="Expression-aware meme generator."
-    )
+    parser = _Parser(prog="memegen", description="Expression-aware meme generator.")
     parser.add_argument("--version", action="version", version=f"memegen {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -215,16 +222,36 @@ def _make(args: argparse.Namespace) -> int:
     return 0
 
 
-def _walk(paths: list[Path]) -> Iterator[Path]:
+def _walk(paths: list[Path]) -> Iterator[tuple[Path, OSError | None]]:
+    """Each image to read, with the error that already stops it (a folder that cannot be
+    listed), folders walked in sorted order."""
     for path in paths:
         if path.is_dir():
-            yield from sorted(
-                child
-                for child in path.rglob("*")
-                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES
-            )
+            yield from sorted(_images_in(path, set()), key=lambda item: item[0])
         else:
-            yield path
+            yield path, None
+
+
+def _images_in(folder: Path, seen: set[tuple[int, int]]) -> Iterator[tuple[Path, OSError | None]]:
+    """The image files under ``folder``. Linked folders are followed, each folder once
+    (a link to a parent does not loop); a link to nothing with an image's name is kept,
+    so that its reading says what is wrong, as does a folder that cannot be listed.
+    Pipes and devices are left out: reading one might never end."""
+    try:
+        info = folder.stat()
+        if (info.st_dev, info.st_ino) in seen:
+            return
+        seen.add((info.st_dev, info.st_ino))
+        entries = list(os.scandir(folder))
+    except OSError as error:
+        yield folder, error
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_dir():
+            yield from _images_in(path, seen)
+        elif path.suffix.lower() in IMAGE_SUFFIXES and (entry.is_file() or not path.exists()):
+            yield path, None
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -243,8 +270,10 @@ def _analyze(args: argparse.Namespace) -> int:
         return 1
     pipeline = Pipeline(settings)
     failures = 0
-    for number, path in enumerate(paths, 1):
+    for number, (path, unreadable) in enumerate(paths, 1):
         try:
+            if unreadable is not None:
+                raise unreadable
             data = _read_photo(path, settings.max_upload_bytes)
             analysis = pipeline.analyze(data, whole_image=args.whole_image)
             record = {"path": str(path), **analysis.to_dict()}
