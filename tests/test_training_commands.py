@@ -174,3 +174,31 @@ def test_indices_that_are_not_row_numbers_of_the_data_are_one_line_naming_the_fi
     error = _error_line(capsys.readouterr().err)
     assert error.startswith(f"memegen: --indices {indices}: {message}")
     assert not files["out"].exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["quantize", "{manifest}", "--calibration-data", "{data}", "--out", "{out}", "--count", "0"],
+     "--count: '0': must be at least 1"),
+    (["search", "--data", "{data}", "--trials", "-1"], "--trials: '-1': must be at least 1"),
+    (["export", "{run}", "--out", "{out}", "--crop-margin", "-3"],
+     "--crop-margin: '-3': must be from 0.0 to 1.0"),
+    (["photo-models", "{manifest}", "{run}", "--photos", "{data}", "--iou", "0"],
+     "--iou: '0': must be above 0.0, at most 1.0"),
+    (["report", "--manifest", "{manifest}", "--out", "{out}", "--photos-limit", "-3"],
+     "--photos-limit: '-3': must be at least 1"),
+])
+def test_a_number_out_of_its_range_is_refused_while_parsing(
+    files: dict[str, Path], argv: list[str], message: str, capsys
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(_argv(argv, files))
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not files["out"].exists()
+
+
+def test_an_out_that_is_a_file_is_one_line_naming_it(files: dict[str, Path], capsys) -> None:
+    files["out"].write_text("not a folder")
+    status = main(_argv(["export", "{run}", "--out", "{out}"], files))
+    assert status == 2
+    assert _error_line(capsys.readouterr().err) == f"memegen: {files['out']}: File exists"

@@ -124,7 +124,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--storage", default=DEFAULT_STORAGE,
                         help="SQLAlchemy URL of the study database; share it to search together")
     search.add_argument("--study", default="expressions", help="study name (resumed if it exists)")
-    search.add_argument("--trials", type=int, default=20, help="most trials this process runs")
+    search.add_argument("--trials", type=_at_least_one, default=20,
+                        help="most trials this process runs")
     search.add_argument("--timeout", type=float, help="start no trial after this many seconds")
     search.add_argument("--subset", type=float, default=1.0,
                         help="fraction of the data to search on (stratified)")
@@ -150,7 +151,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export = commands.add_parser("export", help="write ONNX + manifest for trained runs")
     export.add_argument("runs", type=_existing, nargs="+", help="run folders to export")
     export.add_argument("--out", type=Path, required=True, help="folder for the ONNX files")
-    export.add_argument("--crop-margin", type=float, default=0.0, help=CROP_MARGIN_HELP)
+    export.add_argument("--crop-margin", type=_crop_margin, default=0.0, help=CROP_MARGIN_HELP)
     export.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                         help=MIRROR_HELP)
     export.set_defaults(train_handler=_export)
@@ -161,7 +162,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ensemble.add_argument("runs", type=_existing, nargs="+", help="run folders to combine")
     _add_weighting_set_arguments(ensemble)
     ensemble.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
-    ensemble.add_argument("--crop-margin", type=float, default=0.0, help=CROP_MARGIN_HELP)
+    ensemble.add_argument("--crop-margin", type=_crop_margin, default=0.0, help=CROP_MARGIN_HELP)
     ensemble.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                           help=MIRROR_HELP)
     ensemble.set_defaults(train_handler=_ensemble)
@@ -188,7 +189,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="ExpW-style labelled photos none of the runs trained on, as "
                        "[expw:]PATH[,photos=LIST][,skip=LIST]; keep the photos you measure "
                        "on out of them")
-    photo.add_argument("--iou", type=float, default=0.4, help=IOU_HELP)
+    photo.add_argument("--iou", type=_overlap, default=0.4, help=IOU_HELP)
     photo.set_defaults(train_handler=_photo_models)
 
     mirror = commands.add_parser(
@@ -238,7 +239,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     quantize.add_argument("--calibration-data", required=True,
                           help="crops that set the activation ranges: the models' training "
                           f"data, never measuring data; its train split is used; {SPEC_HELP}")
-    quantize.add_argument("--count", type=int, default=512, help="calibration crops to draw")
+    quantize.add_argument("--count", type=_at_least_one, default=512,
+                          help="calibration crops to draw")
     quantize.add_argument("--seed", type=int, default=0)
     quantize.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
     quantize.set_defaults(train_handler=_quantize)
@@ -251,8 +253,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--photos", nargs="*", default=[],
                         help="ExpW-style folders (faces.csv + photos), measured end to end, "
                         "as [expw:]PATH[,photos=LIST][,skip=LIST]")
-    report.add_argument("--photos-limit", type=int, help="at most this many photos per folder")
-    report.add_argument("--iou", type=float, default=0.4, help=IOU_HELP)
+    report.add_argument("--photos-limit", type=_at_least_one,
+                        help="at most this many photos per folder")
+    report.add_argument("--iou", type=_overlap, default=0.4, help=IOU_HELP)
     report.add_argument("--out", type=Path, required=True)
     report.set_defaults(train_handler=_report)
 
@@ -264,6 +267,40 @@ def _existing(text: str) -> Path:
     if not path.exists():
         raise argparse.ArgumentTypeError(f"{text}: no such file or folder")
     return path
+
+
+def _at_least_one(text: str) -> int:
+    """A count that must be a whole number from 1: 0 calibration crops or trials would do
+    nothing and say nothing, and a negative one would count from the end of a list."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return number
+
+
+def _ranged_float(low: float, high: float, low_included: bool) -> Callable[[str], float]:
+    """A number from ``low`` (included or not) to ``high`` (included), refused while parsing."""
+
+    def parse(text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (low <= number if low_included else low < number) or not number <= high:
+            span = f"from {low} to {high}" if low_included else f"above {low}, at most {high}"
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {span}")
+        return number
+
+    return parse
+
+
+#: A crop's margin is a share of the face's side added on each side: none to a whole side.
+_crop_margin = _ranged_float(0.0, 1.0, low_included=True)
+#: Intersection over union: above 0 (every box overlaps nothing by 0) up to 1.
+_overlap = _ranged_float(0.0, 1.0, low_included=False)
 
 
 def _names_from(known: tuple[str, ...], what: str) -> Callable[[str], tuple[str, ...]]:
@@ -302,14 +339,15 @@ def _run(args: argparse.Namespace) -> int:
 
     The files a training command reads are those its arguments name (datasets, run
     folders, manifests) and the files inside them, so one that is missing, or a file where
-    a folder should be, is the user's to fix: one line naming the path and status 2, not a
-    traceback. The other mistakes a user can fix raise ``UserError`` where they are found,
-    and ``memegen.cli.main`` reports them; no other ``ValueError`` is caught, since one
-    raised deep in numpy, torch or a step is a bug that needs its traceback.
+    a folder should be (an ``--out`` that names a file, say), is the user's to fix: one
+    line naming the path and status 2, not a traceback. The other mistakes a user can fix
+    raise ``UserError`` where they are found, and ``memegen.cli.main`` reports them; no
+    other ``ValueError`` is caught, since one raised deep in numpy, torch or a step is a
+    bug that needs its traceback.
     """
     try:
         return args.train_handler(args)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as error:
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError) as error:
         print(f"memegen: {error.filename or error}: {error.strerror}", file=sys.stderr)
         return 2
 
