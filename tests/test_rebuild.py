@@ -86,3 +86,13 @@ def test_rebuild_refuses_unknown_members_and_int8_copies(
     assert main(["train", "rebuild", str(int8 / "manifest.json"), "net0", "--data", str(data),
                  "--out", str(tmp_path / "from-int8")]) == 2
     assert not (tmp_path / "nine").exists() and not (tmp_path / "from-int8").exists()
+
+
+def test_rebuild_refuses_to_overwrite_a_run(ensemble_and_data: tuple[Path, Path], tmp_path: Path):
+    manifest, data = ensemble_and_data
+    run = tmp_path / "rebuilt"
+    argv = ["train", "rebuild", str(manifest), "net1", "--data", str(data), "--out", str(run)]
+    assert main(argv) == 0
+    written = (run / "best.pt").read_bytes()
+    assert main([*argv[:3], "net0", *argv[4:]]) == 2
+    assert (run / "best.pt").read_bytes() == written

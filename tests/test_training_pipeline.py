@@ -152,6 +152,9 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
         str(models / "manifest.json"), 0.5)
 
     runs = [str(fitted), str(searched)]
+    assert main(["train", "photo-models", str(models / "manifest.json"), str(fitted),
+                 str(fitted), "--photos", str(data / "expw-seven")]) == 2
+    assert "give each run once" in capsys.readouterr().err
     assert main(["train", "photo-models", str(models / "manifest.json"), *runs,
                  "--photos", str(data / "expw")]) == 2  # one photo cannot be cross-validated
     # Photos without angry, disgust or neutral faces: those classes' biases cannot be fitted.

@@ -41,7 +41,7 @@ from memegen.training.datasets import (
     folds_by_group,
     require_every_class,
 )
-from memegen.training.export import export_onnx, model_entry, save_manifest
+from memegen.training.export import export_onnx, model_entry, save_manifest, unique_names
 from memegen.training.metrics import mean_nll
 from memegen.training.quantize import quantize_model
 from memegen.training.report import match_photos
@@ -195,6 +195,7 @@ def add_photo_models(
     if spec.kind != "expw":
         raise DatasetError(f"{photos_text!r}: photo models need ExpW-style labelled photos")
     manifest_path = Path(manifest_path)
+    names = unique_names([Path(run_dir) for run_dir in run_dirs])
     manifest = read_manifest(manifest_path)
     classifier = ExpressionClassifier(manifest_path)
     margin = classifier.models[0].crop_margin
@@ -205,12 +206,12 @@ def add_photo_models(
     require_every_class(found.labels, f"the faces found in {photos_text!r}",
                         "a photo model's last-layer bias")
     entries, predictions = [], []
-    for run_dir in run_dirs:
+    for run_dir, run_name in zip(run_dirs, names, strict=True):
         network, config = load_trained(Path(run_dir))
         views = both_views(network, config, found.crops)
         prediction, evidence = refit_last_layer(network, views, found.labels, found.photos)
         predictions.append(prediction)
-        name = f"{Path(run_dir).name}-photo"
+        name = f"{run_name}-photo"
         file_name = f"{name}-int8.onnx"
         with tempfile.TemporaryDirectory() as scratch:
             float_graph = Path(scratch) / "float.onnx"

@@ -113,12 +113,15 @@ def rebuild_run(
     difference from the graph's probabilities on its first faces; above 1e-4
     nothing is written.
 
-    A member that is not there, not a VGG or an int8 copy is the user's choice to fix
+    A member that is not there, not a VGG or an int8 copy, or an ``out_dir`` that already
+    holds a run (which this would overwrite), is the user's choice to fix
     (:class:`UserError`). A rebuilt network that does not answer like its graph is not:
     its batch norms undo their own statistics whatever the faces, so the difference is
     a bug and stays a ``ValueError``.
     """
     manifest_path = Path(manifest_path)
+    if any((out_dir / name).exists() for name in ("best.pt", "config.json", "last.pt")):
+        raise UserError(f"{out_dir} already holds a run; rebuild into a new folder")
     entries = read_manifest(manifest_path)["models"]
     entry = next((e for e in entries if e["name"] == model_name), None)
     if entry is None:
