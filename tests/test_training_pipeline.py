@@ -182,6 +182,13 @@ def test_search_train_ensemble_export_classify_report(data: Path, tmp_path: Path
     np.testing.assert_allclose(  # crops given as faces keep the crop vote
         with_photo_models.classify(rgb, [ASTRONAUT_FACE], precropped=True),
         classifier.classify(rgb, [ASTRONAUT_FACE], precropped=True), atol=1e-6)
+    # A step that rewrites the crop members carries the photo models over as they are.
+    assert main(["train", "quantize", str(models / "manifest.json"), "--calibration-data",
+                 str(data / "faces"), "--count", "16", "--out", str(tmp_path / "int8")]) == 0
+    np.testing.assert_array_equal(
+        ExpressionClassifier(tmp_path / "int8" / "manifest.json").photo_model_probabilities(
+            rgb, [ASTRONAUT_FACE]),
+        readings)
 
     report = tmp_path / "report"
     listed = tmp_path / "first-photo.txt"

@@ -10,6 +10,7 @@ an ensemble that must fit a per-face budget can leave it out.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -110,6 +111,14 @@ def unique_names(run_dirs: Sequence[Path]) -> list[str]:
             "from folders whose names or parents' names differ"
         )
     return unique
+
+
+def carry_photo_models(manifest: dict, source_dir: Path, out_dir: Path) -> None:
+    """Copy the photo models' files of ``manifest`` from ``source_dir`` to ``out_dir``, for
+    a step that rewrites only the crop members (``quantize``, ``mirror``, ``gate``): the
+    photo models are int8 already, read faces found in photos, and are kept as they are."""
+    for entry in manifest.get("photo_models", []):
+        shutil.copyfile(Path(source_dir) / entry["file"], Path(out_dir) / entry["file"])
 
 
 def refuse_source_folder(manifest_path: Path, out_dir: Path, what: str) -> None:

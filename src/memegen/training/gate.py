@@ -43,7 +43,7 @@ from memegen.expressions import (
 from memegen.facecrop import crop_face
 from memegen.training.class_bias import check_refittable, save_refitting_class_bias
 from memegen.training.datasets import FaceDataset
-from memegen.training.export import refuse_source_folder
+from memegen.training.export import carry_photo_models, refuse_source_folder
 from memegen.training.metrics import mean_nll
 from memegen.training.report import crop_probabilities
 
@@ -236,6 +236,7 @@ def fit_gate(
         gated, max_consulted_share,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
+    carry_photo_models(manifest, manifest_path.parent, out_dir)
     for entry in manifest["models"]:
         shutil.copyfile(manifest_path.parent / entry["file"], out_dir / entry["file"])
         entry.pop("consult_below", None)

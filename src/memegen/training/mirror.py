@@ -50,6 +50,7 @@ from memegen.training.ensemble import fit_weights, validation_metrics, vote_nll,
 from memegen.training.export import (
     INPUT_NAME,
     OUTPUT_NAME,
+    carry_photo_models,
     per_label,
     refuse_source_folder,
     save_manifest,
@@ -216,6 +217,7 @@ def fit_mirror_passes(
                 f"{entry['name']}: it is gated; choose mirror passes before the gate"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
+    carry_photo_models(manifest, manifest_path.parent, out_dir)
     for entry in manifest["models"]:
         source = manifest_path.parent / entry["file"]
         entry["file"] = f"{source.stem}-plain.onnx"

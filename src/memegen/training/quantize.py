@@ -36,7 +36,12 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from memegen.expressions import normalise, read_manifest
 from memegen.training.datasets import FaceDataset
-from memegen.training.export import INPUT_NAME, refuse_source_folder, save_manifest
+from memegen.training.export import (
+    INPUT_NAME,
+    carry_photo_models,
+    refuse_source_folder,
+    save_manifest,
+)
 
 PERCENTILE = 99.999
 QUANTIZED_OPERATORS = ["Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm"]
@@ -94,6 +99,7 @@ def quantize_ensemble(
     refuse_source_folder(manifest_path, out_dir, "int8 copies")
     manifest = read_manifest(Path(manifest_path))
     out_dir.mkdir(parents=True, exist_ok=True)
+    carry_photo_models(manifest, Path(manifest_path).parent, out_dir)
     crops = calibration_faces(calibration, count, seed)
     for entry in manifest["models"]:
         faces = normalise(crops, entry["input"]["mean"], entry["input"]["std"])
