@@ -291,6 +291,35 @@ def test_resuming_with_more_epochs_and_other_threads_continues_the_run(tmp_path:
     assert json.loads((run / "config.json").read_text())["epochs"] == 2
 
 
+def test_resuming_with_fewer_epochs_than_done_is_refused_and_writes_nothing(
+    tmp_path: Path, capsys
+):
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    run = tmp_path / "run"
+    assert _fit_tiny(data, run, "--epochs", "2") == 0
+    before = _contents(run)
+    capsys.readouterr()
+    assert _fit_tiny(data, run, "--epochs", "1") == 2
+    assert capsys.readouterr().err == (
+        f"memegen: {run} has trained 2 epochs already; --epochs must be at least 2 to "
+        "resume it\n"
+    )
+    assert _contents(run) == before
+
+
+def test_a_resume_point_cut_short_is_refused_in_one_line(tmp_path: Path, capsys):
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    run = tmp_path / "run"
+    assert _fit_tiny(data, run) == 0
+    last = run / "last.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    capsys.readouterr()
+    assert _fit_tiny(data, run, "--epochs", "2") == 2
+    assert capsys.readouterr().err == (
+        f"memegen: {last}: not a resume point that train wrote; it cannot be resumed\n"
+    )
+
+
 def test_resuming_with_another_holdout_is_refused_and_keeps_the_one_recorded(
     tmp_path: Path, capsys
 ):

@@ -33,7 +33,12 @@ from memegen.training.datasets import FaceDataset
 from memegen.training.export import INPUT_NAME
 from memegen.training.mirror import plain_pass_nodes
 from memegen.training.quantize import calibration_faces
-from memegen.training.train import TrainConfig, build_model, predict_probabilities
+from memegen.training.train import (
+    TrainConfig,
+    build_model,
+    predict_probabilities,
+    save_checkpoint,
+)
 
 STATISTICS_FACES = 4096
 CHECK_FACES = 512
@@ -153,5 +158,5 @@ def rebuild_run(
         raise ValueError(f"the rebuilt network differs from the graph by {difference:.1e}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    torch.save({"model": network.state_dict(), "config": asdict(config)}, out_dir / "best.pt")
+    save_checkpoint({"model": network.state_dict(), "config": asdict(config)}, out_dir / "best.pt")
     return difference

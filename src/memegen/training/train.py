@@ -32,6 +32,7 @@ with AVX-512 BF16 that halves the time per step; on one without, it is slower.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import time
 import warnings
@@ -309,8 +310,9 @@ def train(
         state["seconds"] += time.perf_counter() - started
         if accuracy > state["best_accuracy"]:
             state["best_accuracy"], state["best_epoch"] = accuracy, state["epoch"]
-            torch.save({"model": model.state_dict(), "config": asdict(config)}, run_dir / "best.pt")
-        torch.save(
+            best = {"model": model.state_dict(), "config": asdict(config)}
+            save_checkpoint(best, run_dir / "best.pt")
+        save_checkpoint(
             {
                 "model": model.state_dict(),
                 "optimiser": optimiser.state_dict(),
@@ -358,6 +360,12 @@ def check_run_folder(config: TrainConfig, run_dir: Path) -> None:
                 f"{' and '.join(RESUMABLE)} may change when it resumes: give its settings "
                 "again, or another run folder"
             )
+        done = _epochs_done(run_dir / "last.pt")
+        if config.epochs < done:
+            raise RunError(
+                f"{run_dir} has trained {done} epochs already; --epochs must be at least {done} "
+                "to resume it"
+            )
     elif config.init_from:
         saved = TrainConfig.from_dict(_checkpoint_config(Path(config.init_from)))
         changed = _differences(saved, config, ARCHITECTURE)
@@ -366,6 +374,24 @@ def check_run_folder(config: TrainConfig, run_dir: Path) -> None:
                 f"{config.init_from} holds a network of another architecture ({changed}); "
                 "a run starts from weights only of its own shape"
             )
+
+
+def _epochs_done(last_path: Path) -> int:
+    """The epochs the run whose resume point is ``last_path`` has trained."""
+    try:
+        return int(torch.load(last_path, weights_only=False)["state"]["epoch"])
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, TypeError):
+        raise RunError(
+            f"{last_path}: not a resume point that train wrote; it cannot be resumed"
+        ) from None
+
+
+def save_checkpoint(checkpoint: dict, path: Path) -> None:
+    """Write ``checkpoint`` whole or not at all: a run stopped while saving keeps its last
+    resume point, rather than one cut short that no later run can load."""
+    partial = path.with_name(f".{path.name}.part")
+    torch.save(checkpoint, partial)
+    os.replace(partial, path)
 
 
 def _checkpoint_config(path: Path) -> dict:
