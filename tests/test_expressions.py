@@ -83,7 +83,27 @@ def write_unusable_manifest(path, problem):
         elif problem == "a file that is no model":
             (path.parent / "garbage.onnx").write_bytes(b"not a model")
             manifest["models"][0]["file"] = "garbage.onnx"
+        elif problem in FIELD_EDITS:
+            for model in (*manifest["models"], *manifest.get("photo_models", [])):
+                shutil.copy(DEFAULT_MANIFEST.parent / model["file"], path.parent / model["file"])
+            FIELD_EDITS[problem](manifest)
         path.write_text(json.dumps(manifest))
+
+
+#: Hand edits that leave every model file in place but a field that cannot be used.
+FIELD_EDITS = {
+    "a size the graph does not take": lambda m: m["models"][1]["input"].update(size=64),
+    "a size as text": lambda m: m["models"][1]["input"].update(size="48"),
+    "a std of 0": lambda m: m["models"][0]["input"].update(std=0),
+    "a NaN class weight": lambda m: m["models"][0]["class_weights"].update(happy=float("nan")),
+    "every class weight 0": lambda m: m["models"][0].update(
+        class_weights=dict.fromkeys(LABELS, 0.0)),
+    "a temperature of 0": lambda m: m["models"][0].update(temperature=0),
+    "a gate as text": lambda m: m["models"][2].update(consult_below="0.9"),
+    "a vote temperature as text": lambda m: m.update(vote_temperature="abc"),
+    "a class bias as a list": lambda m: m.update(class_bias=[0.1] * 7),
+    "a class bias of true": lambda m: m["class_bias"].update(angry=True),
+}
 
 
 @pytest.mark.parametrize(("problem", "message"), [
@@ -93,6 +113,17 @@ def write_unusable_manifest(path, problem):
     ("an entry without its file", 'models[0] names no model "file"'),
     ("a model file missing", "models[0]: the model file"),
     ("a file that is no model", "garbage.onnx is not a model ONNX Runtime can load"),
+    ("a size the graph does not take", "models[1] has a malformed field (input size 64 is not "
+     "the graph's 48)"),
+    ("a size as text", "input size '48' is not the graph's 48"),
+    ("a std of 0", "models[0] has a malformed field (input std 0 is out of its range)"),
+    ("a NaN class weight", "class weight of happy nan is out of its range"),
+    ("every class weight 0", "every class weight is 0"),
+    ("a temperature of 0", "temperature 0 is out of its range"),
+    ("a gate as text", "models[2] has a malformed field (consult_below '0.9' is not a number)"),
+    ("a vote temperature as text", "vote_temperature 'abc' is not a number"),
+    ("a class bias as a list", "class_bias is not an object of a number per label"),
+    ("a class bias of true", "class_bias of angry True is not a number"),
 ])
 def test_an_unusable_manifest_is_refused_naming_it_and_what_is_wrong(tmp_path, problem, message):
     path = tmp_path / "manifest.json"

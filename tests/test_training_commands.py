@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
+from memegen import LABELS  # noqa: E402
 from memegen.cli import main  # noqa: E402
 
 from tiny_datasets import write_class_folders  # noqa: E402
@@ -202,3 +203,16 @@ def test_an_out_that_is_a_file_is_one_line_naming_it(files: dict[str, Path], cap
     status = main(_argv(["export", "{run}", "--out", "{out}"], files))
     assert status == 2
     assert _error_line(capsys.readouterr().err) == f"memegen: {files['out']}: File exists"
+
+
+@pytest.mark.parametrize("command", [
+    ["quantize", "{manifest}", "--calibration-data", "{data}", "--out", "{out}"],
+    ["mirror", "{manifest}", "--val-data", "{data}", "--out", "{out}"],
+])
+def test_a_manifest_that_lists_no_models_is_one_line_and_writes_nothing(
+    files: dict[str, Path], command: list[str], capsys
+) -> None:
+    files["manifest"].write_text(json.dumps({"labels": list(LABELS), "models": []}))
+    assert main(_argv(command, files)) == 2
+    assert _error_line(capsys.readouterr().err) == f"memegen: {files['manifest']}: lists no models"
+    assert not files["out"].exists()

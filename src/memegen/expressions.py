@@ -133,22 +133,52 @@ def _load_models(manifest_path: Path, manifest: dict, key: str) -> list[Expressi
 
 
 def _model(entry: dict, session: ort.InferenceSession) -> ExpressionModel:
-    """One manifest entry with its loaded session."""
+    """One manifest entry with its loaded session; a field of the wrong type or out of its
+    range raises ``ValueError`` naming it, rather than failing (or answering NaN) at the
+    first face."""
+    inputs = entry["input"]
+    side = session.get_inputs()[0].shape[-1]
+    size = inputs["size"]
+    if type(size) is not int or (isinstance(side, int) and size != side):
+        raise ValueError(f"input size {size!r} is not the graph's {side}")
+    class_weights = np.array(
+        [_number(entry["class_weights"][label], f"class weight of {label}", 0.0, math.inf)
+         for label in LABELS],
+        dtype=np.float32,
+    )
+    if not class_weights.any():
+        raise ValueError("every class weight is 0, so the model has no say in the vote")
     return ExpressionModel(
         name=entry["name"],
         session=session,
-        input_size=entry["input"]["size"],
-        mean=entry["input"]["mean"],
-        std=entry["input"]["std"],
-        crop_margin=entry["input"]["crop_margin"],
-        class_weights=np.array(
-            [entry["class_weights"][label] for label in LABELS], dtype=np.float32
-        ),
+        input_size=size,
+        mean=_number(inputs["mean"], "input mean", -math.inf, math.inf),
+        std=_number(inputs["std"], "input std", 0.0, math.inf, low_included=False),
+        crop_margin=_number(inputs["crop_margin"], "crop_margin", 0.0, 1.0),
+        class_weights=class_weights,
         input_name=session.get_inputs()[0].name,
-        mirror_below=entry["input"].get("mirror_below", 0.0),
-        temperature=entry.get("temperature", 1.0),
-        consult_below=entry.get("consult_below", math.inf),
+        mirror_below=_number(inputs.get("mirror_below", 0.0), "mirror_below", 0.0, 1.0),
+        temperature=_number(entry.get("temperature", 1.0), "temperature", 0.0, math.inf,
+                            low_included=False),
+        consult_below=_number(entry.get("consult_below", math.inf), "consult_below", 0.0,
+                              math.inf, finite=False),
     )
+
+
+def _number(
+    value: object, what: str, low: float, high: float, *, low_included: bool = True,
+    finite: bool = True,
+) -> float:
+    """``value`` as a float, or ``ValueError`` naming ``what`` when it is not a number (JSON's
+    true and false are not) from ``low`` (included or not) to ``high``, or is infinite
+    though ``finite`` (only an ungated model's ``consult_below`` is not), or NaN."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what} {value!r} is not a number")
+    number = float(value)
+    above_low = low <= number if low_included else low < number
+    if not (above_low and number <= high) or (finite and not math.isfinite(number)):
+        raise ValueError(f"{what} {value!r} is out of its range")
+    return number
 
 
 class ExpressionClassifier:
@@ -172,8 +202,18 @@ class ExpressionClassifier:
             )
         self.weights = np.stack([model.class_weights for model in self.models])
         bias = manifest.get("class_bias", {})
-        self.class_bias = np.array([bias.get(label, 0.0) for label in LABELS], dtype=np.float32)
-        self.temperature = float(manifest.get("vote_temperature", 1.0))
+        try:
+            if not isinstance(bias, dict):
+                raise ValueError("class_bias is not an object of a number per label")
+            self.class_bias = np.array(
+                [_number(bias.get(label, 0.0), f"class_bias of {label}", -math.inf, math.inf)
+                 for label in LABELS],
+                dtype=np.float32,
+            )
+            self.temperature = _number(manifest.get("vote_temperature", 1.0), "vote_temperature",
+                                       0.0, math.inf, low_included=False)
+        except ValueError as error:
+            raise ManifestError(f"{manifest_path}: {error}") from error
         self.photo_models = _load_models(Path(manifest_path), manifest, "photo_models")
         self.photo_weights = np.array([model.class_weights for model in self.photo_models])
 

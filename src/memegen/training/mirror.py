@@ -207,6 +207,7 @@ def fit_mirror_passes(
     """
     manifest_path = Path(manifest_path)
     refuse_source_folder(manifest_path, out_dir, "new ensemble")
+    ExpressionClassifier(manifest_path)  # one the app cannot load is refused, naming why
     manifest = read_manifest(manifest_path)
     check_refittable(manifest, weighting_set)
     for entry in manifest["models"]:

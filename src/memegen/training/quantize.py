@@ -34,7 +34,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from memegen.expressions import normalise, read_manifest
+from memegen.expressions import ExpressionClassifier, normalise, read_manifest
 from memegen.training.datasets import FaceDataset
 from memegen.training.export import (
     INPUT_NAME,
@@ -97,6 +97,7 @@ def quantize_ensemble(
     source's folder, whose float manifest the int8 one would replace.
     """
     refuse_source_folder(manifest_path, out_dir, "int8 copies")
+    ExpressionClassifier(manifest_path)  # one the app cannot load is refused, naming why
     manifest = read_manifest(Path(manifest_path))
     out_dir.mkdir(parents=True, exist_ok=True)
     carry_photo_models(manifest, Path(manifest_path).parent, out_dir)
