@@ -233,3 +233,59 @@ def test_input_paths_are_refused_while_the_arguments_are_parsed(tmp_path: Path, 
 def test_command_line_offers_every_reader_and_balancing():
     assert commands.DATASET_KINDS == KINDS
     assert commands.BALANCE_CHOICES == STRATEGIES
+
+
+def _fer2013_csv_with(path: Path, bad_row: str, header: str = "emotion,pixels,Usage") -> str:
+    good = " ".join(["128"] * 48 * 48)
+    path.write_text(f"{header}\n3,{good},Training\n{bad_row}\n")
+    return str(path)
+
+
+def _ckplus_with_label(root: Path, label: str) -> str:
+    write_ckplus(root, subjects=2, per_subject={"happy": 1})
+    manifest = root / "manifest.csv"
+    lines = manifest.read_text().splitlines()
+    lines[2] = lines[2].replace(",happy,", f",{label},")
+    manifest.write_text("\n".join(lines) + "\n")
+    return f"ckplus:{root}"
+
+
+def _expw_with_corner(root: Path, corner: str) -> str:
+    write_expw(root)
+    faces = root / "faces.csv"
+    header, row = faces.read_text().splitlines()
+    faces.write_text(f"{header}\n{row.split(',', 1)[0]},{corner},{row.split(',', 2)[2]}\n")
+    return f"expw:{root}"
+
+
+def _folders_with_a_broken_png(root: Path) -> str:
+    write_class_folders(root, {"train": 1})
+    (root / "train" / "sad" / "000.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    return str(root)
+
+
+@pytest.mark.parametrize(("write", "message"), [
+    (lambda tmp: _fer2013_csv_with(tmp / "fer.csv", "0,1 2 3,Training"),
+     "fer.csv:3: pixels must be 2304 values from 0 to 255"),
+    (lambda tmp: _fer2013_csv_with(tmp / "fer.csv", "0," + " ".join(["300"] * 2304) + ",Training"),
+     "fer.csv:3: pixels must be 2304 values from 0 to 255"),
+    (lambda tmp: _fer2013_csv_with(tmp / "fer.csv", "9," + " ".join(["1"] * 2304) + ",Training"),
+     "fer.csv:3: emotion 9 is not from 0 to 6"),
+    (lambda tmp: _fer2013_csv_with(tmp / "fer.csv", "happy,1 2,Training"),
+     "fer.csv:3: emotion and pixels must be whole numbers"),
+    (lambda tmp: _fer2013_csv_with(tmp / "fer.csv", "0,1,Training", header="emotion,pixels,Use"),
+     "fer.csv: no column Usage in its header"),
+    (lambda tmp: _ckplus_with_label(tmp / "ck", "joy"),
+     "manifest.csv:3: label 'joy' is not one of angry, disgust"),
+    (lambda tmp: _expw_with_corner(tmp / "expw", "left"),
+     "faces.csv:2: a box corner is not a number"),
+    (lambda tmp: _folders_with_a_broken_png(tmp / "faces"),
+     "sad/000.png: not a picture that can be read"),
+])
+def test_a_malformed_row_or_picture_is_one_line_naming_where(
+    tmp_path: Path, capsys, write, message: str
+):
+    assert main(["train", "summary", "--data", write(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("memegen: ") and err.count("\n") == 1, err
+    assert message in err

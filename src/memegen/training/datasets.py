@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from memegen import LABELS
 from memegen.errors import UserError
@@ -145,13 +145,22 @@ def load_fer2013_csv(path: Path, usage: str) -> FaceDataset:
     FER2013's emotion numbers 0–6 are already in the order of ``LABELS``.
     """
     images, labels = [], []
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["Usage"] != usage:
-                continue
-            pixels = np.array(row["pixels"].split(), dtype=np.uint8)
-            images.append(pixels.reshape(48, 48))
-            labels.append(int(row["emotion"]))
+    for line, row in _csv_rows(path, ("emotion", "pixels", "Usage")):
+        if row["Usage"] != usage:
+            continue
+        try:
+            pixels = np.array(row["pixels"].split(), dtype=np.int64)
+            emotion = int(row["emotion"])
+        except ValueError:
+            raise DatasetError(f"{path}:{line}: emotion and pixels must be whole numbers") from None
+        if pixels.size != 48 * 48 or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
+            raise DatasetError(f"{path}:{line}: pixels must be 2304 values from 0 to 255")
+        if not 0 <= emotion < len(LABELS):
+            raise DatasetError(f"{path}:{line}: emotion {emotion} is not from 0 to 6")
+        images.append(pixels.astype(np.uint8).reshape(48, 48))
+        labels.append(emotion)
+    if not images:
+        raise DatasetError(f"{path}: no rows of Usage {usage!r}")
     name = f"{Path(path).stem}/{FER2013_SPLITS.get(usage, usage)}"
     return FaceDataset(name, np.stack(images), np.array(labels))
 
@@ -161,9 +170,20 @@ def ferplus_distribution(votes: dict[str, str]) -> np.ndarray | None:
     counts = np.zeros(len(LABELS))
     for column, label in FERPLUS_COLUMNS.items():
         if label is not None:
-            counts[LABELS.index(label)] += float(votes[column])
+            counts[LABELS.index(label)] += _vote_count(votes.get(column), column)
     total = counts.sum()
     return None if total == 0 else counts / total
+
+
+def _vote_count(value: str | None, column: str) -> float:
+    """One FER+ vote count, or :class:`DatasetError` when the votes file does not hold one."""
+    try:
+        count = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise DatasetError(f"a FER+ votes row has {value!r} for {column}, not a count") from None
+    if not count >= 0:
+        raise DatasetError(f"a FER+ votes row has {value!r} for {column}, not a count")
+    return count
 
 
 def with_ferplus_labels(dataset: FaceDataset, votes_csv: Path, soft: bool) -> FaceDataset:
@@ -218,14 +238,21 @@ def load_ferplus_folders(
     with open(votes_csv, newline="") as handle:
         votes = list(csv.DictReader(handle))
     images, rows, folder_labels = [], [], []
-    with open(Path(root) / "manifest.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            wrong_split = split is not None and row["split"] != split
-            if wrong_split or (not row["fer2013_row"] and blend is None):
-                continue
-            images.append(_read_grey(Path(root) / row["file"], 48))
-            rows.append(votes[int(row["fer2013_row"])] if row["fer2013_row"] else None)
-            folder_labels.append(LABELS.index(Path(row["file"]).parent.name))
+    manifest = Path(root) / "manifest.csv"
+    for line, row in _csv_rows(manifest, ("file", "split", "fer2013_row")):
+        wrong_split = split is not None and row["split"] != split
+        if wrong_split or (not row["fer2013_row"] and blend is None):
+            continue
+        folder_labels.append(_label_index(Path(row["file"]).parent.name, manifest, line))
+        if row["fer2013_row"]:
+            number = row["fer2013_row"]
+            if not number.isdigit() or int(number) >= len(votes):
+                raise DatasetError(
+                    f"{manifest}:{line}: fer2013_row {number!r} is not a row of {votes_csv} "
+                    f"(it has {len(votes)})"
+                )
+        rows.append(votes[int(row["fer2013_row"])] if row["fer2013_row"] else None)
+        images.append(_read_grey(Path(root) / row["file"], 48))
     if not images:
         raise DatasetError(f"no images of split {split!r} in {root}/manifest.csv")
     if blend is not None:
@@ -261,27 +288,54 @@ def blend_with_votes(
     return FaceDataset(f"{name}-ferplus-blend{share:g}", images, labels, targets)
 
 
-def _read_grey(path: Path, size: int) -> np.ndarray:
-    with Image.open(path) as image:
-        grey = image.convert("L")
-        if grey.size != (size, size):
-            grey = grey.resize((size, size), Image.Resampling.BOX)
-        return np.asarray(grey, dtype=np.uint8)
+def _read_grey(path: Path, size: int | None) -> np.ndarray:
+    """The picture at ``path`` in grey, ``size`` px square (None: as it is); one Pillow
+    cannot read is a :class:`DatasetError` naming it (a missing one stays
+    ``FileNotFoundError``)."""
+    try:
+        with Image.open(path) as image:
+            grey = image.convert("L")
+            if size is not None and grey.size != (size, size):
+                grey = grey.resize((size, size), Image.Resampling.BOX)
+            return np.asarray(grey, dtype=np.uint8)
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise DatasetError(f"{path}: not a picture that can be read") from None
+
+
+def _label_index(name: str, path: Path, line: int) -> int:
+    """The number of label ``name``, or :class:`DatasetError` naming the file and line."""
+    if name not in LABELS:
+        raise DatasetError(f"{path}:{line}: label {name!r} is not one of {', '.join(LABELS)}")
+    return LABELS.index(name)
+
+
+def _csv_rows(path: Path, columns: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of the CSV file at ``path``, each with its line number, once its header is
+    known to hold ``columns``."""
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in columns if column not in (reader.fieldnames or ())]
+        if missing:
+            raise DatasetError(f"{path}: no column {', '.join(missing)} in its header")
+        for row in reader:
+            yield reader.line_num, row
 
 
 def load_ckplus(root: Path, size: int = 48) -> FaceDataset:
     """CK+48 from its ``manifest.csv``; contempt is dropped, subjects kept for splitting."""
     images, labels, subjects = [], [], []
-    with open(Path(root) / "manifest.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            label = CKPLUS_NAMES.get(row["label"], row["label"])
-            if label is None:
-                continue
-            with Image.open(Path(root) / row["file"]) as image:
-                grey = image.convert("L").resize((size, size), Image.Resampling.BOX)
-            images.append(np.asarray(grey))
-            labels.append(LABELS.index(label))
-            subjects.append(row["subject"])
+    manifest = Path(root) / "manifest.csv"
+    for line, row in _csv_rows(manifest, ("file", "label", "subject")):
+        label = CKPLUS_NAMES.get(row["label"], row["label"])
+        if label is None:
+            continue
+        labels.append(_label_index(label, manifest, line))
+        images.append(_read_grey(Path(root) / row["file"], size))
+        subjects.append(row["subject"])
+    if not images:
+        raise DatasetError(f"{manifest}: no faces of our labels")
     return FaceDataset("ckplus", np.stack(images), np.array(labels), groups=np.array(subjects))
 
 
@@ -322,16 +376,18 @@ def expw_boxes(spec: DatasetSpec) -> list[LabelledBox]:
     _check_paths(spec)
     kept = _photo_names(spec.options["photos"]) if "photos" in spec.options else None
     skipped = _photo_names(spec.options["skip"]) if "skip" in spec.options else set()
-    with open(spec.path / "faces.csv", newline="") as handle:
-        return [
-            LabelledBox(
-                row["image"],
-                tuple(float(row[key]) for key in ("x1_left", "y1_top", "x2_right", "y2_bottom")),
-                LABELS.index(row["label"]),
-            )
-            for row in csv.DictReader(handle)
-            if (kept is None or row["image"] in kept) and row["image"] not in skipped
-        ]
+    corners = ("x1_left", "y1_top", "x2_right", "y2_bottom")
+    faces_csv = spec.path / "faces.csv"
+    boxes = []
+    for line, row in _csv_rows(faces_csv, ("image", *corners, "label")):
+        if (kept is not None and row["image"] not in kept) or row["image"] in skipped:
+            continue
+        try:
+            box = tuple(float(row[key]) for key in corners)
+        except ValueError:
+            raise DatasetError(f"{faces_csv}:{line}: a box corner is not a number") from None
+        boxes.append(LabelledBox(row["image"], box, _label_index(row["label"], faces_csv, line)))
+    return boxes
 
 
 def _photo_names(path: str) -> set[str]:
@@ -346,8 +402,7 @@ def crop_labelled_boxes(
     loaded: dict[str, np.ndarray] = {}
     for item in boxes:
         if item.image not in loaded:
-            with Image.open(Path(root) / item.image) as photo:
-                loaded = {item.image: np.asarray(photo.convert("L"))}
+            loaded = {item.image: _read_grey(Path(root) / item.image, None)}
         images.append(crop_face(loaded[item.image], item.box, size, margin))
         labels.append(item.label)
         sources.append(item.image)
@@ -459,16 +514,15 @@ def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
             for child in splits
         }
     if spec.kind == "fer2013-csv":
-        with open(root, newline="") as handle:
-            usages = {row["Usage"] for row in csv.DictReader(handle)}
+        usages = {row["Usage"] for _, row in _csv_rows(root, ("emotion", "pixels", "Usage"))}
         splits = {FER2013_SPLITS.get(usage, usage): usage for usage in usages}
         return {
             split: lambda usage=splits[split]: load_fer2013_csv(root, usage)
             for split in sorted(splits)
         }
     if spec.kind in ("ferplus", "ferplus-soft"):
-        with open(root / "manifest.csv", newline="") as handle:
-            splits = sorted({row["split"] for row in csv.DictReader(handle)})
+        manifest = root / "manifest.csv"
+        splits = sorted({row["split"] for _, row in _csv_rows(manifest, ("file", "split"))})
         votes, soft = Path(options["votes"]), spec.kind == "ferplus-soft"
         blend = float(options["blend"]) if "blend" in options else None
         return {
