@@ -4,6 +4,7 @@ never adopts a trial folder it did not make; bad bounds are refused before the s
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,34 @@ def test_search_refuses_out_of_range_settings_before_reading_data_or_opening_the
                  "--storage", f"sqlite:///{database}", *flags]) == 2
     assert capsys.readouterr().err == f"memegen: {message}\n"
     assert not database.exists()
+
+
+def test_resuming_a_study_with_other_bounds_or_holdout_is_refused_without_a_trial(tmp_path: Path):
+    dataset = load_split(str(write_class_folders(tmp_path / "faces", {"train": 8})), "train")
+    settings = SearchSettings(runs_dir=tmp_path / "runs", epochs=1, batch_size=16, threads=1,
+                              families=("vgg",), widths=(4,), max_depth=1, holdout=0.25)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    run_search(dataset, "fer", storage, 1, None, settings)
+    for changed, message in [
+        ({"widths": (4, 8)}, "widths [4] (recorded) against [4, 8] (asked)"),
+        ({"holdout": 0.5}, "holdout 0.25 (recorded) against 0.5 (asked)"),
+    ]:
+        other = SearchSettings(**{**settings.__dict__, **changed})
+        with pytest.raises(UserError, match=re.escape(message)):
+            run_search(dataset, "fer", storage, 1, None, other)
+    # Threads may change; the study goes on with the recorded settings.
+    run_search(dataset, "fer", storage, 1, None, SearchSettings(**{**settings.__dict__,
+                                                                   "threads": 2}))
+    trials = optuna.load_study(study_name="fer", storage=storage).trials
+    assert [trial.state for trial in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+
+
+@pytest.mark.parametrize("storage", ["notaurl", "foo://bar", "sqlite:///{folder}"])
+def test_a_storage_that_is_no_database_is_one_line(tmp_path: Path, capsys, storage: str):
+    faces = write_class_folders(tmp_path / "faces", {"train": 4})
+    url = storage.format(folder=tmp_path)
+    assert main(["train", "search", "--data", str(faces), "--storage", url,
+                 "--epochs", "1", "--widths", "4", "--max-depth", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"memegen: --storage {url!r}: no study database can be opened there")
+    assert err.count("\n") == 1

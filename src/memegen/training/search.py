@@ -113,17 +113,23 @@ def open_study(name: str, storage_url: str) -> optuna.Study:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # Concurrent writers wait for sqlite's file lock instead of failing at once.
         engine_kwargs["connect_args"] = {"timeout": 60}
-    with warnings.catch_warnings():
-        # Heartbeats are marked experimental in Optuna, and have been since 2.8.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = _connect(storage_url, engine_kwargs)
-    return optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction="maximize",
-        load_if_exists=True,
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1),
-    )
+    try:
+        with warnings.catch_warnings():
+            # Heartbeats are marked experimental in Optuna, and have been since 2.8.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = _connect(storage_url, engine_kwargs)
+        return optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction="maximize",
+            load_if_exists=True,
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1),
+        )
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        reason = str(error.orig if getattr(error, "orig", None) else error).splitlines()[0]
+        raise UserError(
+            f"--storage {storage_url!r}: no study database can be opened there ({reason})"
+        ) from None
 
 
 def _connect(storage_url: str, engine_kwargs: dict) -> optuna.storages.RDBStorage:
@@ -187,6 +193,7 @@ def run_search(
     train_set, val_set, held_out_rows = split_for_search(dataset, settings)
     held_out_digests = image_digests(val_set.images)
     study = open_study(study_name, storage_url)
+    check_same_search(study, dataset, settings)
     check_trial_folders(study, settings.runs_dir / study_name)
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -210,6 +217,34 @@ def run_search(
 
     study.optimize(objective, n_trials=trials, timeout=timeout, gc_after_trial=True)
     return study
+
+
+#: The settings every trial of a study must share, so that their scores compare and Optuna's
+#: choices stay the same: only ``threads`` and where the runs go may change on resuming.
+SHARED_SETTINGS = ("epochs", "batch_size", "precision", "holdout", "subset", "seed",
+                   "families", "widths", "max_depth", "heads")
+
+
+def check_same_search(study: optuna.Study, dataset: FaceDataset, settings: SearchSettings) -> None:
+    """Record the data and ``SHARED_SETTINGS`` in a new study; for one that has them, raise
+    :class:`UserError` naming what differs. Other choices of family, width or head made
+    Optuna fail in the first trial (which stayed in the database as failed), and another
+    holdout or data silently scored later trials on other faces."""
+    asked = json.loads(json.dumps({
+        "data": {"name": dataset.name, "faces": len(dataset)},
+        **{name: getattr(settings, name) for name in SHARED_SETTINGS},
+    }))
+    recorded = study.user_attrs.get("search")
+    if recorded is None:
+        study.set_user_attr("search", asked)
+        return
+    changed = [f"{name} {recorded.get(name)} (recorded) against {value} (asked)"
+               for name, value in asked.items() if recorded.get(name) != value]
+    if changed:
+        raise UserError(
+            f"study {study.study_name!r} searched with other settings ({'; '.join(changed)}); "
+            "give its settings again, or another --study"
+        )
 
 
 def check_trial_folders(study: optuna.Study, folder: Path) -> None:
