@@ -207,6 +207,8 @@ def test_spec_options_that_take_numbers_are_checked_when_parsed(tmp_path: Path):
     ("{faces},foo=1", "unknown option 'foo=1'"),
     ("ferplus:{faces}", "ferplus needs votes="),
     ("bogus:{faces}", "unknown dataset kind 'bogus'"),
+    ("{faces},holdout=1.5", "holdout= must be above 0 and below 1"),
+    ("{faces},holdout=0", "holdout= must be above 0 and below 1"),
     ("{faces}/missing", "{faces}/missing: no such file or folder"),
     ("ferplus:{faces},votes={faces}/missing.csv", "{faces}/missing.csv: no such file or folder"),
     ("ferplus:{faces},votes={faces}/train", "{faces}/manifest.csv: No such file or directory"),

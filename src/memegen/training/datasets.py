@@ -456,6 +456,8 @@ class DatasetSpec:
                     NUMBER_OPTIONS[key](value)
                 except ValueError:
                     raise DatasetError(f"{text!r}: {key}= takes a number, not {value!r}") from None
+        if "holdout" in options and not 0.0 < float(options["holdout"]) < 1.0:
+            raise DatasetError(f"{text!r}: holdout= must be above 0 and below 1")
         if kind.startswith("ferplus") and "votes" not in options:
             raise DatasetError(f"{text!r}: {kind} needs votes=PATH/fer2013new.csv")
         if "blend" in options and kind != "ferplus-soft":
