@@ -344,9 +344,10 @@ def check_run_folder(config: TrainConfig, run_dir: Path) -> None:
     A folder with ``last.pt`` holds a run that ``train`` resumes, so its ``config.json``
     must agree with ``config`` but for ``RESUMABLE`` settings: otherwise the saved weights
     would not fit the network, or would carry on under settings the record no longer
-    shows. A new run's ``init_from`` checkpoint must have been trained with
-    ``config``'s architecture. Checked before the caller loads data or writes the folder,
-    so a refused command leaves it as it was.
+    shows; nor may ``epochs`` fall below those already trained. A new run's
+    ``init_from`` checkpoint must have been trained with ``config``'s architecture.
+    Checked before the caller loads data or writes the folder, so a refused command
+    leaves it as it was.
     """
     if (run_dir / "last.pt").exists():
         config_path = run_dir / "config.json"
