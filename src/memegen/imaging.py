@@ -221,9 +221,7 @@ def load_photo(
         # error with ``warnings`` would change the whole process's filters, which the
         # server's other threads share: one leaving its ``catch_warnings`` let another's
         # bomb through. So the limit is held here, whatever the filters say.
-        bomb_limit = declared_pixel_limit()
-        if bomb_limit is not None and width * height > bomb_limit:
-            raise _over_pillows_limit()
+        _hold_pillows_limit(width * height)
         _reduce_while_decoding(image, max_side)
         held = image.size if _decoded_row_by_row(image, data) else (width, height)
         if held[0] * held[1] > max_pixels:
@@ -302,6 +300,13 @@ def declared_pixel_limit() -> int | None:
     return Image.MAX_IMAGE_PIXELS
 
 
+def _hold_pillows_limit(pixels: int) -> None:
+    """Raise :class:`DecompressionBomb` for a picture of more ``pixels`` than Pillow's limit."""
+    limit = declared_pixel_limit()
+    if limit is not None and pixels > limit:
+        raise _over_pillows_limit()
+
+
 def _over_pillows_limit() -> DecompressionBomb:
     return DecompressionBomb(
         f"The image has far too many pixels: more than {describe_pixels(declared_pixel_limit())}."
@@ -346,9 +351,7 @@ def _read_frames(
     for index in range(min(count, max_frames * SCAN_FACTOR)):
         image.seek(index)
         pixels = image.width * image.height
-        bomb_limit = declared_pixel_limit()
-        if bomb_limit is not None and pixels > bomb_limit:
-            raise _over_pillows_limit()
+        _hold_pillows_limit(pixels)
         if pixels > max_pixels:
             raise ImageTooLarge(too_many_pixels(
                 image.width, image.height, max_pixels,

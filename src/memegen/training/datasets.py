@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -153,7 +154,7 @@ def load_fer2013_csv(path: Path, usage: str) -> FaceDataset:
             emotion = int(row["emotion"])
         except ValueError:
             raise DatasetError(f"{path}:{line}: emotion and pixels must be whole numbers") from None
-        if pixels.size != 48 * 48 or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
+        if pixels.size != 48 * 48 or pixels.min() < 0 or pixels.max() > 255:
             raise DatasetError(f"{path}:{line}: pixels must be 2304 values from 0 to 255")
         if not 0 <= emotion < len(LABELS):
             raise DatasetError(f"{path}:{line}: emotion {emotion} is not from 0 to 6")
@@ -180,8 +181,8 @@ def _vote_count(value: str | None, column: str) -> float:
     try:
         count = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise DatasetError(f"a FER+ votes row has {value!r} for {column}, not a count") from None
-    if not count >= 0:
+        count = math.nan
+    if not count >= 0:  # NaN (not a number at all) fails too
         raise DatasetError(f"a FER+ votes row has {value!r} for {column}, not a count")
     return count
 
@@ -244,14 +245,13 @@ def load_ferplus_folders(
         if wrong_split or (not row["fer2013_row"] and blend is None):
             continue
         folder_labels.append(_label_index(Path(row["file"]).parent.name, manifest, line))
-        if row["fer2013_row"]:
-            number = row["fer2013_row"]
-            if not number.isdigit() or int(number) >= len(votes):
-                raise DatasetError(
-                    f"{manifest}:{line}: fer2013_row {number!r} is not a row of {votes_csv} "
-                    f"(it has {len(votes)})"
-                )
-        rows.append(votes[int(row["fer2013_row"])] if row["fer2013_row"] else None)
+        number = row["fer2013_row"]
+        if number and (not number.isdigit() or int(number) >= len(votes)):
+            raise DatasetError(
+                f"{manifest}:{line}: fer2013_row {number!r} is not a row of {votes_csv} "
+                f"(it has {len(votes)})"
+            )
+        rows.append(votes[int(number)] if number else None)
         images.append(_read_grey(Path(root) / row["file"], 48))
     if not images:
         raise DatasetError(f"no images of split {split!r} in {root}/manifest.csv")

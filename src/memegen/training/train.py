@@ -378,9 +378,10 @@ def check_run_folder(config: TrainConfig, run_dir: Path) -> None:
 
 
 def _epochs_done(last_path: Path) -> int:
-    """The epochs the run whose resume point is ``last_path`` has trained."""
+    """The epochs the run whose resume point is ``last_path`` has trained; mapped, not
+    read, since ``train`` reads the weights in it once the run is cleared to resume."""
     try:
-        return int(torch.load(last_path, weights_only=False)["state"]["epoch"])
+        return int(torch.load(last_path, weights_only=False, mmap=True)["state"]["epoch"])
     except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, TypeError):
         raise RunError(
             f"{last_path}: not a resume point that train wrote; it cannot be resumed"
