@@ -77,6 +77,16 @@ def test_analyze_follows_linked_folders_once_and_reports_links_to_nothing(photos
     assert records[str(photos / "shared" / "linked.jpg")]["faces"]
 
 
+def test_analyze_writes_a_file_name_that_is_not_utf8_as_valid_unicode(tmp_path):
+    """Python holds such a name with lone surrogates, which strict JSON readers refuse."""
+    (Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.jpg"))).write_bytes(astronaut_jpeg())
+    result = memegen("analyze", tmp_path)
+    assert result.returncode == 0, result.stderr
+    path = json.loads(result.stdout)["path"]
+    assert path == f"{tmp_path}/caf\\xe9.jpg"
+    path.encode("utf-8")  # no lone surrogate left
+
+
 def test_analyze_walks_into_the_heic_files_of_a_folder_and_past_avif_ones(tmp_path):
     """Phones name them IMG_0001.HEIC; a Mac keeps them as .heic files."""
     (tmp_path / "IMG_0001.HEIC").write_bytes(heic())

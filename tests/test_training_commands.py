@@ -154,6 +154,25 @@ def test_an_ensemble_the_step_cannot_use_is_one_line_and_writes_nothing(
     assert not files["out"].exists()
 
 
+@pytest.mark.parametrize("command", [
+    ["export", "{run}", "--out", "{out}/ensembles/new"],
+    ["ensemble", "{run}", "--val-data", "{data}", "--out", "{out}/ensembles/new"],
+], ids=["export", "ensemble"])
+def test_a_step_that_fails_removes_the_folders_it_made_for_out(
+    files: dict[str, Path], capsys, command: list[str]
+):
+    assert main(_argv(command, files)) == 2  # the run folder holds no best.pt
+    assert "best.pt" in capsys.readouterr().err
+    assert not files["out"].exists()
+
+
+def test_a_step_that_fails_keeps_an_out_folder_that_was_there(files: dict[str, Path]):
+    files["out"].mkdir()
+    (files["out"] / "notes.txt").write_text("mine")
+    assert main(_argv(["export", "{run}", "--out", "{out}"], files)) == 2
+    assert (files["out"] / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize(("rows", "message"), [
     (None, "not a .npy file of row numbers"),
     (np.array([0, "a"], dtype=object), "not a .npy file of row numbers"),
@@ -175,6 +194,36 @@ def test_indices_that_are_not_row_numbers_of_the_data_are_one_line_naming_the_fi
     error = _error_line(capsys.readouterr().err)
     assert error.startswith(f"memegen: --indices {indices}: {message}")
     assert not files["out"].exists()
+
+
+@pytest.mark.parametrize("command", ["mirror", "gate"])
+def test_indices_are_checked_against_the_faces_their_run_recorded(
+    float_ensemble: Path, files: dict[str, Path], capsys, command: str
+):
+    """Rows of another dataset than the run was fitted on would weigh it on faces it trained on."""
+    from memegen.training.datasets import image_digests, load_split
+
+    train = load_split(str(files["data"]), "train")
+    rows = np.arange(0, len(train), 4)  # one face of every class
+    run = files["out"].parent / "fitted"
+    run.mkdir()
+    np.save(run / "holdout_indices.npy", rows)
+    argv = [command, str(float_ensemble), "--val-data", "{data}",
+            "--indices", str(run / "holdout_indices.npy"), "--out", "{out}"]
+
+    one_other = np.r_[rows[:-1], rows[-1] + 1]
+    np.save(run / "holdout_digests.npy", image_digests(train.images[one_other]))
+    assert main(_argv(argv, files)) == 2
+    assert _error_line(capsys.readouterr().err) == (
+        f"memegen: --indices {run / 'holdout_indices.npy'}: 1 of these 7 rows of {files['data']} "
+        "are not the faces its run held out (holdout_digests.npy beside it says which); give "
+        "the --val-data that run was fitted on"
+    )
+    assert not files["out"].exists()
+
+    np.save(run / "holdout_digests.npy", image_digests(train.images[rows]))
+    assert main(_argv(argv, files)) == 0
+    assert (files["out"] / "manifest.json").is_file()
 
 
 @pytest.mark.parametrize(("argv", "message"), [

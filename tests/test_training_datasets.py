@@ -79,6 +79,27 @@ def _write_fer2013_csv(path: Path, per_usage: dict[str, int]) -> Path:
     return path
 
 
+def test_class_folders_are_matched_in_any_case_and_others_are_named_when_skipped(
+    tmp_path: Path, capsys
+):
+    root = write_class_folders(tmp_path / "faces", {"train": 2})
+    (root / "train" / "angry").rename(root / "train" / "Angry")
+    (root / "train" / "contempt").mkdir()
+    train = load_split(f"folders:{root}", "train")
+    assert train.class_counts() == dict.fromkeys(LABELS, 2)
+    assert capsys.readouterr().err == (
+        f"memegen: {root / 'train'}: skipped folders that name no expression "
+        f"({', '.join(LABELS)}): contempt\n"
+    )
+
+
+def test_two_folders_for_one_class_are_refused(tmp_path: Path):
+    root = write_class_folders(tmp_path / "faces", {"train": 1})
+    (root / "train" / "HAPPY").mkdir()
+    with pytest.raises(DatasetError, match="both HAPPY/ and happy/ hold happy faces"):
+        load_split(f"folders:{root}", "train")
+
+
 def test_fer2013_csv_splits_are_named_as_in_the_class_folder_tree(tmp_path: Path, capsys):
     csv_path = _write_fer2013_csv(
         tmp_path / "fer2013.csv", {"Training": 14, "PublicTest": 7, "PrivateTest": 7}

@@ -276,16 +276,23 @@ def _analyze(args: argparse.Namespace) -> int:
                 raise unreadable
             data = _read_photo(path, settings.max_upload_bytes)
             analysis = pipeline.analyze(data, whole_image=args.whole_image)
-            record = {"path": str(path), **analysis.to_dict()}
+            record = {"path": _json_path(path), **analysis.to_dict()}
         except (OSError, ImageError, FileTooLarge) as error:
             failures += 1
-            record = {"path": str(path), "error": _describe(error)}
+            record = {"path": _json_path(path), "error": _describe(error)}
         print(json.dumps(record), flush=True)
         if number % 100 == 0 or number == len(paths):
             print(f"analyzed {number}/{len(paths)}", file=sys.stderr, flush=True)
     if failures:
         print(f"{failures} of {len(paths)} could not be read", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _json_path(path: Path) -> str:
+    """The path as valid Unicode text. A file name that is not UTF-8 holds lone surrogates
+    in Python, which strict JSON readers refuse; its stray bytes are written as ``\\xff``,
+    as ``ls -b`` shows them."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class FileTooLarge(Exception):

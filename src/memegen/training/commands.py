@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -344,12 +345,35 @@ def _run(args: argparse.Namespace) -> int:
     raise ``UserError`` where they are found, and ``memegen.cli.main`` reports them; no
     other ``ValueError`` is caught, since one raised deep in numpy, torch or a step is a
     bug that needs its traceback.
+
+    A step that fails removes the ``--out`` folder it made, so that a failed step leaves
+    no empty or half-written folder behind. ``fit`` keeps its run folder: the checkpoints
+    in it let the run resume.
     """
+    made = _outermost_missing(args.out) if args.train_handler is not _fit and "out" in args \
+        else None
+    failed = True
     try:
-        return args.train_handler(args)
+        status = args.train_handler(args)
+        failed = status != 0
+        return status
     except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError) as error:
         print(f"memegen: {error.filename or error}: {error.strerror}", file=sys.stderr)
         return 2
+    finally:
+        if failed and made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def _outermost_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (``path`` itself, or a
+    parent the step would make with it), or None if ``path`` exists."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing = folder
+    return missing
 
 
 def _add_weighting_set_arguments(parser: argparse.ArgumentParser) -> None:
@@ -508,8 +532,30 @@ def _weighting_set(args: argparse.Namespace):
     else:
         train_set = load_split(args.val_data, "train")
         weighting_set = train_set.subset(_rows_in(args.indices, len(train_set)), "holdout")
+        _check_held_out_faces(args.indices, weighting_set.images, args.val_data)
     print(f"weighting set {weighting_set.name}: {weighting_set.class_counts()}", file=sys.stderr)
     return weighting_set
+
+
+def _check_held_out_faces(indices: Path, images, data: str) -> None:
+    """Raise UserError if the run folder that ``indices`` came from recorded other faces for
+    those rows (``holdout_digests.npy`` beside it): row numbers of another dataset (FER+'s
+    rows are not FER2013's) would pick faces the runs trained on."""
+    import numpy as np
+
+    from memegen.training.datasets import image_digests
+
+    recorded_path = indices.parent / "holdout_digests.npy"
+    if not recorded_path.is_file():
+        return
+    recorded, found = np.load(recorded_path), image_digests(images)
+    if len(recorded) != len(found) or not np.array_equal(recorded, found):
+        differ = len(found) if len(recorded) != len(found) else int((recorded != found).sum())
+        raise UserError(
+            f"--indices {indices}: {differ} of these {len(found)} rows of {data} are not the "
+            f"faces its run held out ({recorded_path.name} beside it says which); give the "
+            "--val-data that run was fitted on"
+        )
 
 
 def _rows_in(path: Path, count: int):

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,13 +88,19 @@ def require_every_class(labels: np.ndarray, name: str, fitted: str) -> None:
 
 
 def load_class_folders(root: Path, size: int = 48, name: str | None = None) -> FaceDataset:
-    """Read ``root/<label>/*.png``; folders whose name is not one of ``LABELS`` are skipped."""
+    """Read ``root/<label>/*.png``. Folders whose name is no label (``contempt/``, which
+    some datasets add) are skipped and named on stderr, so that a misnamed one is noticed."""
+    folders = class_folders(root)
+    others = sorted(child.name for child in Path(root).iterdir()
+                    if child.is_dir() and child not in folders.values())
+    if others:
+        print(f"memegen: {root}: skipped folders that name no expression "
+              f"({', '.join(LABELS)}): {', '.join(others)}", file=sys.stderr)
     images, labels = [], []
     for label_index, label in enumerate(LABELS):
-        folder = Path(root) / label
-        if not folder.is_dir():
+        if label not in folders:
             continue
-        for path in sorted(folder.iterdir()):
+        for path in sorted(folders[label].iterdir()):
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             images.append(_read_grey(path, size))
@@ -105,6 +112,22 @@ def load_class_folders(root: Path, size: int = 48, name: str | None = None) -> F
         np.stack(images),
         np.asarray(labels, dtype=np.int64),
     )
+
+
+def class_folders(root: Path) -> dict[str, Path]:
+    """The folder of each label under ``root``, its name in any case (``Angry/`` is angry's,
+    as some datasets name them). Two folders for one label raise :class:`DatasetError`."""
+    found: dict[str, Path] = {}
+    for child in sorted(Path(root).iterdir()):
+        label = child.name.lower()
+        if label not in LABELS or not child.is_dir():
+            continue
+        if label in found:
+            raise DatasetError(
+                f"{root}: both {found[label].name}/ and {child.name}/ hold {label} faces"
+            )
+        found[label] = child
+    return found
 
 
 def stratified_split(
@@ -503,11 +526,10 @@ def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
     _check_paths(spec)
     root, options = spec.path, spec.options
     if spec.kind == "folders":
-        if any((root / label).is_dir() for label in LABELS):
+        if class_folders(root):
             return {"all": lambda: load_class_folders(root)}
         splits = sorted(
-            child for child in root.iterdir()
-            if child.is_dir() and any((child / label).is_dir() for label in LABELS)
+            child for child in root.iterdir() if child.is_dir() and class_folders(child)
         )
         if not splits:
             raise DatasetError(f"{root}: no <label>/ folders, nor splits holding them")

@@ -103,8 +103,11 @@ def suggest_config(trial: optuna.Trial, settings: SearchSettings) -> TrainConfig
     )
 
 
-def open_study(name: str, storage_url: str) -> optuna.Study:
-    """Create the study, or join it if it exists (another process may be creating it now)."""
+def open_study(name: str, storage_url: str, trials_folder: Path) -> optuna.Study:
+    """Create the study, or join it if it exists (another process may be creating it now).
+
+    A new study is not created while ``trials_folder`` holds trial folders, which no trial
+    of it made (see :func:`check_trial_folders`): a refused search leaves no empty study."""
     engine_kwargs = {}
     prefix = "sqlite:///"
     if storage_url.startswith(prefix):
@@ -118,6 +121,8 @@ def open_study(name: str, storage_url: str) -> optuna.Study:
             # Heartbeats are marked experimental in Optuna, and have been since 2.8.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = _connect(storage_url, engine_kwargs)
+        if name not in {study.study_name for study in storage.get_all_studies()}:
+            check_trial_folders(set(), trials_folder)
         return optuna.create_study(
             study_name=name,
             storage=storage,
@@ -192,9 +197,14 @@ def run_search(
     """Run up to ``trials`` trials in this process, starting none after ``timeout`` seconds."""
     train_set, val_set, held_out_rows = split_for_search(dataset, settings)
     held_out_digests = image_digests(val_set.images)
-    study = open_study(study_name, storage_url)
+    trials_folder = settings.runs_dir / study_name
+    study = open_study(study_name, storage_url, trials_folder)
     check_same_search(study, dataset, settings)
-    check_trial_folders(study, settings.runs_dir / study_name)
+    check_trial_folders(
+        {Path(trial.user_attrs["run_dir"]).name for trial in study.get_trials(deepcopy=False)
+         if "run_dir" in trial.user_attrs},
+        trials_folder,
+    )
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial: optuna.Trial) -> float:
@@ -247,17 +257,16 @@ def check_same_search(study: optuna.Study, dataset: FaceDataset, settings: Searc
         )
 
 
-def check_trial_folders(study: optuna.Study, folder: Path) -> None:
-    """Raise :class:`UserError` if ``folder`` (``RUNS/STUDY``) holds a trial folder that no
-    trial of ``study`` made, which a new trial of the same number would otherwise resume.
+def check_trial_folders(made: set[str], folder: Path) -> None:
+    """Raise :class:`UserError` if ``folder`` (``RUNS/STUDY``) holds a trial folder not in
+    ``made`` (the names of those the study's trials made), which a new trial of the same
+    number would otherwise resume.
 
     Each trial records its folder before making it, so every folder a process of this
     study made is known, whichever process made it.
     """
     if not folder.is_dir():
         return
-    made = {Path(trial.user_attrs["run_dir"]).name
-            for trial in study.get_trials(deepcopy=False) if "run_dir" in trial.user_attrs}
     foreign = sorted(path for path in folder.glob("trial-*") if path.name not in made)
     if foreign:
         raise _foreign_folder(foreign[0])
