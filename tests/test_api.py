@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from werkzeug.test import TestResponse
 from memegen import LABELS
 from memegen.render import STYLES
 from memegen.storage import ID_PATTERN
-from memegen.web.ratelimit import RateLimiter
+from memegen.web.ratelimit import RateLimiter, client_key
 
 from sample_images import (
     BAD_INPUTS,
@@ -515,6 +516,22 @@ def test_unknown_path_and_wrong_method_are_json(client: FlaskClient) -> None:
     assert_error(client.delete("/api/v1/analyze"), 405, "method_not_allowed")
 
 
+def test_a_meme_the_disk_will_not_take_is_503_and_the_server_goes_on(
+    client: FlaskClient, storage_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full, read-only or vanished disk is the server's condition, not a bug: no 500."""
+    assert post(client).status_code == 201
+    shutil.rmtree(storage_dir)
+    storage_dir.write_text("a file where the folder was")
+    with caplog.at_level("ERROR", logger="memegen.web"):
+        refused = post(client)
+    assert_error(refused, 503, "storage_unavailable")
+    assert refused.headers["Retry-After"] == "60"
+    assert "Traceback" not in caplog.text and "cannot store a meme" in caplog.text
+    storage_dir.unlink()
+    assert post(client).status_code == 201
+
+
 def test_unexpected_error_is_a_generic_500_and_is_logged(
     app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -532,6 +549,18 @@ def test_unexpected_error_is_a_generic_500_and_is_logged(
 
 
 # ---- rate limit -----------------------------------------------------------------------
+
+
+def test_a_conversion_counts_against_the_rate_limit_and_a_kept_one_does_not(
+    make_app: Callable[..., Flask],
+) -> None:
+    """Converting an animation costs as much as making it; one kept in memory costs nothing."""
+    client = make_app(rate_limit_per_minute=2).test_client()
+    url = post(client, format="png").get_json()["image_url"].removesuffix(".png")
+    assert client.get(f"{url}.webp").status_code == 200
+    assert client.get(f"{url}.webp").status_code == 200
+    assert client.get(f"{url}.png").status_code == 200
+    assert_error(client.get(f"{url}.jpg"), 429, "rate_limited")
 
 
 def test_rate_limit_gives_429_with_retry_after(make_app: Callable[..., Flask]) -> None:
@@ -584,6 +613,26 @@ def test_rate_limiter_is_exact_under_threads() -> None:
     assert sum(allowed) == 50
 
 
+def test_rate_limiter_forgets_the_longest_idle_client_past_its_size() -> None:
+    limiter = RateLimiter(1, max_clients=2)
+    assert [limiter.hit(key) for key in ("a", "b")] == [None, None]
+    assert limiter.hit("a") is not None  # a is now the most recent
+    assert limiter.hit("c") is None  # b, idle longest, is forgotten
+    assert limiter.hit("b") is None
+    assert limiter.hit("a") is None, "a was forgotten for b"
+
+
+@pytest.mark.parametrize(("address", "key"), [
+    ("192.0.2.7", "192.0.2.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff::9", "2001:db8:1:2::/64"),
+    ("::ffff:192.0.2.7", "192.0.2.7"),
+    (None, "unknown"),
+])
+def test_an_ipv6_client_is_its_64_and_a_mapped_ipv4_one_its_address(address, key) -> None:
+    assert client_key(address) == key
+
+
 def test_zero_rate_limit_disables_it() -> None:
     limiter = RateLimiter(0)
     assert all(limiter.hit("a") is None for _ in range(1000))
@@ -620,9 +669,12 @@ def test_openapi_document(client: FlaskClient) -> None:
         assert ref.removeprefix("#/components/schemas/") in schemas, ref
     for path in ("/api/v1/memes", "/api/v1/analyze"):
         responses = document["paths"][path]["post"]["responses"]
-        for status in ("400", "413", "415", "422", "429", "500"):
+        for status in ("400", "413", "415", "422", "429", "500", "503"):
             schema = responses[status]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/Error"}
+        assert "Retry-After" in responses["503"]["headers"]
+    image_responses = document["paths"]["/api/v1/memes/{id}.{ext}"]["get"]["responses"]
+    assert {"429", "503"} <= set(image_responses)
 
 
 def test_healthz(client: FlaskClient) -> None:

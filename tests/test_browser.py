@@ -9,13 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +17,7 @@ import playwright.sync_api as playwright_api
 import pytest
 from PIL import Image
 
-import memegen
-
+from live_server import live_server
 from sample_images import (
     DATA,
     animated_gif,
@@ -51,61 +44,17 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-START_TIMEOUT_S = 60
 MEME_TIMEOUT_MS = 30_000
 DESKTOP_SHOT = Path("/tmp/memegen_page.png")
 PHONE_SHOT = Path("/tmp/memegen_page_phone.png")
 STYLES_SHOT = Path("/tmp/memegen_page_styles.png")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real server in a subprocess, on a free port, with its own storage directory."""
-    root = tmp_path_factory.mktemp("browser-server")
-    port = free_port()
-    src = str(Path(memegen.__file__).parent.parent)  # works installed or from a checkout
-    env = {
-        **os.environ,
-        "MEMEGEN_STORAGE_DIR": str(root / "memes"),
-        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
-    }
-    log_path = root / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "memegen", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited ({process.returncode}):\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"no /healthz after {START_TIMEOUT_S} s:\n{log_path.read_text()}")
-            time.sleep(0.2)
+    with live_server(tmp_path_factory.mktemp("browser-server")) as (_, base):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")

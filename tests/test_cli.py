@@ -411,6 +411,14 @@ def test_serve_reports_a_storage_folder_under_a_file(tmp_path, monkeypatch):
     assert_refused(memegen("serve", "--port", "0"), "MEMEGEN_STORAGE_DIR): Not a directory")
 
 
+def test_serve_refuses_a_storage_folder_that_takes_no_files(monkeypatch):
+    """/proc/self exists and takes no new files, for root too, as a read-only disk would:
+    the server used to start, say it was healthy, and answer every meme with a 500."""
+    monkeypatch.setenv("MEMEGEN_STORAGE_DIR", "/proc/self")
+    assert_refused(memegen("serve", "--port", "0"),
+                   "cannot keep memes in /proc/self (MEMEGEN_STORAGE_DIR): ")
+
+
 @pytest.mark.parametrize("command", ["analyze", "make", "serve"])
 def test_a_bad_manifest_is_named_by_every_command_and_the_photo_is_not(
     photo, tmp_path, monkeypatch, command

@@ -147,6 +147,27 @@ def test_cleanup_removes_expired_memes_and_stale_temp_files_only(tmp_path: Path)
     assert foreign.exists()
 
 
+def test_cleanup_passes_over_a_folder_it_cannot_delete_and_sweeps_the_rest(tmp_path: Path) -> None:
+    """One entry the sweep cannot remove used to end every sweep before the memes after it."""
+    clock = Clock()
+    store = MemeStore(tmp_path, ttl_seconds=60, clock=clock)
+    memes = [store.save(b"meme", "png") for _ in range(5)]
+    for name in (f"{TEMP_PREFIX}folder", f"{'B' * 22}.png"):
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (0, 0))
+    clock.now += STALE_TEMP_SECONDS + 60
+    assert store.cleanup() == 5
+    assert not any(meme.path.exists() for meme in memes)
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert left == [f"{TEMP_PREFIX}folder", f"{'B' * 22}.png"]
+
+
+def test_a_folder_where_no_file_can_be_made_is_refused_at_once() -> None:
+    """/proc/self exists and takes no new files, for root too: as a read-only disk would."""
+    with pytest.raises(OSError):
+        MemeStore(Path("/proc/self"), ttl_seconds=60)
+
+
 def test_background_sweeper_removes_expired_memes_and_stops(tmp_path: Path) -> None:
     clock = Clock()
     store = MemeStore(tmp_path, ttl_seconds=60, clock=clock)

@@ -127,7 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
               f"{error.strerror}", file=sys.stderr)
         return 2
     try:
-        serve(app, settings.host, settings.port, settings.threads)
+        serve(app, settings.host, settings.port)
     except (OSError, ValueError) as error:
         # Raised while binding (in use, not ours, no such address; waitress's ValueError is
         # "Invalid host/port specified"): once serving, waitress handles errors itself.

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import secrets
+import stat
 import tempfile
 import threading
 import time
@@ -75,10 +76,18 @@ class MemeStore:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._make_directory()
+        self._check_writable()
 
     def _make_directory(self) -> None:
         # 0o700: other local users have no business listing the memes of this one.
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def _check_writable(self) -> None:
+        """Raise ``OSError`` unless a file can be made in the directory: a server that
+        started on a read-only folder would run every upload's pipeline for a 500."""
+        fd, probe = tempfile.mkstemp(dir=self.directory, prefix=TEMP_PREFIX, suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
 
     def save(self, data: bytes, suffix: str) -> StoredMeme:
         """Write ``data`` atomically under a fresh id; nothing is left behind if it fails."""
@@ -138,9 +147,12 @@ class MemeStore:
         removed = 0
         for path in self.directory.iterdir():
             try:
-                age = now - path.stat().st_mtime
+                info = path.stat()
             except FileNotFoundError:
                 continue
+            if not stat.S_ISREG(info.st_mode):  # a folder someone made here is not ours
+                continue
+            age = now - info.st_mtime
             if path.name.startswith(TEMP_PREFIX):
                 expired = age >= STALE_TEMP_SECONDS
             else:
@@ -188,8 +200,13 @@ class MemeStore:
 
     @staticmethod
     def _remove(path: Path) -> bool:
+        """Delete ``path``; one that cannot be deleted is logged and left, so that the
+        sweep goes on to the others."""
         try:
             path.unlink()
         except FileNotFoundError:
+            return False
+        except OSError as error:
+            log.warning("cannot remove %s: %s", path, error.strerror)
             return False
         return True

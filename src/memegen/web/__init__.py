@@ -20,6 +20,7 @@ from memegen.web.conversions import Conversions
 from memegen.web.errors import register_error_handlers
 from memegen.web.ratelimit import RateLimiter
 from memegen.web.state import EXTENSION_KEY, WebState
+from memegen.web.workslots import WorkSlots
 
 MULTIPART_OVERHEAD = 64 * 1024
 """Room above ``max_upload_bytes`` for multipart boundaries, headers and the text fields."""
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         store=store,
         limiter=RateLimiter(settings.rate_limit_per_minute),
         conversions=Conversions(),
+        work=WorkSlots(running=settings.threads, waiting=settings.threads),
     )
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

@@ -8,6 +8,8 @@ meme goes to the store. Anything that goes wrong becomes an error from
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -16,23 +18,30 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from memegen.imaging import ANIMATED_FORMATS, EXTENSIONS, FORMATS, transcode
 from memegen.web import forms
-from memegen.web.errors import ApiError, describe_duration
+from memegen.web.errors import ApiError, describe_duration, log
 from memegen.web.openapi import build_openapi
+from memegen.web.ratelimit import client_key
 from memegen.web.state import state
+from memegen.web.workslots import Busy
 
 if TYPE_CHECKING:
     from memegen.pipeline import Meme
+    from memegen.storage import StoredMeme
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 @bp.before_request
+def _rate_limit_posts() -> None:
+    """Every POST is costly, and counts against the client's per-minute budget."""
+    if request.method == "POST":
+        _rate_limit()
+
+
 def _rate_limit() -> None:
-    """Count the expensive requests (every POST) against the client's per-minute budget."""
-    if request.method != "POST":
-        return
+    """Count one costly request against the client's budget, or answer 429."""
     limiter = state().limiter
-    retry_after = limiter.hit(request.remote_addr or "unknown")
+    retry_after = limiter.hit(client_key(request.remote_addr))
     if retry_after is not None:
         seconds = int(retry_after) + 1
         raise ApiError(
@@ -47,17 +56,18 @@ def _rate_limit() -> None:
 def create_meme() -> tuple[Response, int, dict[str, str]]:
     """Make a meme from the uploaded photo, store it, and describe it (201 + Location)."""
     app_state = state()
-    form = forms.meme_form(app_state.settings.max_upload_bytes)
-    meme = app_state.pipeline.make_meme(
-        form.data,
-        top=form.top,
-        bottom=form.bottom,
-        seed=form.seed,
-        style=form.style,
-        animate=form.format in ANIMATED_FORMATS,
-        recent=form.recent,
-    )
-    stored = app_state.store.save(meme.encode(form.format), EXTENSIONS[form.format])
+    with _work_slot():
+        form = forms.meme_form(app_state.settings.max_upload_bytes)
+        meme = app_state.pipeline.make_meme(
+            form.data,
+            top=form.top,
+            bottom=form.bottom,
+            seed=form.seed,
+            style=form.style,
+            animate=form.format in ANIMATED_FORMATS,
+            recent=form.recent,
+        )
+        stored = _store(meme.encode(form.format), EXTENSIONS[form.format])
     image_url = url_for("api.get_meme", meme_id=stored.id, ext=stored.suffix)
     width, height = meme.image.size
     body = {
@@ -74,6 +84,37 @@ def create_meme() -> tuple[Response, int, dict[str, str]]:
         "expires_at": _iso(stored.expires_at),
     }
     return jsonify(body), 201, {"Location": image_url, "Cache-Control": "no-store"}
+
+
+@contextmanager
+def _work_slot() -> Iterator[None]:
+    """Hold one of the server's slots for costly work, or answer 503 ``server_busy``."""
+    try:
+        with state().work.slot():
+            yield
+    except Busy:
+        raise ApiError(
+            503,
+            "server_busy",
+            "The server is busy with other photos; please try again in a few seconds.",
+            {"Retry-After": "5"},
+        ) from None
+
+
+def _store(data: bytes, suffix: str) -> StoredMeme:
+    """Save the meme, or a 503 when the disk will not take it (full, read-only, gone):
+    a condition of the server, not a bug, logged in one line rather than a traceback."""
+    store = state().store
+    try:
+        return store.save(data, suffix)
+    except OSError as error:
+        log.error("cannot store a meme in %s: %s", store.directory, error.strerror or error)
+        raise ApiError(
+            503,
+            "storage_unavailable",
+            "The server cannot store memes right now; please try again later.",
+            {"Retry-After": "60"},
+        ) from None
 
 
 @bp.get("/memes/<meme_id>.<ext>")
@@ -94,7 +135,7 @@ def get_meme(meme_id: str, ext: str) -> Response:
             f"(memes are kept {describe_duration(store.ttl_seconds)}).",
         )
     if forms.FORMAT_BY_EXTENSION.get(stored.suffix) != fmt:
-        data = app_state.conversions.get(stored.id, fmt, partial(transcode, data, fmt))
+        data = app_state.conversions.get(stored.id, fmt, partial(_convert, data, fmt))
     response = Response(data, mimetype=FORMATS[fmt])
     # The bytes behind an id never change and the id is the secret: cache privately, for
     # exactly as long as the meme lives.
@@ -107,12 +148,21 @@ def get_meme(meme_id: str, ext: str) -> Response:
     return response.make_conditional(request)
 
 
+def _convert(data: bytes, fmt: str) -> bytes:
+    """The meme re-encoded for download. For an animation that costs as much as making it,
+    so a conversion not kept counts against the rate limit and takes a work slot."""
+    _rate_limit()
+    with _work_slot():
+        return transcode(data, fmt)
+
+
 @bp.post("/analyze")
 def analyze() -> Response:
     """Faces and expression scores of the uploaded photo, without making a meme."""
     app_state = state()
-    form = forms.analyze_form(app_state.settings.max_upload_bytes)
-    analysis = app_state.pipeline.analyze(form.data, whole_image=form.whole_image)
+    with _work_slot():
+        form = forms.analyze_form(app_state.settings.max_upload_bytes)
+        analysis = app_state.pipeline.analyze(form.data, whole_image=form.whole_image)
     response = jsonify(analysis.to_dict())
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -55,17 +55,31 @@ def _upload_errors() -> dict[str, Any]:
             "The image is damaged or cut short (`corrupt_image`) or too small (`image_too_small`).",
             "corrupt_image",
         ),
-        "429": {
-            **_error("Too many requests from this client (`rate_limited`).", "rate_limited"),
-            "headers": {
-                "Retry-After": {
-                    "description": "Seconds to wait before the next request.",
-                    "schema": {"type": "integer"},
-                }
-            },
-        },
+        "429": _retry_later("Too many requests from this client (`rate_limited`).",
+                            "rate_limited"),
         "500": _error("Unexpected server error (`internal_error`).", "internal_error"),
+        "503": _busy(),
     }
+
+
+def _retry_later(description: str, example_code: str) -> dict[str, Any]:
+    return {
+        **_error(description, example_code),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before the next request.",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
+
+
+def _busy() -> dict[str, Any]:
+    return _retry_later(
+        "Every slot for costly work is taken and the line for one is full (`server_busy`), "
+        "or the server cannot store memes (`storage_unavailable`).",
+        "server_busy",
+    )
 
 
 def _schemas(settings: Settings) -> dict[str, Any]:
@@ -276,8 +290,9 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
             "title": "MemeGen API",
             "version": __version__,
             "description": "Turns a photo into a meme that fits the faces in it. Every error "
-            'is JSON `{"error": {"code", "message"}}`. POST requests are limited to '
-            f"{settings.rate_limit_per_minute} a minute per client.",
+            'is JSON `{"error": {"code", "message"}}`. POST requests, and downloads in '
+            "another format than a meme was made in, are limited to "
+            f"{settings.rate_limit_per_minute} a minute per client (an IPv6 client is its /64).",
         },
         "paths": {
             "/api/v1/memes": {
@@ -333,7 +348,13 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                         "200": {"description": "The image.", "content": image_types},
                         "304": {"description": "Not modified (ETag matched)."},
                         "404": not_found,
+                        "429": _retry_later(
+                            "A conversion to another format counts against the client's "
+                            "rate limit (`rate_limited`); one kept in memory does not.",
+                            "rate_limited",
+                        ),
                         "500": _error("Unexpected server error.", "internal_error"),
+                        "503": _busy(),
                     },
                 }
             },

@@ -2,17 +2,37 @@
 
 Making a meme costs real CPU, so one client must not be able to starve the others. The
 state lives in this process only: enough for one waitress process; several processes or
-hosts would need a shared store. It is keyed by the socket's peer address; behind a
-reverse proxy, configure the proxy (or waitress's ``trusted_proxy``) so that address is
-the real client's.
+hosts would need a shared store. It is keyed by the socket's peer address (see
+:func:`client_key`); behind a reverse proxy, configure the proxy (or waitress's
+``trusted_proxy``) so that address is the real client's.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
+
+#: Clients remembered at most (about 1 KB each): past this, the one idle longest is
+#: forgotten, so a flood from many addresses cannot grow the table without bound.
+MAX_CLIENTS = 100_000
+
+
+def client_key(address: str | None) -> str:
+    """The client an address belongs to: an IPv4 address, or an IPv6 address's /64, which
+    one subscriber usually holds whole (counting each of its addresses apart would give
+    one machine 2^64 budgets)."""
+    try:
+        parsed = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or "unknown"
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 class RateLimiter:
@@ -24,11 +44,13 @@ class RateLimiter:
         window: float = 60.0,
         *,
         clock: Callable[[], float] = time.monotonic,
+        max_clients: int = MAX_CLIENTS,
     ) -> None:
         self.limit = limit
         self.window = window
+        self.max_clients = max_clients
         self._clock = clock
-        self._hits: dict[str, deque[float]] = {}
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
         self._next_prune = 0.0
 
@@ -43,6 +65,9 @@ class RateLimiter:
                 self._prune(start)
                 self._next_prune = now + self.window
             hits = self._hits.setdefault(key, deque())
+            self._hits.move_to_end(key)
+            if len(self._hits) > self.max_clients:
+                self._hits.popitem(last=False)
             while hits and hits[0] <= start:
                 hits.popleft()
             if len(hits) >= self.limit:

@@ -1,5 +1,5 @@
-"""What the request handlers share: settings, the one pipeline, the store, the limiter and
-the conversions kept for download."""
+"""What the request handlers share: settings, the one pipeline, the store, the limiter, the
+conversions kept for download and the slots for costly work."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from memegen.config import Settings
 from memegen.storage import MemeStore
 from memegen.web.conversions import Conversions
 from memegen.web.ratelimit import RateLimiter
+from memegen.web.workslots import WorkSlots
 
 if TYPE_CHECKING:
     from memegen.pipeline import Pipeline
@@ -28,6 +29,7 @@ class WebState:
     store: MemeStore
     limiter: RateLimiter
     conversions: Conversions
+    work: WorkSlots
 
 
 def state() -> WebState:

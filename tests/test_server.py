@@ -1,0 +1,63 @@
+"""The real server (``python -m memegen serve``, waitress) stopping and staying responsive."""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from live_server import live_server
+from sample_images import black_png
+
+
+def post_photo(base: str, photo: bytes) -> int:
+    """POST ``photo`` to /api/v1/memes; the HTTP status."""
+    boundary = uuid.uuid4().hex
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode() + photo + f"\r\n--{boundary}--\r\n".encode()
+    connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=120)
+    connection.request("POST", "/api/v1/memes", body,
+                       {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    return connection.getresponse().status
+
+
+def test_sigterm_finishes_the_request_in_progress_then_exits_0(tmp_path: Path):
+    """systemd, ``docker stop`` and Kubernetes stop a server with SIGTERM, which used to
+    kill it at once and drop the uploads in progress."""
+    photo = black_png(6000, 6000)  # 36 MP: reading it takes a while
+    statuses: list[int] = []
+    with live_server(tmp_path) as (process, base):
+        upload = threading.Thread(target=lambda: statuses.append(post_photo(base, photo)))
+        upload.start()
+        time.sleep(0.5)  # the request is read and at work
+        process.send_signal(signal.SIGTERM)
+        upload.join(timeout=120)
+        assert process.wait(timeout=30) == 0, (tmp_path / "server.log").read_text()
+    assert statuses == [201]
+    assert [path.suffix for path in (tmp_path / "memes").iterdir()] == [".jpg"]
+
+
+def test_the_page_answers_while_every_work_slot_is_taken(tmp_path: Path):
+    """Costly requests hold at most the slots and the line; the spare threads serve the
+    page and the health check, and an upload that finds no turn is 503 at once."""
+    photo = black_png(6000, 6000)
+    statuses: list[int] = []
+    with live_server(tmp_path, MEMEGEN_THREADS="1") as (_, base):
+        uploads = [threading.Thread(target=lambda: statuses.append(post_photo(base, photo)))
+                   for _ in range(6)]
+        for upload in uploads:
+            upload.start()
+        time.sleep(0.5)
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(f"{base}/", timeout=5) as response:
+            assert response.status == 200
+        for upload in uploads:
+            upload.join(timeout=120)
+    assert sorted(statuses) == [201, 201] + [503] * 4
