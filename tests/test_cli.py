@@ -483,6 +483,26 @@ def test_analyze_stops_reading_a_file_at_the_upload_limit(monkeypatch):
     assert json.loads(result.stdout)["error"].startswith("The file is larger than the 1 KB limit")
 
 
+@pytest.mark.parametrize("limit", ["1000000000000", "99999999999999999999999999"])
+def test_a_limit_far_above_the_file_reads_the_photo(tmp_path, monkeypatch, limit):
+    """Reading asked Python for the whole limit at once: MemoryError or OverflowError."""
+    monkeypatch.setenv("MEMEGEN_MAX_UPLOAD_BYTES", limit)
+    (tmp_path / "in.jpg").write_bytes(astronaut_jpeg())
+    result = memegen("analyze", tmp_path / "in.jpg")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["faces"]
+
+
+def test_a_photo_from_a_pipe_is_read_whole():
+    """A stream has no size to check, and is read in chunks up to the limit."""
+    result = subprocess.run(
+        [sys.executable, "-m", "memegen", "analyze", "/dev/stdin"],
+        input=astronaut_jpeg(), capture_output=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["faces"][0]["expression"] == "happy"
+
+
 def test_analyze_says_so_when_no_image_is_found(tmp_path):
     (tmp_path / "notes.txt").write_text("not a picture")
     result = memegen("analyze", tmp_path)

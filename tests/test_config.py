@@ -33,7 +33,7 @@ def test_zero_is_allowed_where_it_means_something():
 def test_an_environment_value_out_of_range_is_refused_naming_its_variable():
     with pytest.raises(SettingError) as refused:
         Settings.from_env({"MEMEGEN_THREADS": "0"})
-    assert str(refused.value) == "MEMEGEN_THREADS must be at least 1, not 0"
+    assert str(refused.value) == "MEMEGEN_THREADS must be from 1 to 256, not 0"
 
 
 def test_an_environment_value_that_is_not_a_number_is_refused_naming_its_variable():
@@ -54,8 +54,32 @@ def test_a_flag_overrides_a_bad_environment_value_without_reading_it():
 
 
 def test_an_empty_host_is_refused_rather_than_read_as_every_interface():
-    with pytest.raises(SettingError, match="host must not be empty"):
+    with pytest.raises(SettingError, match=r"^host must not be empty"):
         Settings.from_env({}, host=" ")
+    with pytest.raises(SettingError, match=r"^MEMEGEN_HOST must not be empty"):
+        Settings.from_env({"MEMEGEN_HOST": " "})
+
+
+@pytest.mark.parametrize("raw", ["1_000", "+7", "\u0663", "0x10", "5."])
+def test_a_number_setting_takes_plain_decimal_digits_only(raw):
+    with pytest.raises(SettingError, match=r"^MEMEGEN_THREADS=.* is not a valid int$"):
+        Settings.from_env({"MEMEGEN_THREADS": raw})
+
+
+def test_a_number_setting_may_have_spaces_around_it():
+    assert Settings.from_env({"MEMEGEN_THREADS": " 3 "}).threads == 3
+
+
+@pytest.mark.parametrize(("variable", "raw", "message"), [
+    ("MEMEGEN_MEME_TTL_SECONDS", "1000000000000",
+     "MEMEGEN_MEME_TTL_SECONDS must be from 0 to 315360000, not 1000000000000"),
+    ("MEMEGEN_THREADS", "99999", "MEMEGEN_THREADS must be from 1 to 256, not 99999"),
+])
+def test_a_number_past_what_the_server_can_use_is_refused(variable, raw, message):
+    """A lifetime past the year 9999 gave every meme a 500; each thread starts up front."""
+    with pytest.raises(SettingError) as refused:
+        Settings.from_env({variable: raw})
+    assert str(refused.value) == message
 
 
 @pytest.mark.parametrize("watermark", ["你好", "a\x01b"])

@@ -103,6 +103,7 @@ FIELD_EDITS = {
     "a vote temperature as text": lambda m: m.update(vote_temperature="abc"),
     "a class bias as a list": lambda m: m.update(class_bias=[0.1] * 7),
     "a class bias of true": lambda m: m["class_bias"].update(angry=True),
+    "a newer format": lambda m: m.update(format_version=2),
 }
 
 
@@ -124,6 +125,7 @@ FIELD_EDITS = {
     ("a vote temperature as text", "vote_temperature 'abc' is not a number"),
     ("a class bias as a list", "class_bias is not an object of a number per label"),
     ("a class bias of true", "class_bias of angry True is not a number"),
+    ("a newer format", "format_version 2; this MemeGen reads format 1"),
 ])
 def test_an_unusable_manifest_is_refused_naming_it_and_what_is_wrong(tmp_path, problem, message):
     path = tmp_path / "manifest.json"

@@ -8,6 +8,7 @@ does and compare them with the files on disk.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -66,3 +67,17 @@ def test_sdist_carries_the_whole_test_suite(monkeypatch: pytest.MonkeyPatch):
     in_sdist = {ROOT / name for name in file_list.files}
     missing = sorted(str(path.relative_to(ROOT)) for path in _files(ROOT / "tests") - in_sdist)
     assert not missing, f"not in the sdist: {missing}"
+
+
+def test_the_version_is_the_one_pyproject_declares():
+    from memegen import __version__
+
+    assert __version__ == PYPROJECT["project"]["version"]
+
+
+def test_the_training_extra_is_what_train_names_when_a_module_is_missing():
+    from memegen.training.commands import TRAINING_EXTRA
+
+    requirements = PYPROJECT["project"]["optional-dependencies"]["train"]
+    names = {re.split(r"[<>=!~ \[;]", requirement, maxsplit=1)[0] for requirement in requirements}
+    assert names == set(TRAINING_EXTRA)

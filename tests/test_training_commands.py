@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,6 +69,26 @@ def _error_line(stderr: str) -> str:
 
 def _argv(template: list[str], files: dict[str, Path]) -> list[str]:
     return ["train", *(part.format(**files) for part in template)]
+
+
+@pytest.mark.parametrize(("module", "argv"), [
+    ("torch", ["export", "{run}", "--out", "{out}"]),
+    ("optuna", ["search", "--data", "{data}", "--storage", "sqlite:///{database}"]),
+])
+def test_a_step_without_the_training_extra_says_which_extra_to_install(
+    files: dict[str, Path], module: str, argv: list[str]
+):
+    """Installed without ``[train]``, the steps died with a traceback on the import."""
+    program = (f"import sys; sys.modules[{module!r}] = None\n"  # as if not installed
+               "from memegen.cli import main; sys.exit(main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", program, *_argv(argv, files)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"memegen: train {argv[0]} needs the training extra, and {module} is not installed: "
+        "pip install 'memegen[train]'\n"
+    )
+    assert not files["out"].exists()
 
 
 @pytest.mark.parametrize("command", STEPS)

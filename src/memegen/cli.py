@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("image", type=Path,
                       help="the photo: JPEG, HEIC, PNG, WebP, GIF, BMP or TIFF")
     make.add_argument("-o", "--output", type=Path,
-                      help="output file; .jpg, .png, .webp or .gif (default IMAGE-meme.jpg);"
+                      help="output file; .jpg, .png, .webp or .gif (default IMAGE-meme.jpg in the "
+                      "current folder);"
                            " an animated IMAGE stays animated as .gif or .webp")
     make.add_argument("--top", help="top text (default: a caption for the mood)")
     make.add_argument("--bottom", help="bottom text (default: a caption for the mood)")
@@ -295,6 +296,9 @@ def _json_path(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+READ_CHUNK = 1 << 20
+
+
 class FileTooLarge(Exception):
     """A file over ``MEMEGEN_MAX_UPLOAD_BYTES``, refused before it is read whole."""
 
@@ -308,8 +312,15 @@ def _read_photo(path: Path, max_bytes: int) -> bytes:
     size = path.stat().st_size
     if size > max_bytes:
         raise FileTooLarge(f"{over_limit(size, max_bytes).removesuffix('.')} {hint}.")
+    chunks: list[bytes] = []
+    total = 0
     with path.open("rb") as handle:
-        data = handle.read(max_bytes + 1)
+        # In chunks, not read(max_bytes + 1): Python sets aside the whole size asked for,
+        # so a limit of many GB failed for any photo.
+        while total <= max_bytes and (chunk := handle.read(min(READ_CHUNK, max_bytes + 1 - total))):
+            chunks.append(chunk)
+            total += len(chunk)
+    data = b"".join(chunks)
     if len(data) > max_bytes:  # it grew, or it has no size to check (a pipe, a device)
         raise FileTooLarge(f"The file is larger than the {describe_size(max_bytes)} limit {hint}.")
     return data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -15,18 +16,20 @@ ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MANIFEST = ASSETS / "models" / "manifest.json"
 
 
-#: The smallest (and for some the largest) value each number setting may take: below it the
+#: The smallest (and for some the largest) value each number setting may take: past them the
 #: app would fail later and further from the cause (a server with no threads never answers, a
-#: side of 0 divides by zero, waitress quietly wraps a port above 65535).
+#: side of 0 divides by zero, waitress quietly wraps a port above 65535, an expiry past the
+#: year 9999 cannot be written as a date, and each thread is started up front).
+TEN_YEARS = 10 * 365 * 24 * 3600
 BOUNDS: dict[str, tuple[int, int | None]] = {
     "max_upload_bytes": (1, None),
     "max_pixels": (1, None),
     "decode_max_side": (1, None),
     "output_max_side": (1, None),
     "min_side": (1, None),
-    "meme_ttl_seconds": (0, None),  # 0: a meme expires at once, as tests of expiry use
+    "meme_ttl_seconds": (0, TEN_YEARS),  # 0: a meme expires at once, as tests of expiry use
     "port": (0, 65535),  # 0: any free port, which the tests' servers use
-    "threads": (1, None),
+    "threads": (1, 256),
     "rate_limit_per_minute": (0, None),  # 0: no limit
     "animation_max_frames": (0, None),  # 0: animated uploads become still memes
     "animation_max_side": (1, None),
@@ -66,15 +69,8 @@ class Settings:
     animation_max_side: int = 480
 
     def __post_init__(self) -> None:
-        for name in BOUNDS:
-            _check_bounds(name, getattr(self, name), name)
-        if not self.host.strip():
-            # waitress would read an empty host as every interface: a choice to make openly.
-            raise SettingError("host must not be empty (0.0.0.0 listens on every interface)")
-        try:
-            check_drawable(self.watermark)
-        except UndrawableText as error:
-            raise SettingError(f"the watermark {error}") from error
+        for spec in fields(self):
+            _check_value(spec.name, getattr(self, spec.name), spec.name)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides) -> Settings:
@@ -88,27 +84,35 @@ class Settings:
                 continue  # unset, or overridden by a flag: not this variable's to refuse
             values[spec.name] = _parse(variable, raw, spec.type)
             # Checked here too, so that the message names the variable the user set.
-            _check_bounds(spec.name, values[spec.name], variable)
+            _check_value(spec.name, values[spec.name], variable)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
 
 def _parse(variable: str, raw: str, annotation: str):
-    try:
-        if annotation == "int":
-            return int(raw)
-        if annotation in ("Path", "Path | None"):
-            return Path(raw)
-        return raw
-    except ValueError as error:
-        raise SettingError(f"{variable}={raw!r} is not a valid {annotation}") from error
+    if annotation == "int":
+        # Plain decimal digits only: int() would also take 1_000, +7 and other scripts' digits.
+        if not re.fullmatch(r"-?[0-9]+", raw.strip()):
+            raise SettingError(f"{variable}={raw!r} is not a valid int")
+        return int(raw)
+    if annotation in ("Path", "Path | None"):
+        return Path(raw)
+    return raw
 
 
-def _check_bounds(name: str, value: int, label: str) -> None:
-    """Raise :class:`SettingError` naming ``label`` when setting ``name`` is out of its bounds."""
-    if name not in BOUNDS:
-        return
-    low, high = BOUNDS[name]
-    if value < low or (high is not None and value > high):
-        allowed = f"at least {low}" if high is None else f"from {low} to {high}"
-        raise SettingError(f"{label} must be {allowed}, not {value}")
+def _check_value(name: str, value: object, label: str) -> None:
+    """Raise :class:`SettingError` naming ``label`` when setting ``name`` cannot be used."""
+    if name in BOUNDS:
+        low, high = BOUNDS[name]
+        if value < low or (high is not None and value > high):
+            allowed = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise SettingError(f"{label} must be {allowed}, not {value}")
+    elif name == "host" and not value.strip():
+        # waitress would read an empty host as every interface: a choice to make openly.
+        raise SettingError(f"{label} must not be empty (0.0.0.0 listens on every interface)")
+    elif name == "watermark":
+        try:
+            check_drawable(value)
+        except UndrawableText as error:
+            named = "" if label == name else f"{label}: "
+            raise SettingError(f"{named}the watermark {error}") from error

@@ -89,6 +89,11 @@ def _session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+#: The manifest layout this code reads and ``memegen train`` writes; a manifest without
+#: the field is taken to be of it.
+MANIFEST_FORMAT = 1
+
+
 class ManifestError(UserError):
     """A manifest that cannot be used (missing, not JSON, an entry without its fields, a model
     file missing or unreadable); the message names the manifest and what is wrong."""
@@ -105,6 +110,12 @@ def read_manifest(path: Path) -> dict:
         raise ManifestError(f"{path}: the model manifest is not valid JSON ({error})") from error
     if not isinstance(manifest, dict):
         raise ManifestError(f"{path}: the model manifest is not a JSON object")
+    version = manifest.get("format_version", MANIFEST_FORMAT)
+    if version != MANIFEST_FORMAT:
+        raise ManifestError(
+            f"{path}: format_version {version!r}; this MemeGen reads format {MANIFEST_FORMAT} "
+            "(was the manifest written by a newer MemeGen?)"
+        )
     return manifest
 
 

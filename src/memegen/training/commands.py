@@ -29,6 +29,9 @@ SPEC_HELP = (
     "target from the FER+ votes), holdout=F and seed=N (CK+ subject split), margin=M (ExpW crop), "
     "photos=LIST and skip=LIST (ExpW: keep or leave out the photos a text file lists, one per line)"
 )
+#: The modules of the ``train`` extra (pyproject.toml): a step that imports one without it
+#: installed says which extra to install.
+TRAINING_EXTRA = ("torch", "onnx", "optuna", "sqlalchemy")
 DEFAULT_STORAGE = "sqlite:///runs/search.db"
 IOU_HELP = "overlap (IoU) for a detection to count as the labelled face"
 CROP_MARGIN_HELP = (
@@ -359,6 +362,12 @@ def _run(args: argparse.Namespace) -> int:
         return status
     except (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError) as error:
         print(f"memegen: {error.filename or error}: {error.strerror}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in TRAINING_EXTRA:
+            raise
+        print(f"memegen: train {args.train_command} needs the training extra, and "
+              f"{error.name} is not installed: pip install 'memegen[train]'", file=sys.stderr)
         return 2
     finally:
         if failed and made is not None:

@@ -19,6 +19,7 @@ import torch
 
 from memegen import LABELS
 from memegen.errors import UserError
+from memegen.expressions import MANIFEST_FORMAT
 from memegen.training.train import ExportedProbabilities, TrainConfig, load_trained
 
 INPUT_NAME, OUTPUT_NAME = "faces", "probabilities"
@@ -80,7 +81,7 @@ def per_label(values: Sequence[float]) -> dict[str, float]:
 
 def write_manifest(out_dir: Path, models: list[dict], voting_evidence: dict | None = None) -> Path:
     manifest = {
-        "format_version": 1,
+        "format_version": MANIFEST_FORMAT,
         "labels": list(LABELS),
         "voting": "per-class weighted soft vote",
         "models": models,
