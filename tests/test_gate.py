@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +181,25 @@ def test_a_cascade_leaves_the_dearer_of_two_equally_helpful_models_unread(classi
     second_one_dear = first_one_dear[[0, 2, 1]]
     thresholds, _ = choose_gates(cascade, readings, LABELS_OF_FACES, second_one_dear, gated=2)
     assert thresholds == (1.0, min(THRESHOLDS))
+
+
+def test_under_a_budget_an_earlier_gated_model_may_still_read_every_face(classifier):
+    """Only the last model's share is capped. The first model below is certain (a top of
+    exactly 1.0, so no threshold reads the next one) and wrong on half the faces: only the
+    second model read on every face saves the vote, and a budget used to rule that out."""
+    cascade = copy.copy(classifier)
+    cascade.models = [*classifier.models, classifier.models[-1]]
+    cascade.weights = np.array([[1.0] * len(LABELS), [1000.0] * len(LABELS),
+                                [1000.0] * len(LABELS)])
+    certain_and_half_wrong = np.eye(len(LABELS))[[0, 1, 0, 1]]
+    sure = np.stack([_readings(0.99)] * 4)
+    thresholds, evidence = choose_gates(
+        cascade, np.stack([certain_and_half_wrong, sure, sure]), LABELS_OF_FACES,
+        np.ones((3, 4)), gated=2, max_consulted_share=0.5,
+    )
+    assert thresholds == (math.inf, min(THRESHOLDS))
+    assert evidence["chosen"]["consulted_shares"] == [1.0, 0.0]
+    assert evidence["combinations_tried"] == (len(THRESHOLDS) + 1) ** 2
 
 
 def test_the_first_model_is_never_gated(classifier):

@@ -13,6 +13,7 @@ from memegen.training.report import (
     best_overlaps,
     fit_box_convention,
     found_in_fitted_convention,
+    one_to_one_matches,
 )
 
 #: The way the photos below label a face, relative to the detector's box (about ExpW's).
@@ -48,6 +49,25 @@ def test_without_faces_found_the_convention_is_the_detectors_own():
     photo = LabelledPhoto(np.array([[0.0, 0.0, 10.0, 10.0]]), np.zeros((0, 4)))
     assert fit_box_convention([photo], iou_threshold=0.4) == BoxConvention()
     assert best_overlaps(photo).tolist() == [0.0]
+
+
+def test_one_detection_spanning_two_labelled_faces_stands_for_one_of_them():
+    """It used to count both as found, and its crop was read once under each label."""
+    labelled = np.array([[0.0, 0.0, 100, 100], [100, 0, 200, 100]])
+    spanning = np.array([[0.0, 0.0, 200, 100]])  # IoU 0.5 with each
+    assert one_to_one_matches(labelled, spanning) == [(0, pytest.approx(0.5)), None]
+    # Drawn as the detector's square (200×200), it overlaps the first face by a quarter.
+    assert best_overlaps(LabelledPhoto(labelled, spanning)).tolist() == [0.25, 0.0]
+
+
+def test_the_pairs_that_overlap_most_are_matched_first():
+    labelled = np.array([[0.0, 0.0, 100, 100], [20, 0, 120, 100]])
+    detected = np.array([[15.0, 0, 115, 100], [-30, 0, 70, 100]])
+    # The first face overlaps the first detection most (0.74, the second 0.54), but the
+    # second face overlaps it more still (0.90): it takes it, the first the other.
+    matches = one_to_one_matches(labelled, detected)
+    assert [match[0] for match in matches] == [1, 0]
+    np.testing.assert_allclose([match[1] for match in matches], [0.538, 0.905], atol=1e-3)
 
 
 def test_a_face_missed_only_by_its_box_convention_is_found_once_boxes_are_mapped():

@@ -46,7 +46,8 @@ def oversample(labels: np.ndarray, seed: int, per_class: int | None = None) -> n
 
 
 def inverse_frequency_weights(labels: np.ndarray, classes: int) -> np.ndarray:
-    """Loss weight per class, ``n / (classes × count)``: a balanced set gets all ones."""
+    """Loss weight per class, ``n / (classes present × count)`` (scikit-learn's
+    "balanced"): a balanced set gets all ones, and a class with no examples weight 0."""
     counts = np.bincount(labels, minlength=classes).astype(np.float64)
     weights = np.zeros(classes)
     present = counts > 0

@@ -116,10 +116,11 @@ def choose_gates(
         }
 
     every_face = outcome((math.inf,) * gated)
-    options = (*THRESHOLDS, math.inf) if max_consulted_share >= 1.0 else THRESHOLDS
+    # "Every face" stays a choice for each model under a budget too: reading an earlier
+    # one on every face can spare the last, and only the last one's share is capped.
     outcomes = {
         thresholds: outcome(thresholds)
-        for thresholds in itertools.product(options, repeat=gated)
+        for thresholds in itertools.product((*THRESHOLDS, math.inf), repeat=gated)
     }
     within_budget = {
         thresholds: numbers for thresholds, numbers in outcomes.items()

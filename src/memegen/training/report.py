@@ -154,19 +154,33 @@ class LabelledPhoto:
     detected: np.ndarray
 
 
-def best_match(box: Sequence[float], detected: np.ndarray) -> tuple[int, float] | None:
-    """The detection (row of ``detected``) that overlaps ``box`` most, and their IoU."""
-    if not len(detected):
-        return None
-    overlaps = box_iou(box, detected)
-    best = int(overlaps.argmax())
-    return best, float(overlaps[best])
+def one_to_one_matches(
+    labelled: np.ndarray, detected: np.ndarray
+) -> list[tuple[int, float] | None]:
+    """Each labelled box's detection (a row of ``detected``) and their IoU, or None.
+
+    The pairs that overlap most are matched first, and a detection is matched once: one
+    box spanning two labelled faces would otherwise count both as found, and its crop be
+    read twice, under each face's label.
+    """
+    matches: list[tuple[int, float] | None] = [None] * len(labelled)
+    if not len(labelled) or not len(detected):
+        return matches
+    overlaps = np.stack([box_iou(box, detected) for box in labelled])
+    taken: set[int] = set()
+    for flat in np.argsort(-overlaps, axis=None, kind="stable"):
+        row, column = divmod(int(flat), overlaps.shape[1])
+        if overlaps[row, column] <= 0:
+            break
+        if matches[row] is None and column not in taken:
+            matches[row] = (column, float(overlaps[row, column]))
+            taken.add(column)
+    return matches
 
 
 def best_overlaps(photo: LabelledPhoto, convention: BoxConvention = BoxConvention()) -> np.ndarray:
-    """Each labelled box's IoU with the detection that overlaps it most (0 with none)."""
-    detected = convention.apply(photo.detected)
-    matches = [best_match(box, detected) for box in photo.labelled]
+    """Each labelled box's IoU with its detection, matched one to one (0 with none)."""
+    matches = one_to_one_matches(photo.labelled, convention.apply(photo.detected))
     return np.array([match[1] if match else 0.0 for match in matches])
 
 
@@ -174,8 +188,9 @@ def fit_box_convention(photos: Sequence[LabelledPhoto], iou_threshold: float) ->
     """The median convention of the faces found as drawn (best IoU ≥ ``iou_threshold``)."""
     scales, shifts = [], []
     for photo in photos:
-        for box in photo.labelled:
-            match = best_match(box, photo.detected)
+        for box, match in zip(
+            photo.labelled, one_to_one_matches(photo.labelled, photo.detected), strict=True
+        ):
             if match is None or match[1] < iou_threshold:
                 continue
             x1, y1, x2, y2 = photo.detected[match[0]]
@@ -271,7 +286,7 @@ def match_photos(
 ) -> Iterator[MatchedPhoto]:
     """Detect faces in each photo of an ExpW-style spec (``faces.csv`` in the order it
     first names them, narrowed by ``photos=`` and ``skip=``) and match every labelled
-    box to the detection that overlaps it most.
+    box to a detection, one to one (:func:`one_to_one_matches`).
 
     A labelled face counts as found when that overlap is at least
     ``iou_threshold``. Photos are decoded at full size and not EXIF-rotated:
@@ -288,13 +303,14 @@ def match_photos(
             rgb = np.asarray(photo.convert("RGB"))
         faces = detector.detect(rgb)
         found_boxes = np.array([face.box for face in faces], dtype=np.float64).reshape(-1, 4)
+        labelled = np.array([item.box for item in by_image[name]], dtype=np.float64)
         matched, labels = [], []
-        for item in by_image[name]:
-            match = best_match(item.box, found_boxes)
+        for item, match in zip(
+            by_image[name], one_to_one_matches(labelled, found_boxes), strict=True
+        ):
             if match is not None and match[1] >= iou_threshold:
                 matched.append(faces[match[0]].box)
                 labels.append(item.label)
-        labelled = np.array([item.box for item in by_image[name]], dtype=np.float64)
         yield MatchedPhoto(name, rgb, LabelledPhoto(labelled, found_boxes), matched, labels)
 
 
