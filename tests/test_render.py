@@ -65,6 +65,17 @@ def test_a_small_picture_is_enlarged_to_the_minimum_keeping_its_aspect() -> None
     assert meme.size == (ENLARGED_LONG_SIDE, ENLARGED_LONG_SIDE * 3 // 4)
 
 
+@pytest.mark.parametrize(("size", "enlarged"), [
+    ((16, 160), (160, 1600)),  # its short side reaches 200 only beyond the cap
+    ((50, 500), (160, 1600)),
+    ((1000, 100), (1600, 160)),
+    ((600, 200), (600, 200)),  # already 200 across
+])
+def test_a_narrow_picture_is_enlarged_until_its_caption_has_room(size, enlarged) -> None:
+    """A 16×160 strip used to become 40×400, its caption set 6 px high."""
+    assert render_meme(grey(*size), Caption("top", "bottom"), max_side=1600).size == enlarged
+
+
 def test_an_enlarged_picture_never_passes_the_cap() -> None:
     assert render_meme(grey(64, 48), Caption("top", "bottom"), max_side=300).size == (300, 225)
 
@@ -205,6 +216,16 @@ def test_long_text_stays_inside_the_side_margins_and_its_band(size: tuple[int, i
     assert not rows[0] and not rows[-1], "ink touches the top or bottom edge"
     # Each caption keeps to its band (a quarter of the height, margins included).
     assert not rows[round(height * 0.26) : round(height * 0.74)].any()
+
+
+def test_marks_stacked_high_above_a_capital_are_not_cut_off() -> None:
+    """The canvas held one em above the baseline, and cut such marks flat at its top."""
+    from memegen.render import _set, fit_text
+
+    def ink_height(text: str) -> int:
+        return _set(fit_text(text, 400, 300, max_size=60, min_size=60), 400).height
+
+    assert ink_height("Z\u030d\u030e\u0304\u0305") > ink_height("Z\u030d") + 10
 
 
 def test_a_single_unbreakable_word_wider_than_the_picture_still_fits() -> None:

@@ -153,6 +153,35 @@ def test_faces_labels_of_faces_close_together_keep_apart() -> None:
     assert blobs - 1 == len(faces), "labels that touch read as one word"
 
 
+def test_faces_a_face_the_caption_hides_gets_no_label_far_below_it() -> None:
+    """Set under a tall caption, its label landed on the foreheads of the next row."""
+    caption = Caption("a caption long enough to take two lines across", "the top of the photo")
+    faces = [((360, 5, 400, 40), "happy")]  # hidden, and far above the caption's foot
+    alone = render(grey(800, 450), caption, style="faces")
+    labelled = render(grey(800, 450), caption, style="faces", faces=faces)
+    caption_foot = alone.text_boxes[0][3]
+    changed = np.any(pixels(labelled.image) != pixels(alone.image), axis=2)
+    assert not changed[caption_foot:].any()
+
+
+def test_faces_labels_of_a_crowded_bottom_row_stay_by_their_faces_and_apart() -> None:
+    """With no room under the chins, labels were set far off under the caption, or
+    run together ("UNBOTHEREDBEAMING")."""
+    expressions = ["happy", "sad", "surprise", "angry", "fear", "disgust", "neutral"] * 2
+    faces = [((50 * i, 350, 50 * i + 50, 400), e) for i, e in enumerate(expressions[:12])]
+    caption = Caption("Group photo", "Nobody knew when to smile")
+    alone = pixels(render_meme(grey(600, 400), caption, style="faces"))
+    image = pixels(render_meme(grey(600, 400), caption, style="faces", faces=faces))
+    labels = np.any(image != alone, axis=2)
+    assert np.flatnonzero(labels.any(axis=1)).min() >= 350 - 40, "every label by its face"
+    count, _, stats, _ = cv2.connectedComponentsWithStats(
+        cv2.dilate(labels.astype(np.uint8), np.ones((3, 3), np.uint8))
+    )
+    assert count > 1
+    widest = stats[1:, cv2.CC_STAT_WIDTH].max()
+    assert widest <= 50 * 1.8 + 4, "two labels touch and read as one word"
+
+
 def test_faces_with_the_same_expression_get_different_words() -> None:
     assert face_word("happy", 0) != face_word("happy", 1)
     assert face_word("happy", len(FACE_WORDS["happy"])) == face_word("happy", 0)
@@ -177,6 +206,20 @@ def test_the_watermark_is_off_by_default_and_sits_in_the_bottom_right_corner() -
 
 
 @pytest.mark.parametrize("style", STYLES)
+def test_the_watermark_keeps_clear_of_the_caption_on_one_line(style: str) -> None:
+    """It was set over a wide bottom caption, and broken mid-word where it did not fit."""
+    wide = Caption("When the build is green", "And nobody knows why it was red")
+    source = grey(500, 300)
+    plain = pixels(render(source, wide, style=style).image)
+    rendered = render(source, wide, style=style, watermark="memegen.example")
+    changed = np.argwhere(np.any(pixels(rendered.image) != plain, axis=2))
+    (top, left), (bottom, right) = changed.min(axis=0), changed.max(axis=0)
+    for x1, y1, x2, y2 in rendered.text_boxes:
+        assert right < x1 or left >= x2 or bottom < y1 or top >= y2, "over the caption"
+    assert bottom - top < 40, "one line"
+
+
+@pytest.mark.parametrize("style", STYLES)
 def test_the_watermark_is_drawn_in_every_style(style: str) -> None:
     plain = render_meme(grey(400, 300), CAPTION, style=style)
     marked = render_meme(grey(400, 300), CAPTION, style=style, watermark="MemeGen")
@@ -190,6 +233,12 @@ def test_the_watermark_is_drawn_in_every_style(style: str) -> None:
         (Caption("Monday again?", "Yes."), "Monday again? Yes."),
         (Caption("The boss says", "I can go early"), "The boss says I can go early"),
         (Caption("", "Only the bottom"), "Only the bottom"),
+        # These kept their capital: "i've" and "monday" were lower-cased.
+        (Caption("Traffic lights", "I've been waiting"), "Traffic lights I've been waiting"),
+        (Caption("Pretending", "I\u2019m fine"), "Pretending I\u2019m fine"),
+        (Caption("Same energy", "Monday to Sunday"), "Same energy Monday to Sunday"),
+        (Caption('"Who goes first?"', "Not me"), '"Who goes first?" Not me'),
+        (Caption("Breaking", "NASA called"), "Breaking NASA called"),
     ],
 )
 def test_top_and_bottom_run_on_as_one_sentence(caption: Caption, sentence: str) -> None:

@@ -25,6 +25,7 @@ overlay.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,7 +57,15 @@ REF_SIZE = 200  # px: the size at which widths and metrics are measured, then sc
 # px: a still picture whose long side is shorter is enlarged to it (never past the
 # meme's cap); a 64 px sticker kept at its size could only carry 6 px type.
 ENLARGED_LONG_SIDE = 400
+ENLARGED_SHORT_SIDE = 200  # and a narrow picture's short side, within the size cap
 ELLIPSIS = "…"
+CLOSING_QUOTES = "\"'\u2019\u201d\u00bb)"
+#: Words that keep their capital in the middle of a sentence: I (and I've, I'm...), the
+#: days and the months.
+ALWAYS_CAPITAL = (
+    r"(I(['\u2019]\w+)?|(Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day|January|February|March"
+    r"|April|June|July|August|September|October|November|December)\W*"
+)
 # Between words: Bebas Neue's own space (0.155 em) is nearly all eaten by the two
 # outlines; a four-per-em space (0.25 em, no ink) leaves a readable gap.
 WORD_GAP = "\u2005"
@@ -80,6 +89,7 @@ POSTER_TEXT_GREY = (221, 221, 221)  # the smaller line, a little dimmer than the
 LABEL_FONT = (0.3, 0.07)  # size, of the face's width, and at most this of the mean side
 LABEL_WIDTH = 1.8  # of the face's width: room for its label
 LABEL_GAP = 0.15  # of the label's size: from the face's box, the caption and other labels
+LABEL_SHRINK = (1.0, 0.8, 0.64)  # sizes a label is tried at, of its own, before it is left out
 #: Words a face's label is picked from, per expression (the n-th face takes the n-th word).
 FACE_WORDS: dict[str, tuple[str, ...]] = {
     "angry": ("fuming", "so done", "livid", "seething"),
@@ -91,7 +101,7 @@ FACE_WORDS: dict[str, tuple[str, ...]] = {
     "neutral": ("unbothered", "meh", "no thoughts", "chilling"),
 }
 
-# Watermark: small text in the bottom-right corner.
+# Watermark: small text in a corner (bottom right unless a caption is there).
 WATERMARK_FONT = 0.028  # of the meme's mean side
 WATERMARK_MARGIN = 0.015  # of the meme's shorter side, from the two edges
 WATERMARK_OPACITY = 0.7
@@ -126,10 +136,12 @@ WATERMARK_LETTERING = Lettering(typeset.SANS_BOLD, upper=False, stroke=0, max_li
 
 @dataclass(frozen=True)
 class Rendered:
-    """A meme, and the box ``(x1, y1, x2, y2)`` in it where the picture was drawn."""
+    """A meme, the box ``(x1, y1, x2, y2)`` in it where the picture was drawn, and the
+    boxes its text covers (which the watermark keeps clear of)."""
 
     image: Image.Image
     photo_box: tuple[int, int, int, int]
+    text_boxes: tuple[IntBox, ...] = ()
 
 
 Style = Callable[[Image.Image, Caption, Sequence[FaceMark]], Rendered]
@@ -421,8 +433,9 @@ def _set(block: TextBlock, width: int) -> SetText | None:
     real extent, accents and descenders included. None when there is no ink.
     """
     size, stroke, pitch = block.size, block.stroke, block.pitch
-    # Room on the canvas: a whole em above the first baseline, half an em below the last.
-    above, below = size + stroke, size // 2 + stroke
+    # Room on the canvas: two ems above the first baseline (capitals with stacked marks,
+    # Ǘ or Ṏ, reach past one, and were cut flat), half an em below the last.
+    above, below = 2 * size + stroke, size // 2 + stroke
     ink = typeset.set_lines(
         block.lines,
         block.lettering.typeface,
@@ -485,9 +498,11 @@ def _whole_picture(image: Image.Image) -> tuple[int, int, int, int]:
 
 def _classic(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> Rendered:
     """Top text against the top edge, bottom text against the bottom edge."""
-    _classic_band(image, caption.top, at_top=True)
-    _classic_band(image, caption.bottom, at_top=False)
-    return Rendered(image, _whole_picture(image))
+    boxes = (
+        _classic_band(image, caption.top, at_top=True),
+        _classic_band(image, caption.bottom, at_top=False),
+    )
+    return Rendered(image, _whole_picture(image), tuple(box for box in boxes if box))
 
 
 def _one_line(caption: Caption) -> str:
@@ -495,13 +510,16 @@ def _one_line(caption: Caption) -> str:
 
     Captions are written as two lines that each start with a capital ("Found
     money | In last year's coat"); run on, the second loses it, unless the top
-    ends a sentence or the word is all capitals ("I", "NASA").
+    ends a sentence (closing quotes aside: '"Who's paying?" Everyone'), or the
+    word is all capitals ("NASA"), the pronoun I ("I've", "I'm") or a day or month.
     """
     top, bottom = caption.top.strip(), caption.bottom.strip()
     if not (top and bottom):
         return top or bottom
     first = bottom.split()[0]
-    if top[-1] not in ".!?…:" and first[:1].isupper() and not first.isupper():
+    ends_sentence = top.rstrip(CLOSING_QUOTES)[-1:] in tuple(".!?…:")
+    named = re.fullmatch(ALWAYS_CAPITAL, first) is not None
+    if not (ends_sentence or named or first.isupper()) and first[:1].isupper():
         bottom = bottom[0].lower() + bottom[1:]
     return f"{top} {bottom}"
 
@@ -528,7 +546,8 @@ def _modern(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> 
     meme.paste(image, (0, band))
     top = (band - block.height) // 2 + (block.height - drawn.height) // 2
     typeset.paint(meme, drawn.ink, (drawn.left, top), (0, 0, 0))
-    return Rendered(meme, (0, band, width, band + height))
+    text_box = (drawn.left, top, drawn.left + drawn.width, top + drawn.height)
+    return Rendered(meme, (0, band, width, band + height), (text_box,))
 
 
 def _poster(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> Rendered:
@@ -568,6 +587,7 @@ def _poster(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> 
     meme.paste("black", (*inner, inner[0] + width + 2 * gap, inner[1] + height + 2 * gap))
     meme.paste(image, (x + frame, y + frame))
     cursor = y + 2 * frame + height + space
+    text_boxes = []
     for block, colour in ((title, (255, 255, 255)), (line, POSTER_TEXT_GREY)):
         if block is None:
             continue
@@ -575,8 +595,10 @@ def _poster(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> 
         if drawn is not None:
             top = cursor + (block.height - drawn.height) // 2
             typeset.paint(meme, drawn.ink, (drawn.left, top), colour)
+            text_boxes.append((drawn.left, top, drawn.left + drawn.width, top + drawn.height))
         cursor += block.height + space // 2
-    return Rendered(meme, (x + frame, y + frame, x + frame + width, y + frame + height))
+    photo_box = (x + frame, y + frame, x + frame + width, y + frame + height)
+    return Rendered(meme, photo_box, tuple(text_boxes))
 
 
 def face_word(expression: str, index: int) -> str:
@@ -592,51 +614,71 @@ def face_word(expression: str, index: int) -> str:
 def _faces(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> Rendered:
     """A classic caption at the top and, under each face, a word for its expression.
 
-    A label goes under the chin, else above the head, else under the caption:
-    the first of those that keeps clear of the caption and of the labels set
-    before it (a face just under the caption, or a row of faces closer than
-    their labels are wide, would otherwise have its label written over them).
-    When none is clear it stays under the chin, or above the head at the bottom.
+    A label goes under the chin, else above the head, else (for a face whose chin the
+    caption covers, when that is no further than the face is tall) just under the
+    caption: the first of those that keeps clear of the caption and of the labels set
+    before it, and for the spot under the caption, of the other faces too (there it
+    would read as another face's label). When no spot is clear, the label is tried
+    smaller, and left out if it still does not fit: labels that run together
+    ("UNBOTHEREDBEAMING") or sit far from their face mislead, and a face the caption
+    hides needs none.
     """
     caption_box = _classic_band(image, _one_line(caption), at_top=True)
     taken = [] if caption_box is None else [caption_box]
     width, height = image.size
     mean_side = math.sqrt(width * height)
     seen: dict[str, int] = {}
-    for (x1, y1, x2, y2), expression in faces:
+    face_boxes = [tuple(round(value) for value in box) for box, _ in faces]
+    for number, ((x1, y1, x2, y2), expression) in enumerate(faces):
         index = seen.get(expression, 0)
         seen[expression] = index + 1
         face_width = max(1.0, x2 - x1)
         size = max(FLOOR_FONT, round(min(face_width * LABEL_FONT[0], mean_side * LABEL_FONT[1])))
-        room = min(width, round(face_width * LABEL_WIDTH))
-        block = fit_text(
-            face_word(expression, index),
-            room,
-            3 * size,
-            min_size=FLOOR_FONT,
-            max_size=size,
-            lettering=LABEL_LETTERING,
-        )
-        drawn = None if block is None else _set(block, room)
-        if drawn is None:
-            continue
-        # Centred on the face; tops inside the picture, in order of preference.
-        centre = (x1 + x2) / 2
-        left = round(min(max(0, centre - room / 2), width - room)) + drawn.left
-        gap = size * LABEL_GAP
-        below, above = round(y2 + gap), round(y1 - drawn.height - gap)
-        tops = [below, above] if below + drawn.height <= height else [above]
-        if caption_box is not None:
-            tops.append(round(caption_box[3] + gap))
-        inside = (min(max(0, top), height - drawn.height) for top in tops)
-        boxes = [(left, top, left + drawn.width, top + drawn.height) for top in inside]
-        box = next(
-            (box for box in boxes if not any(_overlap(box, other, gap) for other in taken)),
-            boxes[0],
-        )
-        taken.append(box)
-        _paint_outlined(image, SetText(left, drawn.ink, drawn.outline), box[1])
-    return Rendered(image, _whole_picture(image))
+        others = face_boxes[:number] + face_boxes[number + 1 :]
+        sizes = dict.fromkeys(max(FLOOR_FONT, round(size * shrink)) for shrink in LABEL_SHRINK)
+        for tried in sizes:
+            placed = _place_label(image, face_word(expression, index), (x1, y1, x2, y2), tried,
+                                  caption_box, taken, others)
+            if placed is not None:
+                taken.append(placed)
+                break
+    return Rendered(image, _whole_picture(image), tuple(taken))
+
+
+def _place_label(
+    image: Image.Image,
+    word: str,
+    face: Box,
+    size: int,
+    caption_box: IntBox | None,
+    taken: Sequence[IntBox],
+    other_faces: Sequence[IntBox],
+) -> IntBox | None:
+    """Paint ``word`` at ``size`` in the first clear spot by ``face`` (see :func:`_faces`);
+    the box it covers, or None where no spot is clear."""
+    width, height = image.size
+    x1, y1, x2, y2 = face
+    room = min(width, round(max(1.0, x2 - x1) * LABEL_WIDTH))
+    block = fit_text(word, room, 3 * size, min_size=FLOOR_FONT, max_size=size,
+                     lettering=LABEL_LETTERING)
+    drawn = None if block is None else _set(block, room)
+    if drawn is None:
+        return None
+    # Centred on the face; tops inside the picture, in order of preference.
+    left = round(min(max(0, (x1 + x2) / 2 - room / 2), width - room)) + drawn.left
+    gap = size * LABEL_GAP
+    below, above = round(y2 + gap), round(y1 - drawn.height - gap)
+    spots = [(below, taken), (above, taken)] if below + drawn.height <= height else [(above, taken)]
+    under_caption = None if caption_box is None else round(caption_box[3] + gap)
+    if under_caption is not None and y2 - drawn.height < under_caption <= y2 + (y2 - y1):
+        spots.append((under_caption, [*taken, *other_faces]))
+    for top, obstacles in spots:
+        top = min(max(0, top), height - drawn.height)
+        box = (left, top, left + drawn.width, top + drawn.height)
+        if not any(_overlap(box, other, gap) for other in obstacles):
+            _paint_outlined(image, SetText(left, drawn.ink, drawn.outline), top)
+            return box
+    return None
 
 
 def _overlap(box: IntBox, other: IntBox, gap: float) -> bool:
@@ -660,14 +702,16 @@ _STYLES: dict[str, Style] = {
 STYLES: tuple[str, ...] = tuple(_STYLES)
 
 
-def _watermark(image: Image.Image, text: str) -> None:
-    """``text`` small and half-transparent in the bottom-right corner."""
+def _watermark(image: Image.Image, text: str, text_boxes: Sequence[IntBox]) -> None:
+    """``text`` small and half-transparent on one line, in the bottom-right corner, or
+    in the first other place clear of the caption's ``text_boxes``: the other corners,
+    then against the right edge just above or below a caption."""
     width, height = image.size
     size = max(FLOOR_FONT, round(math.sqrt(width * height) * WATERMARK_FONT))
     margin = max(1, round(min(width, height) * WATERMARK_MARGIN))
     block = fit_text(
-        text, width // 2, height // 4, min_size=FLOOR_FONT, max_size=size,
-        lettering=WATERMARK_LETTERING,
+        text, width - 2 * margin, _block_height(size, 1, WATERMARK_LETTERING),
+        min_size=FLOOR_FONT, max_size=size, lettering=WATERMARK_LETTERING,
     )
     if block is None:
         return
@@ -676,8 +720,18 @@ def _watermark(image: Image.Image, text: str) -> None:
     drawn = _set(block, math.ceil(advance) + 2 * size)
     if drawn is None:
         return
-    left = width - margin - drawn.width
-    top = height - margin - drawn.height
+    right, bottom = width - margin - drawn.width, height - margin - drawn.height
+    places = [(right, bottom), (margin, bottom), (right, margin), (margin, margin)]
+    places += [(right, box[1] - margin - drawn.height) for box in text_boxes]
+    places += [(right, box[3] + margin) for box in text_boxes]
+    boxes = [
+        (left, top, left + drawn.width, top + drawn.height) for left, top in places
+        if 0 <= top <= height - drawn.height
+    ]
+    left, top = next(
+        (box[:2] for box in boxes if not any(_overlap(box, other, margin) for other in text_boxes)),
+        (right, bottom),
+    )
     shadow = drawn.ink.mask.point(lambda value: round(value * WATERMARK_OPACITY * 0.6))
     glow = Image.fromarray(cv2.dilate(np.asarray(shadow), _disc(max(1, size // 12))))
     image.paste("black", (left, top, left + drawn.width, top + drawn.height), glow)
@@ -701,21 +755,23 @@ def render(
     never modified. ``faces`` are boxes in ``image``'s own pixels with their
     expressions (the ``faces`` style labels them; the others ignore them): the
     renderer is the one that resizes, so it scales them with the picture.
-    ``watermark`` is set small in the bottom-right corner when not empty.
+    ``watermark`` is set small in a corner clear of the caption when not empty.
 
     The whole meme, band or frame included, fits ``max_side``: a style that
     adds to the picture gets a picture shrunk to leave room for it. A picture
     whose long side is under ``enlarge_to`` is enlarged to it, within that cap
     (0 keeps it as it is: an animation's frames, which Lanczos would fill with new
-    colours that take seconds to map back onto a GIF's palette).
+    colours that take seconds to map back onto a GIF's palette), and a narrow one
+    further, until its short side is ``ENLARGED_SHORT_SIDE``.
     """
     try:
         draw_style = _STYLES[style]
     except KeyError:
         raise ValueError(f"unknown style {style!r}; expected one of: {', '.join(STYLES)}") from None
     picture_side = max_side
+    long_side = _enlarged_long_side(image, enlarge_to)
     while True:
-        picture = fit_within(image, picture_side, min(enlarge_to, picture_side))
+        picture = fit_within(image, picture_side, min(long_side, picture_side))
         scale = picture.width / image.width
         marks = [(tuple(value * scale for value in box), expression) for box, expression in faces]
         rendered = draw_style(picture, caption, marks)
@@ -724,8 +780,18 @@ def render(
             break
         picture_side = max(1, min(picture_side - 1, math.floor(max(picture.size) / overshoot)))
     if watermark.strip():
-        _watermark(rendered.image, watermark)
+        _watermark(rendered.image, watermark, rendered.text_boxes)
     return rendered
+
+
+def _enlarged_long_side(image: Image.Image, enlarge_to: int) -> int:
+    """The long side a picture is enlarged to: ``enlarge_to``, or more for a narrow picture.
+    A 16×160 strip enlarged to 40×400 had its caption set 6 px high across 40 px; its
+    short side at 200 px gives the caption room to be read."""
+    if not enlarge_to:
+        return 0
+    width, height = image.size
+    return max(enlarge_to, math.ceil(ENLARGED_SHORT_SIDE * max(width, height) / min(width, height)))
 
 
 def render_meme(

@@ -54,9 +54,15 @@ class Typeface:
 
 #: Classic meme type: Bebas Neue, then Noto Sans Bold for Greek and the rest of Latin.
 MEME = Typeface(("BebasNeue-Bold.otf", "NotoSans-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI))
-SANS = Typeface(("NotoSans-Regular.ttf", "NotoSansDevanagari-Regular.ttf", EMOJI))
-SANS_BOLD = Typeface(("NotoSans-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI))
-SERIF = Typeface(("NotoSerif-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI))
+#: The other stacks end with Bebas Neue for the few symbols only it has (≈ and ∞ were
+#: drawn as empty boxes in the modern and poster styles).
+SANS = Typeface(
+    ("NotoSans-Regular.ttf", "NotoSansDevanagari-Regular.ttf", EMOJI, "BebasNeue-Bold.otf")
+)
+SANS_BOLD = Typeface(
+    ("NotoSans-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI, "BebasNeue-Bold.otf")
+)
+SERIF = Typeface(("NotoSerif-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI, "BebasNeue-Bold.otf"))
 #: Every bundled font with text or emoji (all four stacks draw the same characters).
 BUNDLED = tuple(dict.fromkeys(MEME.files + SANS.files + SERIF.files))
 #: Scripts the bundled fonts draw, for messages about characters they cannot.
