@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import io
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import playwright.sync_api as playwright_api
 import pytest
 from PIL import Image
+
+from memegen import LABELS
 
 from live_server import live_server
 from sample_images import (
@@ -73,10 +76,18 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def open_page(browser: Browser, base: str, **context_options: object) -> tuple[Page, list[str]]:
-    """A fresh page on the app and a list that collects script errors and foreign requests."""
+def open_page(
+    browser: Browser, base: str, *, fake_clock: bool = False, **context_options: object
+) -> tuple[Page, list[str]]:
+    """A fresh page on the app and a list that collects script errors and foreign requests.
+
+    With ``fake_clock`` the page's timers run only when the test moves its clock on, so a
+    test decides when the redraw after typing (600 ms later) is sent.
+    """
     context = browser.new_context(accept_downloads=True, **context_options)
     page = context.new_page()
+    if fake_clock:
+        page.clock.install()
     problems: list[str] = []
 
     def on_console(message: playwright_api.ConsoleMessage) -> None:
@@ -139,6 +150,8 @@ def test_make_edit_reroll_and_download(server: str, browser: Browser, tmp_path: 
         with page.expect_download() as download_info:
             page.get_by_test_id(testid).click()
         download = download_info.value
+        # The page fetches the file first, and saves it under the server's name for it.
+        assert re.fullmatch(r"meme-[\w-]+\.(png|jpg|webp)", download.suggested_filename)
         saved = tmp_path / download.suggested_filename
         download.save_as(saved)
         data = saved.read_bytes()
@@ -412,4 +425,402 @@ def test_drop_and_paste_pick_a_photo(server: str, browser: Browser) -> None:
     )
     expect(meme).not_to_have_attribute("src", dropped_src or "", timeout=MEME_TIMEOUT_MS)
     expect(meme).to_have_attribute("src", re.compile(r"/api/v1/memes/"))
+    assert not problems, problems
+
+
+# ---- accessibility and the page's edge cases ------------------------------------------
+
+# WCAG contrast of computed colours: parse a CSS colour, lay a translucent one over what
+# is behind it, and the ratio of two relative luminances.
+COLOUR_KIT = """
+    const parse = (text) => {
+        const numbers = (text.match(/[\\d.]+/g) || []).map(Number);
+        const scale = text.startsWith("color(") ? 255 : 1;
+        return [...numbers.slice(0, 3).map((n) => n * scale), numbers.length > 3 ? numbers[3] : 1];
+    };
+    const over = (top, bottom) =>
+        [0, 1, 2].map((i) => top[i] * top[3] + bottom[i] * (1 - top[3])).concat(1);
+    const backdrop = (element) => {
+        const layers = [];
+        for (let node = element; node; node = node.parentElement) {
+            const colour = parse(getComputedStyle(node).backgroundColor);
+            if (colour[3] > 0) layers.unshift(colour);
+            if (colour[3] >= 1) break;
+        }
+        return layers.reduce((below, layer) => over(layer, below), [255, 255, 255, 1]);
+    };
+    const luminance = (colour) => {
+        const [r, g, b] = colour.slice(0, 3).map((v) => {
+            const c = v / 255;
+            return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const ratio = (a, b) => {
+        const [high, low] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+        return (high + 0.05) / (low + 0.05);
+    };
+    const textContrast = (element) => {
+        const behind = backdrop(element);
+        return ratio(over(parse(getComputedStyle(element).color), behind), behind);
+    };
+"""
+
+# Each expression's tag and card name, cloned from the face on screen: their contrasts,
+# and the tag's colour.
+EXPRESSION_CONTRASTS = (
+    "(labels) => {"
+    + COLOUR_KIT
+    + """
+    const box = document.querySelector(".face-box");
+    const card = document.querySelector(".face-card");
+    return labels.map((label) => {
+        const newBox = box.cloneNode(true);
+        newBox.dataset.expression = label;
+        box.parentNode.append(newBox);
+        const newCard = card.cloneNode(true);
+        const name = newCard.querySelector(".face-expression");
+        name.dataset.expression = label;
+        name.textContent = label;
+        card.parentNode.append(newCard);
+        const tag = newBox.querySelector(".face-tag");
+        return {
+            label,
+            tag: textContrast(tag),
+            word: textContrast(newBox.querySelector(".face-tag-word")),
+            name: textContrast(name),
+            tone: getComputedStyle(tag).backgroundColor,
+        };
+    });
+}"""
+)
+
+# The focused control's ring (its widest box-shadow) against what is around it and against
+# the gap between ring and control (a narrower shadow), if there is one.
+FOCUS_RING_CONTRAST = (
+    "() => {"
+    + COLOUR_KIT
+    + """
+    const focused = document.activeElement;
+    const host = focused.closest(".style-option") || focused;
+    const shadows = getComputedStyle(host).boxShadow
+        .split(/,(?![^(]*\\))/)
+        .filter((shadow) => shadow.trim() !== "none")
+        .map((shadow) => {
+            const colour = shadow.match(/(?:rgba?|color)\\([^)]*\\)/)[0];
+            const lengths = shadow.replace(colour, "").match(/-?[\\d.]+px/g) || [];
+            return { colour: parse(colour), spread: parseFloat(lengths[3] || "0") };
+        })
+        .sort((a, b) => a.spread - b.spread);
+    if (shadows.length === 0) return { id: focused.id || focused.tagName, ring: null };
+    const behind = backdrop(host.parentElement);
+    const ring = over(shadows[shadows.length - 1].colour, behind);
+    const gap = shadows.length > 1 ? over(shadows[0].colour, behind) : behind;
+    return {
+        id: focused.id || focused.tagName,
+        ring: Math.min(ratio(ring, behind), ratio(ring, gap)),
+    };
+}"""
+)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_expression_colour_is_readable(server: str, browser: Browser, scheme: str) -> None:
+    """WCAG 1.4.3: the tag on each face box (12 px bold on the expression's colour) and the
+    expression's name on its face card reach 4.5:1 for every expression, and no two
+    expressions share a colour."""
+    page, problems = open_page(
+        browser, server, viewport={"width": 1280, "height": 900}, color_scheme=scheme
+    )
+    upload_astronaut(page)
+    measured = page.evaluate(EXPRESSION_CONTRASTS, list(LABELS))
+    low = [
+        (entry["label"], part, round(entry[part], 2))
+        for entry in measured
+        for part in ("tag", "word", "name")
+        if entry[part] < 4.5
+    ]
+    assert not low, f"below 4.5:1 in {scheme} mode: {low}"
+    assert len({entry["tone"] for entry in measured}) == len(LABELS), measured
+    assert not problems, problems
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_focus_ring_stands_out(server: str, browser: Browser, scheme: str) -> None:
+    """WCAG 1.4.11 and 2.4.7: the ring of every control Tab reaches is 3:1 or more against
+    what surrounds it (and against the gap between it and the control)."""
+    page, problems = open_page(
+        browser, server, viewport={"width": 1280, "height": 900}, color_scheme=scheme
+    )
+    upload_astronaut(page)
+    rings = []
+    for _ in range(14):
+        page.keyboard.press("Tab")
+        rings.append(page.evaluate(FOCUS_RING_CONTRAST))
+    measured = [ring for ring in rings if ring["ring"] is not None]
+    assert len(measured) >= 8, rings
+    faint = [(ring["id"], round(ring["ring"], 2)) for ring in measured if ring["ring"] < 3]
+    assert not faint, f"focus ring below 3:1 in {scheme} mode: {faint}"
+    assert not problems, problems
+
+
+def test_a_long_file_name_in_an_error_does_not_widen_the_page(
+    server: str, browser: Browser
+) -> None:
+    """WCAG 1.4.10: at 320 CSS px an error naming a long unbroken file name wraps."""
+    page, problems = open_page(browser, server, viewport={"width": 320, "height": 640})
+    name = "Screenshot_20240517-143312_com.android.chrome_with_a_very_long_name.pdf"
+    transfer = page.evaluate_handle(
+        """(name) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File(["%PDF-1.4"], name, { type: "application/pdf" }));
+            return transfer;
+        }""",
+        name,
+    )
+    page.get_by_test_id("dropzone").dispatch_event("drop", {"dataTransfer": transfer})
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text(name)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    box = alert.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= 320
+    assert not problems, problems
+
+
+def test_dropping_several_files_takes_the_first_image(server: str, browser: Browser) -> None:
+    page, problems = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    make_transfer = """(files) => {
+        const transfer = new DataTransfer();
+        for (const [name, type, b64] of files) {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            transfer.items.add(new File([bytes], name, { type }));
+        }
+        return transfer;
+    }"""
+    notes = ["notes.txt", "text/plain", base64.b64encode(b"shopping list").decode()]
+    report = ["report.pdf", "application/pdf", base64.b64encode(b"%PDF-1.4").decode()]
+    photo = ["astronaut.jpg", "image/jpeg", base64.b64encode(ASTRONAUT.read_bytes()).decode()]
+    alert = page.get_by_role("alert")
+
+    # None is an image: the page says so, and sends nothing.
+    transfer = page.evaluate_handle(make_transfer, [notes, report])
+    page.get_by_test_id("dropzone").dispatch_event("drop", {"dataTransfer": transfer})
+    expect(alert).to_contain_text("None of the 2 files dropped is an image")
+    expect(page.get_by_test_id("meme-image")).to_be_hidden()
+
+    # The image second in the list is the photo.
+    transfer = page.evaluate_handle(make_transfer, [notes, photo, report])
+    page.get_by_test_id("dropzone").dispatch_event("drop", {"dataTransfer": transfer})
+    meme = page.get_by_test_id("meme-image")
+    expect(meme).to_have_attribute("src", re.compile(r"/api/v1/memes/"), timeout=MEME_TIMEOUT_MS)
+    expect(page.get_by_test_id("dropzone")).to_contain_text("astronaut.jpg")
+    expect(page.get_by_test_id("face-expression").first).to_have_text("happy")
+    expect(alert).to_be_empty()
+    assert not problems, problems
+
+
+def test_the_face_boxes_follow_the_checkbox_the_browser_restores(
+    server: str, browser: Browser
+) -> None:
+    """Back to the page, Chromium ticks the checkbox as it was left; the boxes follow it."""
+    page, problems = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    upload_astronaut(page)
+    show_boxes = page.get_by_test_id("show-boxes")
+    show_boxes.uncheck()
+    expect(page.get_by_test_id("face-boxes")).to_be_hidden()
+    page.get_by_role("link", name="API (OpenAPI)").click()
+    page.wait_for_url(re.compile("openapi"))
+    page.go_back()
+    page.wait_for_load_state("load")
+
+    expect(show_boxes).not_to_be_checked()
+    expect(page.get_by_test_id("face-boxes")).to_be_hidden()
+    upload_astronaut(page)
+    expect(page.get_by_test_id("face-box")).to_have_count(1)
+    expect(page.get_by_test_id("face-box")).to_be_hidden()
+    show_boxes.check()
+    expect(page.get_by_test_id("face-box")).to_be_visible()
+    # Chromium asks for /favicon.ico on the JSON page in between: that 404 is not ours.
+    problems = [problem for problem in problems if "404 (NOT FOUND)" not in problem]
+    assert not problems, problems
+
+
+def test_an_expired_meme_is_not_downloaded_but_offered_again(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """Memes that expire at once (a lifetime of 0 s): the download says so, saves nothing,
+    and the button it offers makes the meme again from the photo the page kept."""
+    with live_server(tmp_path, MEMEGEN_MEME_TTL_SECONDS="0") as (_, base):
+        page, _ = open_page(browser, base, viewport={"width": 1280, "height": 900})
+        downloads: list[playwright_api.Download] = []
+        page.on("download", lambda download: downloads.append(download))
+        src = upload_astronaut(page)
+        link = page.get_by_test_id("download-png")
+        expect(link).not_to_have_attribute("aria-disabled", "true")
+        link.click()
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("This meme has expired", timeout=MEME_TIMEOUT_MS)
+        expect(alert).to_contain_text("0 seconds")
+        assert downloads == []
+
+        alert.get_by_role("button", name="Make it again").click()
+        expect(page.get_by_test_id("meme-image")).not_to_have_attribute(
+            "src", src, timeout=MEME_TIMEOUT_MS
+        )
+        expect(alert).to_be_empty()
+        expect(link).to_be_focused()
+        assert downloads == []
+
+
+def test_a_refused_download_shows_the_servers_message(browser: Browser, tmp_path: Path) -> None:
+    """One costly request a minute: making the meme spends it, so converting it to JPEG
+    is refused (429), and the page shows why instead of saving the refusal as a file."""
+    with live_server(tmp_path, MEMEGEN_RATE_LIMIT_PER_MINUTE="1") as (_, base):
+        page, _ = open_page(browser, base, viewport={"width": 1280, "height": 900})
+        downloads: list[playwright_api.Download] = []
+        page.on("download", lambda download: downloads.append(download))
+        upload_astronaut(page)
+        page.get_by_test_id("download-jpeg").click()
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("Too many requests", timeout=MEME_TIMEOUT_MS)
+        assert downloads == []
+        # The stored PNG needs no conversion: it still downloads, under the server's name.
+        with page.expect_download() as download_info:
+            page.get_by_test_id("download-png").click()
+        assert re.fullmatch(r"meme-[\w-]+\.png", download_info.value.suggested_filename)
+        expect(alert).to_be_empty()
+
+
+def wait_until_held(page: Page, held: list[playwright_api.Route]) -> None:
+    """Until the page's request reaches the route that holds it (the page's own clock may
+    be stopped, so this waits on the test's)."""
+    deadline = time.monotonic() + MEME_TIMEOUT_MS / 1000
+    while not held:
+        assert time.monotonic() < deadline, "the page sent no request"
+        page.evaluate("0")  # lets Playwright deliver the route to the handler
+
+
+def test_downloads_stay_off_while_newer_typing_waits_to_be_drawn(
+    server: str, browser: Browser
+) -> None:
+    """A redraw that lands while the fields hold newer text leaves the downloads off."""
+    page, problems = open_page(
+        browser, server, fake_clock=True, viewport={"width": 1280, "height": 900}
+    )
+    upload_astronaut(page)
+    top = page.get_by_test_id("top-input")
+    download = page.get_by_test_id("download-png")
+    meme = page.get_by_test_id("meme-image")
+    held: list[playwright_api.Route] = []
+    page.route("**/api/v1/memes", lambda route: held.append(route))
+
+    top.fill("first")
+    page.clock.run_for(700)  # the redraw of "first" is sent, and held
+    wait_until_held(page, held)
+    before = meme.get_attribute("src") or ""
+    top.fill("first and more")  # its redraw waits on the (stopped) clock
+    held[0].continue_()
+    page.unroute("**/api/v1/memes")
+    expect(meme).not_to_have_attribute("src", before, timeout=MEME_TIMEOUT_MS)
+    expect(meme).to_have_attribute("alt", re.compile("^Meme: first /"))
+    expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
+    expect(download).to_have_attribute("aria-disabled", "true")
+
+    page.clock.run_for(700)
+    expect(meme).to_have_attribute("alt", re.compile("first and more"), timeout=MEME_TIMEOUT_MS)
+    expect(download).not_to_have_attribute("aria-disabled", "true")
+    assert not problems, problems
+
+
+def test_typing_during_a_reroll_wins_over_its_caption(server: str, browser: Browser) -> None:
+    page, problems = open_page(
+        browser, server, fake_clock=True, viewport={"width": 1280, "height": 900}
+    )
+    upload_astronaut(page)
+    top = page.get_by_test_id("top-input")
+    meme = page.get_by_test_id("meme-image")
+    held: list[playwright_api.Route] = []
+    page.route("**/api/v1/memes", lambda route: held.append(route))
+    page.get_by_test_id("reroll-button").click()
+    wait_until_held(page, held)
+    top.fill("my own joke")
+    held[0].continue_()  # the re-roll's answer, if the page still wants it
+    page.unroute("**/api/v1/memes")
+    expect(page.get_by_test_id("stage")).to_have_attribute(
+        "aria-busy", "false", timeout=MEME_TIMEOUT_MS
+    )
+    page.clock.run_for(700)
+    expect(meme).to_have_attribute("alt", re.compile("my own joke"), timeout=MEME_TIMEOUT_MS)
+    expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
+    expect(top).to_have_value("my own joke")
+    assert not problems, problems
+
+
+def test_a_second_photo_picked_while_the_first_is_read_shows_its_own_preview(
+    server: str, browser: Browser, tmp_path: Path
+) -> None:
+    page, problems = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    green = tmp_path / "green.png"
+    Image.new("RGB", (60, 40), (20, 160, 60)).save(green)
+    held: list[playwright_api.Route] = []
+    page.route("**/api/v1/memes", lambda route: held.append(route))
+    picker = page.get_by_test_id("file-input")
+    picker.set_input_files(ASTRONAUT)
+    # What the spinner says is announced too.
+    expect(page.get_by_test_id("status")).to_have_text("Reading faces…")
+    picker.set_input_files(green)
+    expect(page.get_by_test_id("dropzone")).to_contain_text("green.png")
+    thumb = page.locator("#thumb").get_attribute("src")
+    assert thumb and thumb.startswith("blob:")
+    expect(page.get_by_test_id("meme-image")).to_have_attribute("src", thumb)
+    for route in held:
+        route.continue_()
+    page.unroute("**/api/v1/memes")
+    expect(page.get_by_test_id("meme-image")).to_have_attribute(
+        "src", re.compile(r"/api/v1/memes/"), timeout=MEME_TIMEOUT_MS
+    )
+    expect(page.get_by_test_id("faces-summary")).to_contain_text("No face found")
+    assert not problems, problems
+
+
+def test_pasting_a_photo_into_a_caption_field_keeps_the_focus_there(
+    server: str, browser: Browser
+) -> None:
+    page, problems = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    src = upload_astronaut(page)
+    bottom = page.get_by_test_id("bottom-input")
+    bottom.focus()
+    transfer = page.evaluate_handle(
+        """(b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "image.jpg", { type: "image/jpeg" }));
+            return transfer;
+        }""",
+        base64.b64encode(ASTRONAUT.read_bytes()).decode(),
+    )
+    page.evaluate(
+        "(transfer) => document.activeElement.dispatchEvent(new ClipboardEvent('paste', "
+        "{ clipboardData: transfer, bubbles: true, cancelable: true }))",
+        transfer,
+    )
+    meme = page.get_by_test_id("meme-image")
+    expect(meme).not_to_have_attribute("src", src, timeout=MEME_TIMEOUT_MS)
+    expect(page.get_by_test_id("stage")).to_have_attribute("aria-busy", "false")
+    expect(bottom).to_be_enabled()
+    expect(bottom).to_be_focused()
+    assert not problems, problems
+
+
+def test_a_meme_without_a_caption_says_what_it_shows(server: str, browser: Browser) -> None:
+    page, problems = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    expect(page.get_by_role("heading", level=1)).to_have_accessible_name("MemeGen")
+    src = upload_astronaut(page)
+    page.get_by_test_id("top-input").fill("")
+    bottom = page.get_by_test_id("bottom-input")
+    bottom.fill("")
+    bottom.press("Enter")
+    meme = page.get_by_test_id("meme-image")
+    expect(meme).not_to_have_attribute("src", src, timeout=MEME_TIMEOUT_MS)
+    expect(meme).to_have_attribute("alt", "Meme with no caption: your photo, one happy face")
     assert not problems, problems

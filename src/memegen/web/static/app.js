@@ -47,8 +47,10 @@
     facesSummary: byId("faces-summary"),
     faceList: byId("face-list"),
   };
+  const DOWNLOAD_LINKS = [ui.downloadPng, ui.downloadJpeg, ui.downloadWebp, ui.downloadGif];
   const CREATE_URL = app.dataset.createUrl;
   const MAX_BYTES = Number(app.dataset.maxUploadBytes);
+  const MEME_LIFETIME = app.dataset.memeLifetime;
   const LABELS = app.dataset.labels.split(",");
 
   const state = {
@@ -61,8 +63,13 @@
     thumbUrl: null,
     request: 0, // number of the newest request; older answers are dropped
     controller: null,
-    editTimer: 0,
+    inFlight: null, // the newest request while it runs: { fromEdit }
+    editTimer: 0, // the pending redraw after typing, 0 when none
     recent: [], // captions the server picked lately, oldest first, as "TOP | BOTTOM"
+    // What the meme on screen was drawn from: { top, bottom, style }. Downloads are on
+    // only while the fields and the style picker still say the same.
+    shown: null,
+    refocus: null, // the control that had focus when a new photo disabled it
   };
 
   // ---- messages -------------------------------------------------------------
@@ -117,10 +124,13 @@
     state.thumbUrl = URL.createObjectURL(file);
     showPhotoCard(file, state.thumbUrl);
     // Until the server has read the new photo, an edit would send the old photo's caption
-    // with it: keep the controls still.
+    // with it: keep the controls still. A control that had focus (a photo pasted into a
+    // caption field) gets it back once they move again.
+    if (editingControls().includes(document.activeElement)) state.refocus = document.activeElement;
     setEditing(false);
-    if (ui.memeWrap.hidden) {
-      // First photo: show it at once, dimmed under the spinner, while the meme is made.
+    if (!state.accepted) {
+      // No meme yet: show the photo at once, dimmed under the spinner, while the meme is
+      // made (and a photo picked while an earlier one is still read replaces its preview).
       ui.placeholder.hidden = true;
       ui.memeWrap.hidden = false;
       ui.memeImage.src = state.thumbUrl;
@@ -163,6 +173,11 @@
     Object.assign(state, state.accepted);
     showPhotoCard(state.file, state.thumbUrl);
     setEditing(true);
+  }
+
+  // The controls a new photo disables while it is read.
+  function editingControls() {
+    return [ui.top, ui.bottom, ui.reroll, ...ui.styles];
   }
 
   // The format to ask for: an animation's own, else lossless FORMAT. Most GIFs and WebPs
@@ -220,13 +235,14 @@
     ui.faceBoxes.replaceChildren();
     ui.placeholder.hidden = false;
     ui.mood.hidden = true;
-    for (const link of [ui.downloadPng, ui.downloadJpeg, ui.downloadWebp, ui.downloadGif]) {
-      link.removeAttribute("href");
-    }
+    for (const link of DOWNLOAD_LINKS) link.removeAttribute("href");
     ui.downloadGif.hidden = true;
     ui.top.value = "";
     ui.bottom.value = "";
+    state.shown = null;
     setEditing(false);
+    if (state.refocus && focusIsLost()) ui.chooseButton.focus();
+    state.refocus = null;
     ui.faceList.replaceChildren();
     ui.facesSummary.textContent = "Pick a photo to see what MemeGen reads in it.";
   }
@@ -274,8 +290,22 @@
     event.preventDefault(); // never let the browser navigate away to the dropped file
     dragDepth = 0;
     ui.dropzone.classList.remove("dragging");
-    pickFile(event.dataTransfer.files[0]);
+    // Of several files, the first image is the photo (as a paste takes it).
+    const files = Array.from(event.dataTransfer.files);
+    const image = files.find(isImageFile);
+    if (image || files.length === 1) {
+      pickFile(image || files[0]); // a lone file that is not an image: pickFile says so
+    } else if (files.length > 1) {
+      showError(
+        `None of the ${files.length} files dropped is an image. Pick a photo (JPEG, PNG, WebP…).`,
+      );
+    }
   });
+
+  // Browsers give HEIC photos no type on some systems; the file picker accepts them by name.
+  function isImageFile(file) {
+    return file.type ? file.type.startsWith("image/") : /\.(heic|heif)$/i.test(file.name);
+  }
 
   document.addEventListener("paste", (event) => {
     const items = event.clipboardData ? Array.from(event.clipboardData.items) : [];
@@ -293,12 +323,25 @@
   }
 
   // Downloads are off while the meme on screen is about to change, so a click never saves
-  // a meme without the caption just typed.
+  // a meme without the caption just typed: they come on only when no redraw is waiting
+  // and the fields and style still say what the meme on screen was drawn from.
   function setDownloads(enabled) {
-    for (const link of [ui.downloadPng, ui.downloadJpeg, ui.downloadWebp, ui.downloadGif]) {
-      if (enabled && link.hasAttribute("href")) link.removeAttribute("aria-disabled");
+    const current = enabled && memeMatchesControls();
+    for (const link of DOWNLOAD_LINKS) {
+      if (current && link.hasAttribute("href")) link.removeAttribute("aria-disabled");
       else link.setAttribute("aria-disabled", "true");
     }
+  }
+
+  function memeMatchesControls() {
+    const shown = state.shown;
+    return (
+      Boolean(shown) &&
+      !state.editTimer &&
+      ui.top.value === shown.top &&
+      ui.bottom.value === shown.bottom &&
+      selectedStyle() === shown.style
+    );
   }
 
   function setEditing(enabled) {
@@ -307,6 +350,15 @@
     ui.reroll.disabled = !enabled;
     for (const radio of ui.styles) radio.disabled = !enabled;
     setDownloads(enabled);
+    if (enabled && state.refocus) {
+      // Disabling the focused control dropped focus to the page: put it back.
+      if (focusIsLost() || document.activeElement === state.refocus) state.refocus.focus();
+      state.refocus = null;
+    }
+  }
+
+  function focusIsLost() {
+    return !document.activeElement || document.activeElement === document.body;
   }
 
   function setBusy(busy, text) {
@@ -314,6 +366,16 @@
     ui.stage.setAttribute("aria-busy", String(busy));
     ui.stage.classList.toggle("is-busy", busy);
     if (text) ui.busyText.textContent = text;
+    if (busy) announce(ui.busyText.textContent);
+  }
+
+  // Drop the request in flight: its answer will not be shown.
+  function cancelRequest() {
+    state.request += 1;
+    if (state.controller) state.controller.abort();
+    state.controller = null;
+    state.inFlight = null;
+    setBusy(false);
   }
 
   // POST the kept photo. Without top/bottom the server picks a caption for the mood.
@@ -334,10 +396,12 @@
   }) {
     if (!state.file) return;
     clearTimeout(state.editTimer);
+    state.editTimer = 0;
     const number = ++state.request;
     if (state.controller) state.controller.abort();
     const controller = new AbortController();
     state.controller = controller;
+    state.inFlight = { fromEdit };
 
     const body = new FormData();
     body.append("image", state.file, state.file.name || "photo");
@@ -365,7 +429,7 @@
       }
       await preload(payload.image_url);
       if (number !== state.request) return;
-      showMeme(payload, { keepCaption: fromEdit, style });
+      showMeme(payload, { keepCaption: fromEdit, style, top, bottom });
       accept();
     } catch (error) {
       if (error.name === "AbortError" || number !== state.request) return;
@@ -378,7 +442,10 @@
       if (newPhoto) restoreAcceptedPhoto();
       else setDownloads(true); // the meme on screen is still the last one made
     } finally {
-      if (number === state.request) setBusy(false);
+      if (number === state.request) {
+        state.inFlight = null;
+        setBusy(false);
+      }
     }
   }
 
@@ -399,33 +466,46 @@
     return `${imageUrl.replace(/\.[a-z]+$/, `.${extension}`)}?download=1`;
   }
 
-  function enableLink(link, href) {
-    link.href = href;
-    link.removeAttribute("aria-disabled");
+  // What the meme shows, for its alt text: the caption, or the photo when there is none.
+  function memeAlt(meme) {
+    const lines = [meme.caption.top, meme.caption.bottom].filter((line) => line.trim());
+    if (lines.length > 0) return `Meme: ${lines.join(" / ")}`;
+    const faces = meme.faces;
+    const found =
+      faces.length === 0
+        ? "no face found"
+        : faces.length === 1
+          ? `one ${faces[0].expression} face`
+          : `${faces.length} faces`;
+    return `Meme with no caption: your photo, ${found}`;
   }
 
-  function showMeme(meme, { keepCaption, style }) {
+  // Edits send top and bottom; a new photo or a re-roll lets the server pick the caption.
+  function showMeme(meme, { keepCaption, style, top, bottom }) {
     ui.placeholder.hidden = true;
     ui.memeWrap.hidden = false;
     ui.memeImage.src = meme.image_url;
     ui.memeImage.width = meme.width;
     ui.memeImage.height = meme.height;
-    ui.memeImage.alt = `Meme: ${meme.caption.top} / ${meme.caption.bottom}`;
+    ui.memeImage.alt = memeAlt(meme);
     drawBoxes(meme, style);
     showFaces(meme.faces, meme.mood);
 
-    enableLink(ui.downloadPng, downloadUrl(meme.image_url, "png"));
-    enableLink(ui.downloadJpeg, downloadUrl(meme.image_url, "jpg"));
+    ui.downloadPng.href = downloadUrl(meme.image_url, "png");
+    ui.downloadJpeg.href = downloadUrl(meme.image_url, "jpg");
     // WebP keeps an animation, as GIF does; PNG and JPEG hold the first frame.
-    enableLink(ui.downloadWebp, downloadUrl(meme.image_url, "webp"));
+    ui.downloadWebp.href = downloadUrl(meme.image_url, "webp");
     ui.downloadGif.hidden = meme.frames <= 1;
     if (meme.frames > 1) ui.downloadGif.href = downloadUrl(meme.image_url, "gif");
 
-    if (!keepCaption) {
+    if (keepCaption) {
       // After an edit the fields already hold what was sent, and may hold newer typing.
+      state.shown = { top, bottom, style };
+    } else {
       ui.top.value = meme.caption.top;
       ui.bottom.value = meme.caption.bottom;
       remember(meme.caption);
+      state.shown = { top: meme.caption.top, bottom: meme.caption.bottom, style };
     }
     setEditing(true);
 
@@ -533,15 +613,18 @@
 
   // ---- editing --------------------------------------------------------------
 
-  function redrawWithText() {
-    generate({ top: ui.top.value, bottom: ui.bottom.value, fromEdit: true });
+  function redrawWithText(busyText) {
+    generate({ top: ui.top.value, bottom: ui.bottom.value, fromEdit: true, busyText });
   }
 
   for (const field of [ui.top, ui.bottom]) {
     field.addEventListener("input", () => {
-      setDownloads(false);
+      // Typing wins over a caption the server is still picking (a re-roll): its answer
+      // would overwrite the fields, so it is dropped, and the typed text is drawn instead.
+      if (state.inFlight && !state.inFlight.fromEdit) cancelRequest();
       clearTimeout(state.editTimer);
-      state.editTimer = setTimeout(redrawWithText, EDIT_DELAY_MS);
+      state.editTimer = setTimeout(() => redrawWithText(), EDIT_DELAY_MS);
+      setDownloads(false);
     });
     field.addEventListener("keydown", (event) => {
       if (event.key !== "Enter") return;
@@ -551,7 +634,7 @@
   }
   // A new style keeps the caption on screen (edited or not) and redraws at once.
   for (const radio of ui.styles) {
-    radio.addEventListener("change", redrawWithText);
+    radio.addEventListener("change", () => redrawWithText());
   }
   ui.captionForm.addEventListener("submit", (event) => event.preventDefault());
 
@@ -560,13 +643,90 @@
     generate({ busyText: "Finding another caption…", avoidRecent: true });
   });
 
-  ui.showBoxes.addEventListener("change", () => {
+  // The box toggle follows its checkbox, also when the browser restores the box's old
+  // state on Back or reload (the style picker is read at each request, so it needs nothing).
+  function showBoxesAsTicked() {
     ui.faceBoxes.hidden = !ui.showBoxes.checked;
-  });
+  }
+  ui.showBoxes.addEventListener("change", showBoxesAsTicked);
+  window.addEventListener("pageshow", showBoxesAsTicked);
+  showBoxesAsTicked();
 
-  for (const link of [ui.downloadPng, ui.downloadJpeg, ui.downloadWebp, ui.downloadGif]) {
+  // ---- downloading ----------------------------------------------------------
+
+  // The file is fetched first, so a refusal (the meme expired, too many conversions, a
+  // busy server) shows the server's message here rather than saving it as a file.
+  for (const link of DOWNLOAD_LINKS) {
     link.addEventListener("click", (event) => {
-      if (link.getAttribute("aria-disabled") === "true") event.preventDefault();
+      event.preventDefault();
+      if (link.getAttribute("aria-disabled") === "true" || link.hasAttribute("aria-busy")) return;
+      download(link);
     });
+  }
+
+  async function download(link) {
+    link.setAttribute("aria-busy", "true");
+    try {
+      const response = await fetch(link.href);
+      if (!response.ok) {
+        const payload = await response.json().catch(() => null);
+        const error = (payload && payload.error) || {};
+        const status = response.status;
+        if (error.code === "meme_not_found") offerToRemake(link);
+        else showError(error.message || `The server answered ${status}; please try again.`);
+        // The message is at the top of the page, maybe far from the link (on a phone).
+        ui.error.scrollIntoView({ block: "nearest" });
+        return;
+      }
+      const name = savedName(response.headers.get("Content-Disposition"), link.href);
+      const url = URL.createObjectURL(await response.blob());
+      const save = document.createElement("a");
+      save.href = url;
+      save.download = name;
+      save.hidden = true;
+      document.body.append(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      clearError();
+      announce(`Downloading ${name}.`);
+    } catch {
+      showError("Could not reach MemeGen. Check your connection and try again.");
+      ui.error.scrollIntoView({ block: "nearest" });
+    } finally {
+      link.removeAttribute("aria-busy");
+    }
+  }
+
+  // The name the server gives the file (Content-Disposition), else the address's last part.
+  function savedName(disposition, href) {
+    const header = disposition || "";
+    const encoded = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(header);
+    if (encoded) {
+      try {
+        return decodeURIComponent(encoded[1].trim());
+      } catch {
+        // a malformed encoded name: fall back to the plain one
+      }
+    }
+    const plain = /filename\s*=\s*(?:"([^"]*)"|([^;\s]+))/i.exec(header);
+    const name = plain && (plain[1] || plain[2]);
+    return name || new URL(href, document.baseURI).pathname.split("/").pop();
+  }
+
+  // The server keeps a meme for a while only; the photo is still here to make it again.
+  // The button goes with the message, so focus goes back to the download link.
+  function offerToRemake(link) {
+    showError(`This meme has expired: memes are kept for ${MEME_LIFETIME}.`);
+    const again = document.createElement("button");
+    again.type = "button";
+    again.className = "button";
+    again.dataset.testid = "remake-button";
+    again.textContent = "Make it again";
+    again.addEventListener("click", () => {
+      link.focus();
+      redrawWithText("Making it again…");
+    });
+    ui.error.append(" ", again);
   }
 })();
