@@ -353,8 +353,8 @@ def _run(args: argparse.Namespace) -> int:
     no empty or half-written folder behind. ``fit`` keeps its run folder: the checkpoints
     in it let the run resume.
     """
-    made = _outermost_missing(args.out) if args.train_handler is not _fit and "out" in args \
-        else None
+    removes_out_on_failure = "out" in args and args.train_handler is not _fit
+    made = _outermost_missing(args.out) if removes_out_on_failure else None
     failed = True
     try:
         status = args.train_handler(args)
