@@ -53,7 +53,11 @@ def test_licence_metadata_names_every_bundled_licence():
     assert sorted(expression) == ["Apache-2.0", "MIT", "OFL-1.1"]
 
 
-def test_sdist_carries_the_whole_test_suite(monkeypatch: pytest.MonkeyPatch):
+#: Folders the sdist carries whole: the tests, and what the README and their messages name.
+SDIST_FOLDERS = ("tests", "docs", "benchmarks", "tools")
+
+
+def test_sdist_carries_the_tests_docs_benchmarks_and_tools(monkeypatch: pytest.MonkeyPatch):
     # Without MANIFEST.in setuptools puts only tests/test_*.py in the sdist, which then
     # lacks conftest.py, the helpers, the test photo and the golden renders.
     egg_info = pytest.importorskip("setuptools.command.egg_info")
@@ -65,8 +69,10 @@ def test_sdist_carries_the_whole_test_suite(monkeypatch: pytest.MonkeyPatch):
         if line.strip() and not line.lstrip().startswith("#"):
             file_list.process_template_line(line)
     in_sdist = {ROOT / name for name in file_list.files}
-    missing = sorted(str(path.relative_to(ROOT)) for path in _files(ROOT / "tests") - in_sdist)
+    wanted = set().union(*(_files(ROOT / folder) for folder in SDIST_FOLDERS))
+    missing = sorted(str(path.relative_to(ROOT)) for path in wanted - in_sdist)
     assert not missing, f"not in the sdist: {missing}"
+    assert ROOT / "Makefile" in in_sdist
 
 
 def test_the_version_is_the_one_pyproject_declares():
