@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import http.client
 import signal
+import socket
 import threading
 import time
 import urllib.request
 import uuid
 from pathlib import Path
+
+import pytest
 
 from live_server import live_server
 from sample_images import black_png
@@ -61,3 +64,16 @@ def test_the_page_answers_while_every_work_slot_is_taken(tmp_path: Path):
         for upload in uploads:
             upload.join(timeout=120)
     assert sorted(statuses) == [201, 201] + [503] * 4
+
+
+def test_serve_puts_back_the_sigterm_handler_it_found(make_app) -> None:
+    """A process that calls serve() (a test, an app embedding MemeGen) keeps its own."""
+    from memegen.web.server import serve
+
+    previous = signal.getsignal(signal.SIGTERM)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError):
+            serve(make_app(), "127.0.0.1", taken.getsockname()[1])
+    assert signal.getsignal(signal.SIGTERM) is previous

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -39,3 +40,25 @@ def test_a_request_whose_wait_runs_out_is_refused_and_leaves_the_line():
 
 def test_the_server_runs_a_thread_for_every_request_that_may_hold_one_and_spares():
     assert WorkSlots(running=4, waiting=4).threads_needed == 8 + SPARE_THREADS
+
+
+def test_closed_slots_refuse_new_work_and_let_the_line_finish():
+    """How a server stops on SIGTERM: nothing new starts, nothing started is dropped."""
+    slots = WorkSlots(running=1, waiting=1, wait_seconds=30)
+    finished = threading.Event()
+
+    def wait_for_a_turn() -> None:
+        with slots.slot():
+            finished.set()
+
+    with slots.slot():
+        waiter = threading.Thread(target=wait_for_a_turn)
+        waiter.start()
+        time.sleep(0.2)  # it is in line
+        slots.close()
+        with pytest.raises(Busy), slots.slot():
+            pass
+        assert not slots.wait_idle(0.05), "one runs and one waits"
+    assert slots.wait_idle(5)
+    assert finished.is_set()
+    waiter.join(timeout=5)

@@ -113,7 +113,7 @@ def _seed(raw: str) -> int:
 def _serve(args: argparse.Namespace) -> int:
     """Serve until interrupted. Settings, models and captions are loaded first (their
     ``UserError``s reach ``main``), then the meme folder is made and the address bound;
-    each failure is one line and status 2."""
+    each failure is one line and status 2. Stopped with requests unfinished: status 1."""
     from memegen.config import Settings
     from memegen.pipeline import Pipeline
     from memegen.web import create_app
@@ -128,7 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
               f"{error.strerror}", file=sys.stderr)
         return 2
     try:
-        serve(app, settings.host, settings.port)
+        finished = serve(app, settings.host, settings.port)
     except (OSError, ValueError) as error:
         # Raised while binding (in use, not ours, no such address; waitress's ValueError is
         # "Invalid host/port specified"): once serving, waitress handles errors itself.
@@ -136,7 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"memegen: cannot listen on {settings.host}:{settings.port}: {reason}",
               file=sys.stderr)
         return 2
-    return 0
+    return 0 if finished else 1
 
 
 def _captions(args: argparse.Namespace) -> int:

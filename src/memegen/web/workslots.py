@@ -32,6 +32,7 @@ class WorkSlots:
         self.wait_seconds = wait_seconds
         self._busy = 0
         self._in_line = 0
+        self._closed = False
         self._condition = threading.Condition()
 
     @property
@@ -48,10 +49,23 @@ class WorkSlots:
         finally:
             with self._condition:
                 self._busy -= 1
-                self._condition.notify()
+                self._condition.notify_all()  # the line, and a wait for idle
+
+    def close(self) -> None:
+        """Take no new work (it is refused as :class:`Busy`); what runs or waits in line
+        goes on. For a server that is stopping."""
+        with self._condition:
+            self._closed = True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing runs or waits in line; False if some still did at ``timeout``."""
+        with self._condition:
+            return self._condition.wait_for(lambda: not (self._busy or self._in_line), timeout)
 
     def _take(self) -> None:
         with self._condition:
+            if self._closed:
+                raise Busy
             if self._busy < self.running:
                 self._busy += 1
                 return
@@ -65,3 +79,4 @@ class WorkSlots:
                 self._busy += 1
             finally:
                 self._in_line -= 1
+                self._condition.notify_all()
