@@ -691,6 +691,33 @@ def test_a_refused_download_shows_the_servers_message(browser: Browser, tmp_path
         expect(alert).to_be_empty()
 
 
+def test_a_download_in_progress_shows_it_and_leaves_other_errors_alone(
+    server: str, browser: Browser
+) -> None:
+    """A slow download's late success cleared an error shown meanwhile (a refused
+    re-roll), and the link looked as if nothing were happening."""
+    page, _ = open_page(browser, server, viewport={"width": 1280, "height": 900})
+    upload_astronaut(page)
+    held: list[playwright_api.Route] = []
+    page.route("**/*.png?download=1", lambda route: held.append(route))
+    page.route("**/api/v1/memes", lambda route: route.fulfill(
+        status=503, content_type="application/json",
+        body='{"error": {"code": "server_busy", "message": "The server is busy."}}',
+    ))
+    link = page.get_by_test_id("download-png")
+    link.click(no_wait_after=True)
+    wait_until_held(page, held)
+    expect(link).to_have_attribute("aria-busy", "true")
+    assert link.evaluate("link => getComputedStyle(link).cursor") == "progress"
+    page.get_by_test_id("reroll-button").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("The server is busy.")
+    with page.expect_download():
+        held[0].continue_()
+    expect(link).not_to_have_attribute("aria-busy", "true")
+    expect(alert).to_contain_text("The server is busy.")
+
+
 def wait_until_held(page: Page, held: list[playwright_api.Route]) -> None:
     """Until the page's request reaches the route that holds it (the page's own clock may
     be stopped, so this waits on the test's)."""

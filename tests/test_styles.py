@@ -182,6 +182,17 @@ def test_faces_labels_of_a_crowded_bottom_row_stay_by_their_faces_and_apart() ->
     assert widest <= 50 * 1.8 + 4, "two labels touch and read as one word"
 
 
+@pytest.mark.parametrize("box", [
+    (300, 200, 306, 206),  # 6 px: its word would be a stack of letters
+    (300, 200, 300, 260),  # no width
+    (700, 100, 760, 160),  # outside the picture
+])
+def test_faces_a_face_too_small_or_outside_the_picture_gets_no_label(box) -> None:
+    plain = pixels(render_meme(grey(600, 400), Caption("", ""), style="faces"))
+    labelled = render_meme(grey(600, 400), Caption("", ""), style="faces", faces=[(box, "happy")])
+    assert np.array_equal(pixels(labelled), plain)
+
+
 def test_faces_with_the_same_expression_get_different_words() -> None:
     assert face_word("happy", 0) != face_word("happy", 1)
     assert face_word("happy", len(FACE_WORDS["happy"])) == face_word("happy", 0)
@@ -237,6 +248,9 @@ def test_the_watermark_is_drawn_in_every_style(style: str) -> None:
         (Caption("Traffic lights", "I've been waiting"), "Traffic lights I've been waiting"),
         (Caption("Pretending", "I\u2019m fine"), "Pretending I\u2019m fine"),
         (Caption("Same energy", "Monday to Sunday"), "Same energy Monday to Sunday"),
+        (Caption("Before", "Friday's deadline"), "Before Friday's deadline"),
+        (Caption("Me on", "Mondays"), "Me on Mondays"),
+        (Caption("Me", "Is this it?"), "Me is this it?"),
         (Caption('"Who goes first?"', "Not me"), '"Who goes first?" Not me'),
         (Caption("Breaking", "NASA called"), "Breaking NASA called"),
     ],

@@ -63,8 +63,8 @@ CLOSING_QUOTES = "\"'\u2019\u201d\u00bb)"
 #: Words that keep their capital in the middle of a sentence: I (and I've, I'm...), the
 #: days and the months.
 ALWAYS_CAPITAL = (
-    r"(I(['\u2019]\w+)?|(Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day|January|February|March"
-    r"|April|June|July|August|September|October|November|December)\W*"
+    r"(I(['\u2019]\w+)?|((Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day|January|February|March"
+    r"|April|May|June|July|August|September|October|November|December)(s|['\u2019]s)?)\W*"
 )
 # Between words: Bebas Neue's own space (0.155 em) is nearly all eaten by the two
 # outlines; a four-per-em space (0.25 em, no ink) leaves a readable gap.
@@ -659,6 +659,10 @@ def _place_label(
     width, height = image.size
     x1, y1, x2, y2 = face
     room = min(width, round(max(1.0, x2 - x1) * LABEL_WIDTH))
+    if not (x1 < x2 and y1 < y2 and x2 > 0 and y2 > 0 and x1 < width and y1 < height):
+        return None  # no face in the picture to label
+    if _ref_length(typeset.upper(word), LABEL_LETTERING) * FLOOR_FONT / REF_SIZE > room:
+        return None  # a face so small its word would be cut into a stack of letters
     block = fit_text(word, room, 3 * size, min_size=FLOOR_FONT, max_size=size,
                      lettering=LABEL_LETTERING)
     drawn = None if block is None else _set(block, room)

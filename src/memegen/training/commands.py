@@ -354,7 +354,9 @@ def _run(args: argparse.Namespace) -> int:
     in it let the run resume.
     """
     removes_out_on_failure = "out" in args and args.train_handler is not _fit
-    made = _outermost_missing(args.out) if removes_out_on_failure else None
+    made = None
+    if removes_out_on_failure and not (args.out.exists() or args.out.is_symlink()):
+        made = args.out  # not the parents it makes with it: another step may write there
     failed = True
     try:
         status = args.train_handler(args)
@@ -372,17 +374,6 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if failed and made is not None:
             shutil.rmtree(made, ignore_errors=True)
-
-
-def _outermost_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` that does not exist yet (``path`` itself, or a
-    parent the step would make with it), or None if ``path`` exists."""
-    missing = None
-    for folder in (path, *path.parents):
-        if folder.exists() or folder.is_symlink():
-            break
-        missing = folder
-    return missing
 
 
 def _add_weighting_set_arguments(parser: argparse.ArgumentParser) -> None:

@@ -34,7 +34,7 @@ def _error(description: str, example_code: str) -> dict[str, Any]:
     }
 
 
-def _upload_errors() -> dict[str, Any]:
+def _upload_errors(stores: bool) -> dict[str, Any]:
     return {
         "400": _error(
             "Missing `image` field, bad form value, or empty upload "
@@ -58,7 +58,7 @@ def _upload_errors() -> dict[str, Any]:
         "429": _retry_later("Too many requests from this client (`rate_limited`).",
                             "rate_limited"),
         "500": _error("Unexpected server error (`internal_error`).", "internal_error"),
-        "503": _busy(),
+        "503": _busy(stores),
     }
 
 
@@ -74,12 +74,12 @@ def _retry_later(description: str, example_code: str) -> dict[str, Any]:
     }
 
 
-def _busy() -> dict[str, Any]:
-    return _retry_later(
-        "Every slot for costly work is taken and the line for one is full (`server_busy`), "
-        "or the server cannot store memes (`storage_unavailable`).",
-        "server_busy",
-    )
+def _busy(stores: bool = True) -> dict[str, Any]:
+    """The 503 of a costly request; one that ``stores`` a meme may also find no room."""
+    busy = ("Every slot for costly work is taken and the line for one is full, or the "
+            "server is stopping (`server_busy`)")
+    storage = ", or the server cannot store memes (`storage_unavailable`)" if stores else ""
+    return _retry_later(f"{busy}{storage}.", "server_busy")
 
 
 def _schemas(settings: Settings) -> dict[str, Any]:
@@ -314,7 +314,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                             },
                             "content": {"application/json": {"schema": {"$ref": REF + "Meme"}}},
                         },
-                        **_upload_errors(),
+                        **_upload_errors(stores=True),
                     },
                 }
             },
@@ -354,7 +354,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                             "rate_limited",
                         ),
                         "500": _error("Unexpected server error.", "internal_error"),
-                        "503": _busy(),
+                        "503": _busy(stores=False),
                     },
                 }
             },
@@ -373,7 +373,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                             "description": "Faces in pixels of the upright photo.",
                             "content": {"application/json": {"schema": {"$ref": REF + "Analysis"}}},
                         },
-                        **_upload_errors(),
+                        **_upload_errors(stores=False),
                     },
                 }
             },

@@ -51,6 +51,7 @@
   const CREATE_URL = app.dataset.createUrl;
   const MAX_BYTES = Number(app.dataset.maxUploadBytes);
   const MEME_LIFETIME = app.dataset.memeLifetime;
+  const DOWNLOAD_TIMEOUT_MS = 60000;
   const LABELS = app.dataset.labels.split(",");
 
   const state = {
@@ -70,6 +71,7 @@
     // only while the fields and the style picker still say the same.
     shown: null,
     refocus: null, // the control that had focus when a new photo disabled it
+    downloadError: null, // the message a failed download left, cleared by the next one
   };
 
   // ---- messages -------------------------------------------------------------
@@ -666,16 +668,18 @@
 
   async function download(link) {
     link.setAttribute("aria-busy", "true");
+    announce("Preparing the download…");
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), DOWNLOAD_TIMEOUT_MS);
     try {
-      const response = await fetch(link.href);
+      const response = await fetch(link.href, { signal: controller.signal });
       if (!response.ok) {
         const payload = await response.json().catch(() => null);
         const error = (payload && payload.error) || {};
         const status = response.status;
         if (error.code === "meme_not_found") offerToRemake(link);
         else showError(error.message || `The server answered ${status}; please try again.`);
-        // The message is at the top of the page, maybe far from the link (on a phone).
-        ui.error.scrollIntoView({ block: "nearest" });
+        showDownloadError();
         return;
       }
       const name = savedName(response.headers.get("Content-Disposition"), link.href);
@@ -688,14 +692,30 @@
       save.click();
       save.remove();
       setTimeout(() => URL.revokeObjectURL(url), 60000);
-      clearError();
+      // Only a download's own earlier error goes: one shown meanwhile (a refused
+      // re-roll, say) is about something else.
+      if (state.downloadError !== null && ui.error.textContent === state.downloadError) {
+        clearError();
+      }
+      state.downloadError = null;
       announce(`Downloading ${name}.`);
-    } catch {
-      showError("Could not reach MemeGen. Check your connection and try again.");
-      ui.error.scrollIntoView({ block: "nearest" });
+    } catch (error) {
+      showError(
+        error.name === "AbortError"
+          ? "The download took too long; please try again."
+          : "Could not reach MemeGen. Check your connection and try again.",
+      );
+      showDownloadError();
     } finally {
+      clearTimeout(timer);
       link.removeAttribute("aria-busy");
     }
+  }
+
+  // The message is at the top of the page, maybe far from the link (on a phone).
+  function showDownloadError() {
+    state.downloadError = ui.error.textContent;
+    ui.error.scrollIntoView({ block: "nearest" });
   }
 
   // The name the server gives the file (Content-Disposition), else the address's last part.
