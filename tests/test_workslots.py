@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from memegen.web.workslots import SPARE_THREADS, Busy, WorkSlots
 
 
-def test_a_request_in_line_gets_the_slot_that_frees():
-    slots = WorkSlots(running=1, waiting=1, wait_seconds=30)
+def join_the_line(slots: WorkSlots) -> tuple[threading.Thread, threading.Event]:
+    """A request in another thread that waits for a slot; the event is set once it has one."""
     got_in = threading.Event()
 
     def wait_for_a_turn() -> None:
         with slots.slot():
             got_in.set()
 
+    waiter = threading.Thread(target=wait_for_a_turn)
+    waiter.start()
+    return waiter, got_in
+
+
+def test_a_request_in_line_gets_the_slot_that_frees():
+    slots = WorkSlots(running=1, waiting=1, wait_seconds=30)
     with slots.slot():
-        waiter = threading.Thread(target=wait_for_a_turn)
-        waiter.start()
+        waiter, got_in = join_the_line(slots)
         assert not got_in.wait(0.2)
         with pytest.raises(Busy), slots.slot():  # the line is full
             pass
@@ -45,20 +50,13 @@ def test_the_server_runs_a_thread_for_every_request_that_may_hold_one_and_spares
 def test_closed_slots_refuse_new_work_and_let_the_line_finish():
     """How a server stops on SIGTERM: nothing new starts, nothing started is dropped."""
     slots = WorkSlots(running=1, waiting=1, wait_seconds=30)
-    finished = threading.Event()
-
-    def wait_for_a_turn() -> None:
-        with slots.slot():
-            finished.set()
-
     with slots.slot():
-        waiter = threading.Thread(target=wait_for_a_turn)
-        waiter.start()
-        time.sleep(0.2)  # it is in line
+        waiter, got_in = join_the_line(slots)
+        assert not got_in.wait(0.2)  # it is in line
         slots.close()
         with pytest.raises(Busy), slots.slot():
             pass
         assert not slots.wait_idle(0.05), "one runs and one waits"
     assert slots.wait_idle(5)
-    assert finished.is_set()
+    assert got_in.is_set()
     waiter.join(timeout=5)
