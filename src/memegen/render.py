@@ -421,6 +421,10 @@ class SetText:
     def height(self) -> int:
         return self.ink.mask.height
 
+    def box_at(self, left: int, top: int) -> IntBox:
+        """The box the ink covers with its top-left corner at (``left``, ``top``)."""
+        return left, top, left + self.width, top + self.height
+
 
 def _set(block: TextBlock, width: int) -> SetText | None:
     """``block`` centred across ``width``, cropped to its ink (outline included).
@@ -489,7 +493,7 @@ def _classic_band(image: Image.Image, text: str, *, at_top: bool) -> IntBox | No
         return None
     top = edge if at_top else height - edge - drawn.height
     _paint_outlined(image, drawn, top)
-    return drawn.left, top, drawn.left + drawn.width, top + drawn.height
+    return drawn.box_at(drawn.left, top)
 
 
 def _whole_picture(image: Image.Image) -> tuple[int, int, int, int]:
@@ -546,8 +550,7 @@ def _modern(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> 
     meme.paste(image, (0, band))
     top = (band - block.height) // 2 + (block.height - drawn.height) // 2
     typeset.paint(meme, drawn.ink, (drawn.left, top), (0, 0, 0))
-    text_box = (drawn.left, top, drawn.left + drawn.width, top + drawn.height)
-    return Rendered(meme, (0, band, width, band + height), (text_box,))
+    return Rendered(meme, (0, band, width, band + height), (drawn.box_at(drawn.left, top),))
 
 
 def _poster(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> Rendered:
@@ -595,7 +598,7 @@ def _poster(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> 
         if drawn is not None:
             top = cursor + (block.height - drawn.height) // 2
             typeset.paint(meme, drawn.ink, (drawn.left, top), colour)
-            text_boxes.append((drawn.left, top, drawn.left + drawn.width, top + drawn.height))
+            text_boxes.append(drawn.box_at(drawn.left, top))
         cursor += block.height + space // 2
     photo_box = (x + frame, y + frame, x + frame + width, y + frame + height)
     return Rendered(meme, photo_box, tuple(text_boxes))
@@ -634,15 +637,34 @@ def _faces(image: Image.Image, caption: Caption, faces: Sequence[FaceMark]) -> R
         seen[expression] = index + 1
         face_width = max(1.0, x2 - x1)
         size = max(FLOOR_FONT, round(min(face_width * LABEL_FONT[0], mean_side * LABEL_FONT[1])))
+        word = face_word(expression, index)
+        if not _labellable(image, word, (x1, y1, x2, y2)):
+            continue
         others = face_boxes[:number] + face_boxes[number + 1 :]
         sizes = dict.fromkeys(max(FLOOR_FONT, round(size * shrink)) for shrink in LABEL_SHRINK)
         for tried in sizes:
-            placed = _place_label(image, face_word(expression, index), (x1, y1, x2, y2), tried,
-                                  caption_box, taken, others)
+            placed = _place_label(image, word, (x1, y1, x2, y2), tried, caption_box, taken, others)
             if placed is not None:
                 taken.append(placed)
                 break
     return Rendered(image, _whole_picture(image), tuple(taken))
+
+
+def _label_room(face: Box, width: int) -> int:
+    """How wide a face's label may be."""
+    return min(width, round(max(1.0, face[2] - face[0]) * LABEL_WIDTH))
+
+
+def _labellable(image: Image.Image, word: str, face: Box) -> bool:
+    """Whether ``face`` is in the picture and wide enough for ``word`` at the smallest
+    size, which a face a few pixels wide is not: its word would be cut into a stack of
+    letters."""
+    width, height = image.size
+    x1, y1, x2, y2 = face
+    if not (x1 < x2 and y1 < y2 and x2 > 0 and y2 > 0 and x1 < width and y1 < height):
+        return False
+    floor_length = _ref_length(typeset.upper(word), LABEL_LETTERING) * FLOOR_FONT / REF_SIZE
+    return floor_length <= _label_room(face, width)
 
 
 def _place_label(
@@ -658,11 +680,7 @@ def _place_label(
     the box it covers, or None where no spot is clear."""
     width, height = image.size
     x1, y1, x2, y2 = face
-    room = min(width, round(max(1.0, x2 - x1) * LABEL_WIDTH))
-    if not (x1 < x2 and y1 < y2 and x2 > 0 and y2 > 0 and x1 < width and y1 < height):
-        return None  # no face in the picture to label
-    if _ref_length(typeset.upper(word), LABEL_LETTERING) * FLOOR_FONT / REF_SIZE > room:
-        return None  # a face so small its word would be cut into a stack of letters
+    room = _label_room(face, width)
     block = fit_text(word, room, 3 * size, min_size=FLOOR_FONT, max_size=size,
                      lettering=LABEL_LETTERING)
     drawn = None if block is None else _set(block, room)
@@ -678,7 +696,7 @@ def _place_label(
         spots.append((under_caption, [*taken, *other_faces]))
     for top, obstacles in spots:
         top = min(max(0, top), height - drawn.height)
-        box = (left, top, left + drawn.width, top + drawn.height)
+        box = drawn.box_at(left, top)
         if not any(_overlap(box, other, gap) for other in obstacles):
             _paint_outlined(image, SetText(left, drawn.ink, drawn.outline), top)
             return box
@@ -728,19 +746,16 @@ def _watermark(image: Image.Image, text: str, text_boxes: Sequence[IntBox]) -> N
     places = [(right, bottom), (margin, bottom), (right, margin), (margin, margin)]
     places += [(right, box[1] - margin - drawn.height) for box in text_boxes]
     places += [(right, box[3] + margin) for box in text_boxes]
-    boxes = [
-        (left, top, left + drawn.width, top + drawn.height) for left, top in places
-        if 0 <= top <= height - drawn.height
-    ]
+    boxes = [drawn.box_at(left, top) for left, top in places if 0 <= top <= height - drawn.height]
     left, top = next(
         (box[:2] for box in boxes if not any(_overlap(box, other, margin) for other in text_boxes)),
         (right, bottom),
     )
     shadow = drawn.ink.mask.point(lambda value: round(value * WATERMARK_OPACITY * 0.6))
     glow = Image.fromarray(cv2.dilate(np.asarray(shadow), _disc(max(1, size // 12))))
-    image.paste("black", (left, top, left + drawn.width, top + drawn.height), glow)
+    image.paste("black", drawn.box_at(left, top), glow)
     faded = drawn.ink.mask.point(lambda value: round(value * WATERMARK_OPACITY))
-    image.paste("white", (left, top, left + drawn.width, top + drawn.height), faded)
+    image.paste("white", drawn.box_at(left, top), faded)
 
 
 def render(

@@ -29,6 +29,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 FONT_DIR = Path(__file__).parent / "assets" / "fonts"
 EMOJI = "NotoColorEmoji.ttf"
+BEBAS = "BebasNeue-Bold.otf"
 EMOJI_SIZE = 109  # px: the one size at which the bitmap emoji font exists
 EMOJI_HEIGHT = 1.25  # an emoji's height, in cap heights of the text around it
 VARIATION_EMOJI = "\ufe0f"  # asks for the colour (emoji) form of the character before it
@@ -53,16 +54,12 @@ class Typeface:
 
 
 #: Classic meme type: Bebas Neue, then Noto Sans Bold for Greek and the rest of Latin.
-MEME = Typeface(("BebasNeue-Bold.otf", "NotoSans-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI))
+MEME = Typeface((BEBAS, "NotoSans-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI))
 #: The other stacks end with Bebas Neue for the few symbols only it has (≈ and ∞ were
 #: drawn as empty boxes in the modern and poster styles).
-SANS = Typeface(
-    ("NotoSans-Regular.ttf", "NotoSansDevanagari-Regular.ttf", EMOJI, "BebasNeue-Bold.otf")
-)
-SANS_BOLD = Typeface(
-    ("NotoSans-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI, "BebasNeue-Bold.otf")
-)
-SERIF = Typeface(("NotoSerif-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI, "BebasNeue-Bold.otf"))
+SANS = Typeface(("NotoSans-Regular.ttf", "NotoSansDevanagari-Regular.ttf", EMOJI, BEBAS))
+SANS_BOLD = Typeface(("NotoSans-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI, BEBAS))
+SERIF = Typeface(("NotoSerif-Bold.ttf", "NotoSansDevanagari-Bold.ttf", EMOJI, BEBAS))
 #: Every bundled font with text or emoji (all four stacks draw the same characters).
 BUNDLED = tuple(dict.fromkeys(MEME.files + SANS.files + SERIF.files))
 #: Scripts the bundled fonts draw, for messages about characters they cannot.

@@ -549,8 +549,8 @@ def _check_held_out_faces(indices: Path, images, data: str) -> None:
     if not recorded_path.is_file():
         return
     recorded, found = np.load(recorded_path), image_digests(images)
-    if len(recorded) != len(found) or not np.array_equal(recorded, found):
-        differ = len(found) if len(recorded) != len(found) else int((recorded != found).sum())
+    if not np.array_equal(recorded, found):
+        differ = int((recorded != found).sum()) if len(recorded) == len(found) else len(found)
         raise UserError(
             f"--indices {indices}: {differ} of these {len(found)} rows of {data} are not the "
             f"faces its run held out ({recorded_path.name} beside it says which); give the "

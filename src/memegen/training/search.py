@@ -122,7 +122,7 @@ def open_study(name: str, storage_url: str, trials_folder: Path) -> optuna.Study
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = _connect(storage_url, engine_kwargs)
         if name not in {study.study_name for study in storage.get_all_studies()}:
-            check_trial_folders(set(), trials_folder)
+            check_trial_folders(None, trials_folder)
         return optuna.create_study(
             study_name=name,
             storage=storage,
@@ -200,11 +200,7 @@ def run_search(
     trials_folder = settings.runs_dir / study_name
     study = open_study(study_name, storage_url, trials_folder)
     check_same_search(study, dataset, settings)
-    check_trial_folders(
-        {Path(trial.user_attrs["run_dir"]).name for trial in study.get_trials(deepcopy=False)
-         if "run_dir" in trial.user_attrs},
-        trials_folder,
-    )
+    check_trial_folders(study, trials_folder)
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial: optuna.Trial) -> float:
@@ -257,16 +253,19 @@ def check_same_search(study: optuna.Study, dataset: FaceDataset, settings: Searc
         )
 
 
-def check_trial_folders(made: set[str], folder: Path) -> None:
-    """Raise :class:`UserError` if ``folder`` (``RUNS/STUDY``) holds a trial folder not in
-    ``made`` (the names of those the study's trials made), which a new trial of the same
-    number would otherwise resume.
+def check_trial_folders(study: optuna.Study | None, folder: Path) -> None:
+    """Raise :class:`UserError` if ``folder`` (``RUNS/STUDY``) holds a trial folder that no
+    trial of ``study`` made (None: a study not yet created, which made none), which a new
+    trial of the same number would otherwise resume.
 
     Each trial records its folder before making it, so every folder a process of this
     study made is known, whichever process made it.
     """
     if not folder.is_dir():
         return
+    trials = [] if study is None else study.get_trials(deepcopy=False)
+    made = {Path(trial.user_attrs["run_dir"]).name for trial in trials
+            if "run_dir" in trial.user_attrs}
     foreign = sorted(path for path in folder.glob("trial-*") if path.name not in made)
     if foreign:
         raise _foreign_folder(foreign[0])
