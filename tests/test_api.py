@@ -26,6 +26,7 @@ from memegen import LABELS
 from memegen.render import STYLES
 from memegen.storage import ID_PATTERN
 from memegen.web.ratelimit import RateLimiter, client_key
+from memegen.web.state import EXTENSION_KEY
 
 from sample_images import (
     BAD_INPUTS,
@@ -583,6 +584,37 @@ def test_rate_limit_gives_429_with_retry_after(make_app: Callable[..., Flask]) -
         environ_base={"REMOTE_ADDR": "10.0.0.2"},
     )
     assert other.status_code == 200
+
+
+def test_a_request_turned_away_as_busy_does_not_spend_the_rate_limit(
+    make_app: Callable[..., Flask],
+) -> None:
+    """A 503 ``server_busy`` did no work, so the client's budget is as it was."""
+    app = make_app(rate_limit_per_minute=1)
+    client = app.test_client()
+    url = post(client, format="gif").get_json()["image_url"].removesuffix(".gif")
+    app.extensions[EXTENSION_KEY].limiter.take_back("127.0.0.1")
+    app.extensions[EXTENSION_KEY].work.close()
+    assert_error(post(client), 503, "server_busy")
+    assert_error(post(client, "/api/v1/analyze"), 503, "server_busy")
+    assert_error(client.get(f"{url}.webp"), 503, "server_busy")
+    assert app.extensions[EXTENSION_KEY].limiter.hit("127.0.0.1") is None
+
+
+def test_rate_limiter_takes_back_the_newest_hit_only() -> None:
+    now = [0.0]
+    limiter = RateLimiter(2, window=60, clock=lambda: now[0])
+    limiter.hit("a")
+    now[0] = 10
+    limiter.hit("a")
+    limiter.take_back("a")
+    limiter.take_back("b")  # a client never seen: nothing to give back
+    assert limiter.hit("a") is None
+    assert limiter.hit("a") == pytest.approx(50), "the hit at 0 s is still counted"
+    limiter.take_back("a")
+    limiter.take_back("a")
+    limiter.take_back("a")  # more than it has: no error, nothing below zero
+    assert [limiter.hit("a"), limiter.hit("a")] == [None, None]
 
 
 def test_rate_limiter_window_slides() -> None:

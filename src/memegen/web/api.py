@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from memegen.imaging import ANIMATED_FORMATS, EXTENSIONS, FORMATS, transcode
 from memegen.web import forms
@@ -41,8 +41,11 @@ def _rate_limit_posts() -> None:
 def _rate_limit() -> None:
     """Count one costly request against the client's budget, or answer 429."""
     limiter = state().limiter
-    retry_after = limiter.hit(client_key(request.remote_addr))
-    if retry_after is not None:
+    key = client_key(request.remote_addr)
+    retry_after = limiter.hit(key)
+    if retry_after is None:
+        g.counted_client = key
+    else:
         seconds = int(retry_after) + 1
         raise ApiError(
             429,
@@ -88,11 +91,15 @@ def create_meme() -> tuple[Response, int, dict[str, str]]:
 
 @contextmanager
 def _work_slot() -> Iterator[None]:
-    """Hold one of the server's slots for costly work, or answer 503 ``server_busy``."""
+    """Hold one of the server's slots for costly work, or answer 503 ``server_busy`` and
+    give back the rate-limit hit the request was counted for (it cost the server nothing)."""
+    app_state = state()
     try:
-        with state().work.slot():
+        with app_state.work.slot():
             yield
     except Busy:
+        if "counted_client" in g:
+            app_state.limiter.take_back(g.pop("counted_client"))
         raise ApiError(
             503,
             "server_busy",

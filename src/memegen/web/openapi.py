@@ -77,7 +77,7 @@ def _retry_later(description: str, example_code: str) -> dict[str, Any]:
 def _busy(stores: bool = True) -> dict[str, Any]:
     """The 503 of a costly request; one that ``stores`` a meme may also find no room."""
     busy = ("Every slot for costly work is taken and the line for one is full, or the "
-            "server is stopping (`server_busy`)")
+            "server is stopping (`server_busy`; not counted against the rate limit)")
     storage = ", or the server cannot store memes (`storage_unavailable`)" if stores else ""
     return _retry_later(f"{busy}{storage}.", "server_busy")
 

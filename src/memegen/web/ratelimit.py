@@ -75,6 +75,14 @@ class RateLimiter:
             hits.append(now)
             return None
 
+    def take_back(self, key: str) -> None:
+        """Forget ``key``'s newest hit: for a request that was counted and then turned
+        away before any work was done, so being refused does not spend the budget."""
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits:
+                hits.pop()
+
     def _prune(self, start: float) -> None:
         """Forget clients idle for a whole window, so memory follows active clients only."""
         idle = [key for key, hits in self._hits.items() if not hits or hits[-1] <= start]
