@@ -564,6 +564,17 @@ def test_the_focus_ring_stands_out(server: str, browser: Browser, scheme: str) -
     assert not problems, problems
 
 
+@pytest.mark.parametrize(("motion", "animation"), [("no-preference", "spin"), ("reduce", "pulse")])
+def test_the_busy_spinner_turns_only_where_motion_is_welcome(
+    server: str, browser: Browser, motion: str, animation: str
+) -> None:
+    """WCAG 2.3.3: with reduced motion asked for, the busy sign fades instead of turning."""
+    page, problems = open_page(browser, server, reduced_motion=motion)
+    spinner = page.locator(".spinner")
+    assert spinner.evaluate("element => getComputedStyle(element).animationName") == animation
+    assert not problems, problems
+
+
 def test_a_long_file_name_in_an_error_does_not_widen_the_page(
     server: str, browser: Browser
 ) -> None:
