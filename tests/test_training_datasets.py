@@ -93,6 +93,16 @@ def test_class_folders_are_matched_in_any_case_and_others_are_named_when_skipped
     )
 
 
+def test_split_folders_are_matched_in_any_case_unless_two_differ_only_in_case(tmp_path: Path):
+    root = write_class_folders(tmp_path / "faces", {"Train": 2, "VAL": 1})
+    assert len(load_split(f"folders:{root}", "train")) == 2 * len(LABELS)
+    assert len(load_split(f"folders:{root},split=val", "train")) == len(LABELS)
+    write_class_folders(root, {"train": 3})
+    assert len(load_split(f"folders:{root}", "train")) == 3 * len(LABELS)
+    with pytest.raises(DatasetError, match="no split 'TRAIN'; it has Train, VAL, train"):
+        load_split(f"folders:{root},split=TRAIN", "train")
+
+
 def test_two_folders_for_one_class_are_refused(tmp_path: Path):
     root = write_class_folders(tmp_path / "faces", {"train": 1})
     (root / "train" / "HAPPY").mkdir()

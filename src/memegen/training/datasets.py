@@ -515,10 +515,21 @@ def load_splits(spec: DatasetSpec) -> dict[str, FaceDataset]:
     if spec.kind == "fer2013-csv":  # the CSV's own names for its splits are taken too
         wanted = FER2013_SPLITS.get(wanted, wanted)
     if wanted is not None:
-        if wanted not in loaders:
+        name = _split_named(loaders, wanted)
+        if name is None:
             raise DatasetError(f"{spec.path}: no split {wanted!r}; it has {', '.join(loaders)}")
-        loaders = {wanted: loaders[wanted]}
+        loaders = {name: loaders[name]}
     return {name: load() for name, load in loaders.items()}
+
+
+def _split_named(names: Iterable[str], wanted: str) -> str | None:
+    """The split called ``wanted``, in any case as class folders are (``Train/`` is the
+    ``train`` split), unless several differ only in case; then only the exact name."""
+    names = list(names)
+    if wanted in names:
+        return wanted
+    matches = [name for name in names if name.casefold() == wanted.casefold()]
+    return matches[0] if len(matches) == 1 else None
 
 
 def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
@@ -587,6 +598,8 @@ def load_split(text: str, default_split: str) -> FaceDataset:
     spec = DatasetSpec.parse(text)
     if "split" not in spec.options:
         names = list(split_loaders(spec))
-        chosen = default_split if default_split in names or len(names) != 1 else names[0]
+        chosen = _split_named(names, default_split) or (
+            names[0] if len(names) == 1 else default_split
+        )
         spec = spec.with_split(chosen)
     return next(iter(load_splits(spec).values()))
