@@ -391,6 +391,18 @@ def test_serve_refuses_a_port_flag_out_of_range(port):
     assert_refused(memegen("serve", "--port", port), f"port must be from 0 to 65535, not {port}")
 
 
+@pytest.mark.parametrize(("args", "refusal"), [
+    (("serve", "--port", "8_000"), "memegen serve: argument --port: invalid whole_number value"),
+    (("make", "photo.jpg", "--seed", "+7"), "memegen make: argument --seed: '+7' is not a whole"),
+    (("train", "fit", "--data", "faces", "--epochs", "\u0663"),
+     "memegen train fit: argument --epochs: invalid whole_number value"),
+])
+def test_a_number_flag_takes_plain_decimal_digits_as_settings_do(args, refusal):
+    result = memegen(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(refusal) and result.stderr.count("\n") == 1, result.stderr
+
+
 def test_serve_reports_a_host_it_cannot_listen_on():
     assert_refused(memegen("serve", "--host", "256.1.1.1", "--port", "0"),
                    "cannot listen on 256.1.1.1:0")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from memegen import __version__
+from memegen.config import whole_number
 from memegen.errors import UserError
 
 IMAGE_SUFFIXES = {
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the web page and the JSON API")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument("--port", type=whole_number, help="port to listen on (default 8000)")
     _add_captions_option(serve)
     serve.set_defaults(handler=_serve)
 
@@ -102,7 +103,7 @@ def _seed(raw: str) -> int:
     from memegen.captions import SEED_LIMIT
 
     try:
-        seed = int(raw)
+        seed = whole_number(raw)
     except ValueError:
         seed = -1
     if not 0 <= seed < SEED_LIMIT:

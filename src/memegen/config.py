@@ -10,7 +10,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from memegen.errors import UserError
-from memegen.typeset import UndrawableText, check_drawable
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MANIFEST = ASSETS / "models" / "manifest.json"
@@ -89,12 +88,21 @@ class Settings:
         return cls(**values)
 
 
+def whole_number(raw: str) -> int:
+    """``raw`` as an int, written in plain decimal digits (a leading minus allowed): int()
+    would also take ``1_000``, ``+7`` and other scripts' digits, which no user means as a
+    number here. Also an argparse ``type``, so flags read numbers as settings do."""
+    if not re.fullmatch(r"-?[0-9]+", raw.strip()):
+        raise ValueError(f"{raw!r} is not a whole number in plain digits")
+    return int(raw)
+
+
 def _parse(variable: str, raw: str, annotation: str):
     if annotation == "int":
-        # Plain decimal digits only: int() would also take 1_000, +7 and other scripts' digits.
-        if not re.fullmatch(r"-?[0-9]+", raw.strip()):
-            raise SettingError(f"{variable}={raw!r} is not a valid int")
-        return int(raw)
+        try:
+            return whole_number(raw)
+        except ValueError:
+            raise SettingError(f"{variable}={raw!r} is not a valid int") from None
     if annotation in ("Path", "Path | None"):
         return Path(raw)
     return raw
@@ -111,6 +119,9 @@ def _check_value(name: str, value: object, label: str) -> None:
         # waitress would read an empty host as every interface: a choice to make openly.
         raise SettingError(f"{label} must not be empty (0.0.0.0 listens on every interface)")
     elif name == "watermark":
+        # Imported here so that the CLI can read its flags without loading the fonts' code.
+        from memegen.typeset import UndrawableText, check_drawable
+
         try:
             check_drawable(value)
         except UndrawableText as error:

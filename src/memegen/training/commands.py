@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from memegen.config import whole_number
 from memegen.errors import UserError
 
 # Spelled out here, not imported: building the parser must not import numpy,
@@ -69,16 +70,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="run folder (resumed if it holds a run: with the same settings but "
                      "for --epochs and --threads, and the same held-out faces)")
     fit.add_argument("--family", default="vgg")
-    fit.add_argument("--width", type=int, default=24)
-    fit.add_argument("--depth", type=int, default=2)
+    fit.add_argument("--width", type=whole_number, default=24)
+    fit.add_argument("--depth", type=whole_number, default=2)
     fit.add_argument("--head", choices=HEADS, default="pool", help=HEAD_HELP)
-    fit.add_argument("--epochs", type=int, default=30)
-    fit.add_argument("--batch-size", type=int, default=128)
+    fit.add_argument("--epochs", type=whole_number, default=30)
+    fit.add_argument("--batch-size", type=whole_number, default=128)
     fit.add_argument("--learning-rate", type=float, default=3e-3)
     fit.add_argument("--balance", choices=BALANCE_CHOICES, default="none",
                      help="class balancing; the run's class_counts.json records its effect")
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--threads", type=int, default=2)
+    fit.add_argument("--seed", type=whole_number, default=0)
+    fit.add_argument("--threads", type=whole_number, default=2)
     fit.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     fit.add_argument("--holdout", type=float, default=0.08,
                      help="fraction of train/ kept aside to pick the best epoch")
@@ -100,11 +101,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
                      help="blend each batch's faces and targets in pairs, the share drawn "
                      "from Beta(ALPHA, ALPHA) (0.2 is usual; 0: off)")
-    fit.add_argument("--early-epochs", type=int, default=0, metavar="K",
+    fit.add_argument("--early-epochs", type=whole_number, default=0, metavar="K",
                      help="train the first K epochs on faces scaled down to --early-side "
                      "(0: off); a smaller face costs less a pass, so more epochs fit the "
                      "same time; the rest train, and every epoch is scored, at full size")
-    fit.add_argument("--early-side", type=int, default=32, metavar="S",
+    fit.add_argument("--early-side", type=whole_number, default=32, metavar="S",
                      help="the side in pixels of the faces the --early-epochs train on")
     fit.add_argument("--init-from", type=_existing,
                      help="start from these weights (a run's best.pt) to fine-tune")
@@ -118,7 +119,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="a gated ensemble: the training faces its gate would read its last "
                      "model on are repeated --focus-copies more times, for a member that will "
                      "itself be gated (read through the ONNX files, as the app reads them)")
-    fit.add_argument("--focus-copies", type=int, default=2, metavar="K",
+    fit.add_argument("--focus-copies", type=whole_number, default=2, metavar="K",
                      help="extra copies of each such face, each augmented afresh (with --focus)")
     fit.set_defaults(train_handler=_fit)
 
@@ -135,19 +136,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="fraction of the data to search on (stratified)")
     search.add_argument("--runs", type=Path, default=Path("runs/search"),
                         help="trial runs go to RUNS/STUDY/trial-NNNN")
-    search.add_argument("--epochs", type=int, default=8)
-    search.add_argument("--batch-size", type=int, default=128)
-    search.add_argument("--threads", type=int, default=2)
+    search.add_argument("--epochs", type=whole_number, default=8)
+    search.add_argument("--batch-size", type=whole_number, default=128)
+    search.add_argument("--threads", type=whole_number, default=2)
     search.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     search.add_argument("--holdout", type=float, default=0.1)
-    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--seed", type=whole_number, default=0)
     search.add_argument("--families", type=_names_from(FAMILIES, "family"),
                         default=",".join(FAMILIES),
                         help="architecture families to try, comma-separated "
                         f"({', '.join(FAMILIES)})")
     search.add_argument("--widths", type=_widths, default="16,24,32,48",
                         help="widths to try, comma-separated (at least 2)")
-    search.add_argument("--max-depth", type=int, default=3)
+    search.add_argument("--max-depth", type=whole_number, default=3)
     search.add_argument("--heads", type=_names_from(HEADS, "head"), default=",".join(HEADS),
                         help=f"heads to try, comma-separated ({', '.join(HEADS)})")
     search.set_defaults(train_handler=_search)
@@ -219,7 +220,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     gate.add_argument("--max-consulted-share", type=float, default=1.0,
                       help="a time budget: read the last model on at most this share of the "
                       "weighting set's faces (default 1: no budget)")
-    gate.add_argument("--gated", type=int, default=1,
+    gate.add_argument("--gated", type=whole_number, default=1,
                       help="how many of the last models to gate, each on the vote of those "
                       "before it (a cascade: order the models cheapest first); of the "
                       "combinations of gates that cost the vote at most 0.001 nats, the "
@@ -245,7 +246,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                           f"data, never measuring data; its train split is used; {SPEC_HELP}")
     quantize.add_argument("--count", type=_at_least_one, default=512,
                           help="calibration crops to draw")
-    quantize.add_argument("--seed", type=int, default=0)
+    quantize.add_argument("--seed", type=whole_number, default=0)
     quantize.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
     quantize.set_defaults(train_handler=_quantize)
 
