@@ -23,6 +23,8 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -108,7 +110,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _multipart(data: bytes) -> tuple[bytes, str]:
+def multipart(data: bytes) -> tuple[bytes, str]:
+    """A form upload of ``data`` as the image field: the body and its content type."""
     boundary = uuid.uuid4().hex
     body = (
         f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; "
@@ -117,58 +120,72 @@ def _multipart(data: bytes) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def _rss_mb(pid: int) -> float:
+def post_meme(base: str, form: tuple[bytes, str]) -> dict:
+    """POST a :func:`multipart` ``form`` to ``base``'s /api/v1/memes; the meme's description."""
+    body, content_type = form
+    request = urllib.request.Request(
+        f"{base}/api/v1/memes", data=body, headers={"Content-Type": content_type}
+    )
+    with urllib.request.urlopen(request, timeout=300) as response:
+        return json.load(response)
+
+
+def resident_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def time_server(photos: dict[str, bytes], repeat: int) -> dict[str, float]:
+@contextmanager
+def running_server(**env: str) -> Iterator[tuple[subprocess.Popen, str, float]]:
+    """``memegen serve`` on a free port with a temporary store and no rate limit: the
+    process, its base URL and the ms it took to answer /healthz the first time."""
     port = _free_port()
     with tempfile.TemporaryDirectory() as storage:
-        env = {
+        environment = {
             **os.environ,
             "MEMEGEN_STORAGE_DIR": storage,
-            "MEMEGEN_RATE_LIMIT_PER_MINUTE": "100000",
+            "MEMEGEN_RATE_LIMIT_PER_MINUTE": "0",
+            **env,
         }
         started = time.perf_counter()
         server = subprocess.Popen(
             [sys.executable, "-m", "memegen", "serve", "--port", str(port)],
-            env=env,
+            env=environment,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        base = f"http://127.0.0.1:{port}"
         try:
             while True:
                 try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    urllib.request.urlopen(f"{base}/healthz", timeout=1)
                     break
                 except OSError:
                     if server.poll() is not None:
                         raise RuntimeError("the server exited during start-up") from None
                     time.sleep(0.02)
-            results = {"start-up to first answer (ms)": (time.perf_counter() - started) * 1000}
-            for name, data in photos.items():
-                body, content_type = _multipart(data)
-                samples = []
-                for _ in range(repeat + 1):
-                    request = urllib.request.Request(
-                        f"http://127.0.0.1:{port}/api/v1/memes",
-                        data=body,
-                        headers={"Content-Type": content_type},
-                    )
-                    began = time.perf_counter()
-                    with urllib.request.urlopen(request) as response:
-                        meme = json.load(response)
-                    samples.append((time.perf_counter() - began) * 1000)
-                results[f"POST /api/v1/memes {name} (ms)"] = statistics.median(samples[1:])
-                assert meme["faces"], "the benchmark photo should have a face"
-            results["server resident memory (MB)"] = _rss_mb(server.pid)
-            return results
+            yield server, base, (time.perf_counter() - started) * 1000
         finally:
             server.terminate()
             server.wait(timeout=10)
+
+
+def time_server(photos: dict[str, bytes], repeat: int) -> dict[str, float]:
+    with running_server() as (server, base, startup_ms):
+        results = {"start-up to first answer (ms)": startup_ms}
+        for name, data in photos.items():
+            form = multipart(data)
+            samples = []
+            for _ in range(repeat + 1):
+                began = time.perf_counter()
+                meme = post_meme(base, form)
+                samples.append((time.perf_counter() - began) * 1000)
+            results[f"POST /api/v1/memes {name} (ms)"] = statistics.median(samples[1:])
+            assert meme["faces"], "the benchmark photo should have a face"
+        results["server resident memory (MB)"] = resident_mb(server.pid)
+        return results
 
 
 def main() -> int:

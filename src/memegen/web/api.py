@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, g, jsonify, request, url_for
+from flask import Blueprint, Response, after_this_request, g, jsonify, request, url_for
 
 from memegen.imaging import ANIMATED_FORMATS, EXTENSIONS, FORMATS, transcode
 from memegen.web import forms
 from memegen.web.errors import ApiError, describe_duration, log
+from memegen.web.memory import release_free_memory
 from memegen.web.openapi import build_openapi
 from memegen.web.ratelimit import client_key
 from memegen.web.state import state
@@ -92,10 +93,12 @@ def create_meme() -> tuple[Response, int, dict[str, str]]:
 @contextmanager
 def _work_slot() -> Iterator[None]:
     """Hold one of the server's slots for costly work, or answer 503 ``server_busy`` and
-    give back the rate-limit hit the request was counted for (it cost the server nothing)."""
+    give back the rate-limit hit the request was counted for (it cost the server nothing).
+    Work done, the memory it freed goes back to the system after the response is sent."""
     app_state = state()
     try:
         with app_state.work.slot():
+            after_this_request(_release_memory_when_sent)
             yield
     except Busy:
         if "counted_client" in g:
@@ -106,6 +109,11 @@ def _work_slot() -> Iterator[None]:
             "The server is busy with other photos; please try again in a few seconds.",
             {"Retry-After": "5"},
         ) from None
+
+
+def _release_memory_when_sent(response: Response) -> Response:
+    response.call_on_close(release_free_memory)
+    return response
 
 
 def _store(data: bytes, suffix: str) -> StoredMeme:
