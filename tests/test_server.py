@@ -17,16 +17,21 @@ from live_server import live_server
 from sample_images import black_png
 
 
-def post_photo(base: str, photo: bytes) -> int:
-    """POST ``photo`` to /api/v1/memes; the HTTP status."""
+def multipart_form(photo: bytes) -> tuple[bytes, str]:
+    """A form upload of ``photo``: the body and its content type."""
     boundary = uuid.uuid4().hex
     body = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.png"\r\n'
         "Content-Type: image/png\r\n\r\n"
     ).encode() + photo + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def post_photo(base: str, photo: bytes) -> int:
+    """POST ``photo`` to /api/v1/memes; the HTTP status."""
+    body, content_type = multipart_form(photo)
     connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=120)
-    connection.request("POST", "/api/v1/memes", body,
-                       {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    connection.request("POST", "/api/v1/memes", body, {"Content-Type": content_type})
     return connection.getresponse().status
 
 
@@ -64,6 +69,32 @@ def test_the_page_answers_while_every_work_slot_is_taken(tmp_path: Path):
         for upload in uploads:
             upload.join(timeout=120)
     assert sorted(statuses) == [201, 201] + [503] * 4
+
+
+def test_a_photo_whose_client_hung_up_while_in_line_is_not_made(tmp_path: Path):
+    """Nobody would get that meme: the slot goes to the next photo instead."""
+    photo = black_png(6000, 6000)
+    statuses: list[int] = []
+    with live_server(tmp_path, MEMEGEN_THREADS="1") as (_, base):
+        first = threading.Thread(target=lambda: statuses.append(post_photo(base, photo)))
+        first.start()
+        time.sleep(0.3)  # the first photo holds the only slot
+        body, content_type = multipart_form(black_png(64, 64))
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as client:
+            client.sendall(
+                f"POST /api/v1/memes HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}"
+                f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+            )
+            time.sleep(0.2)  # read whole, and in line
+        first.join(timeout=120)
+        deadline = time.monotonic() + 10
+        log = tmp_path / "server.log"
+        while "dropped: the client hung up" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    assert statuses == [201]
+    assert len(list((tmp_path / "memes").iterdir())) == 1
 
 
 def test_serve_puts_back_the_sigterm_handler_it_found(make_app) -> None:

@@ -98,6 +98,7 @@ def _work_slot() -> Iterator[None]:
     app_state = state()
     try:
         with app_state.work.slot():
+            _stop_if_the_client_left()
             after_this_request(_release_memory_when_sent)
             yield
     except Busy:
@@ -109,6 +110,16 @@ def _work_slot() -> Iterator[None]:
             "The server is busy with other photos; please try again in a few seconds.",
             {"Retry-After": "5"},
         ) from None
+
+
+def _stop_if_the_client_left() -> None:
+    """Drop a request whose client hung up while it waited for its turn: nobody would get
+    the meme. Only waitress tells (see ``serve``); other servers always go on."""
+    client_disconnected = request.environ.get("waitress.client_disconnected")
+    if client_disconnected is not None and client_disconnected():
+        log.info("%s %s dropped: the client hung up before its turn", request.method, request.path)
+        raise ApiError(499, "client_closed_request", "The connection was closed before the "
+                       "photo's turn came.")
 
 
 def _release_memory_when_sent(response: Response) -> Response:

@@ -51,6 +51,10 @@ def serve(app: Flask, host: str, port: int) -> bool:
             inbuf_overflow=max_body,
             ident="memegen",
             clear_untrusted_proxy_headers=True,
+            # Keep reading a connection while its request waits or runs, so that a client
+            # that hangs up is noticed (``waitress.client_disconnected``) and its photo,
+            # still in line for a work slot, is dropped rather than made for nobody.
+            channel_request_lookahead=1,
         )
     finally:
         drain.stopped = True
