@@ -17,10 +17,12 @@ from memegen.cli import main  # noqa: E402
 from memegen.errors import UserError  # noqa: E402
 from memegen.training import commands  # noqa: E402
 from memegen.training.architectures import FAMILIES, HEADS, build  # noqa: E402
+from memegen.training.augment import AugmentConfig  # noqa: E402
 from memegen.training.datasets import FaceDataset  # noqa: E402
 from memegen.training.train import (  # noqa: E402
     PRECISIONS,
     TrainConfig,
+    WeightAverage,
     build_model,
     train,
     training_faces,
@@ -141,6 +143,87 @@ def test_run_with_early_epochs_learns_and_records_them(tmp_path: Path):
     assert result.best_accuracy >= 0.9
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (saved["early_epochs"], saved["early_side"]) == (3, 24)
+
+
+def test_a_weight_average_is_the_mean_of_the_weights_added():
+    config = TrainConfig(**TINY)
+    networks = [build_model(config) for _ in range(3)]
+    average = WeightAverage()
+    for network in networks:
+        average.add(network)
+    for name, value in networks[0].state_dict().items():
+        if value.is_floating_point():
+            expected = sum(network.state_dict()[name] for network in networks) / 3
+            torch.testing.assert_close(average.state[name], expected)
+    assert average.count == 3
+
+
+def test_an_averaged_network_measures_its_batch_norm_statistics_afresh():
+    """The running statistics are those of the average's own activations on training
+    faces, not the mean of the networks' statistics."""
+    config = TrainConfig(**TINY, augment=AugmentConfig().scaled(0.0))
+    network = build_model(config)
+    for norm in (m for m in network.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        norm.running_mean.fill_(5.0)
+    average = WeightAverage()
+    average.add(network)
+    pixels = torch.rand(40, 1, 48, 48)
+    averaged = average.network(config, pixels, epoch=0)
+    first_norm = next(m for m in averaged.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not averaged.training
+    assert first_norm.momentum == 0.1, "the momentum is put back for any later training"
+    assert not torch.allclose(first_norm.running_mean, torch.full_like(first_norm.running_mean, 5))
+    # Measured on the faces it was given: the same faces give the same statistics.
+    again = average.network(config, pixels, epoch=0)
+    torch.testing.assert_close(again.state_dict(), averaged.state_dict())
+
+
+def test_averaged_epochs_run_at_a_constant_rate_and_keep_their_average(tmp_path: Path):
+    labels = [0, 3] * 24
+    train_set = _dataset(labels)
+    val_set = FaceDataset("val", train_set.images[:16], train_set.labels[:16])
+    config = TrainConfig(**TINY, epochs=4, average_epochs=2, learning_rate=1e-2)
+    train(config, train_set, val_set, tmp_path / "run")
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [line.get("averaged_epochs") for line in log] == [None, None, 1, 2]
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert last["average"]["count"] == 2
+    assert last["optimiser"]["param_groups"][0]["lr"] == pytest.approx(1e-2)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop_at(epoch_to_stop: int):
+    def on_epoch(epoch: int, accuracy: float) -> None:
+        if epoch == epoch_to_stop:
+            raise _Stopped
+
+    return on_epoch
+
+
+def test_an_averaging_run_resumed_midway_ends_as_one_run_straight_through(tmp_path: Path):
+    labels = [0, 3] * 24
+    train_set = _dataset(labels)
+    val_set = FaceDataset("val", train_set.images[:16], train_set.labels[:16])
+    # No dropout: its draws come from torch's global generator, which a resumed run seeds
+    # afresh; the batches and their augmentation resume exactly.
+    config = TrainConfig(**TINY, epochs=3, average_epochs=3, learning_rate=1e-2, dropout=0.0)
+    train(config, train_set, val_set, tmp_path / "whole")
+    with pytest.raises(_Stopped):
+        train(config, train_set, val_set, tmp_path / "resumed", on_epoch=_stop_at(2))
+    train(config, train_set, val_set, tmp_path / "resumed")
+    straight = torch.load(tmp_path / "whole" / "last.pt", weights_only=False)
+    resumed = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
+    torch.testing.assert_close(resumed["model"], straight["model"])
+    assert resumed["average"]["count"] == straight["average"]["count"] == 3
+    torch.testing.assert_close(resumed["average"]["state"], straight["average"]["state"])
+
+
+def test_averaged_epochs_beyond_the_full_size_ones_are_refused():
+    with pytest.raises(UserError, match="averaged epochs must be from 0 to the 3 epochs"):
+        TrainConfig(**TINY, epochs=5, early_epochs=2, early_side=24, average_epochs=4)
 
 
 def test_fit_records_mixup_and_label_smoothing_and_refuses_bad_values(tmp_path: Path, capsys):
@@ -305,6 +388,35 @@ def test_resuming_with_fewer_epochs_than_done_is_refused_and_writes_nothing(
         "resume it\n"
     )
     assert _contents(run) == before
+
+
+def test_a_run_whose_average_has_begun_resumes_only_with_its_own_epochs(
+    tmp_path: Path, capsys
+):
+    """More epochs would move the averaged stretch past the epochs already averaged."""
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    run = tmp_path / "run"
+    assert _fit_tiny(data, run, "--epochs", "2", "--average-epochs", "2") == 0
+    before = _contents(run)
+    capsys.readouterr()
+    assert _fit_tiny(data, run, "--epochs", "3", "--average-epochs", "2") == 2
+    assert capsys.readouterr().err == (
+        f"memegen: {run} is averaging its last 2 of 2 epochs and has begun; --epochs must "
+        "stay 2 to resume it\n"
+    )
+    assert _contents(run) == before
+
+
+def test_a_run_stopped_before_its_averaged_stretch_may_be_given_more_epochs(tmp_path: Path):
+    labels = [0, 3] * 8
+    train_set = _dataset(labels)
+    config = TrainConfig(**TINY, epochs=3, average_epochs=1)
+    with pytest.raises(_Stopped):
+        train(config, train_set, train_set, tmp_path / "run", on_epoch=_stop_at(1))
+    longer = TrainConfig(**TINY, epochs=5, average_epochs=1)
+    train(longer, train_set, train_set, tmp_path / "run")
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [line.get("averaged_epochs") for line in log] == [None, None, None, None, 1]
 
 
 def test_a_resume_point_cut_short_is_refused_in_one_line(tmp_path: Path, capsys):

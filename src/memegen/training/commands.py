@@ -107,6 +107,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      "same time; the rest train, and every epoch is scored, at full size")
     fit.add_argument("--early-side", type=whole_number, default=32, metavar="S",
                      help="the side in pixels of the faces the --early-epochs train on")
+    fit.add_argument("--average-epochs", type=whole_number, default=0, metavar="K",
+                     help="run the last K epochs at the constant --learning-rate and average "
+                     "their weights (stochastic weight averaging; 0: off); the average, its "
+                     "BatchNorm statistics recomputed, is what is scored and kept. Best from "
+                     "trained weights (--init-from)")
     fit.add_argument("--init-from", type=_existing,
                      help="start from these weights (a run's best.pt) to fine-tune")
     fit.add_argument("--teacher", type=_existing, metavar="MANIFEST",
@@ -440,6 +445,7 @@ def _fit(args: argparse.Namespace) -> int:
         mixup=args.mixup,
         early_side=args.early_side if args.early_epochs else 0,
         early_epochs=args.early_epochs,
+        average_epochs=args.average_epochs,
         label_smoothing=args.label_smoothing,
         balance=args.balance,
         init_from=str(args.init_from or ""),

@@ -24,6 +24,14 @@ Beta(mixup, mixup)); 0 leaves them alone, as every run before it did.
 rest of the run is at full size, and the held-out faces are always scored at full
 size, so the best epoch is picked as the network will be read.
 
+``average_epochs`` above 0 makes the last epochs a stochastic weight average (Izmailov
+et al., 2018): they run at the constant ``learning_rate`` instead of the one-cycle
+schedule (which then spans the epochs before them), the weights at the end of each are
+averaged (``WeightAverage``), and the average, its BatchNorm statistics recomputed, is
+what is scored on the held-out faces and saved as ``best.pt``. Meant for a run that
+starts from trained weights (``init_from``) at a rate high enough to keep them moving;
+see experiments/fer2013-vgg24-long-swa.
+
 ``precision="bf16"`` runs the forward and backward passes under bfloat16
 autocast (weights, optimiser state and held-out scoring stay float32). On a CPU
 with AVX-512 BF16 that halves the time per step; on one without, it is slower.
@@ -55,6 +63,9 @@ PRECISIONS = ("fp32", "bf16")
 # The VGG and separable families halve a face four times (the ResNet three): a 16 px face
 # ends as one cell there, a smaller one as none.
 MIN_EARLY_SIDE = 16
+# Augmented training batches whose activations give an averaged network its BatchNorm
+# statistics (about a twentieth of an epoch of FER2013).
+BATCH_NORM_BATCHES = 80
 # What may change when a run resumes: the schedule is re-planned for a new ``epochs``
 # (``_one_cycle``), and ``threads`` only sets how fast the same steps run.
 RESUMABLE = ("epochs", "threads")
@@ -93,6 +104,7 @@ class TrainConfig:
     mixup: float = 0.0
     early_side: int = 0
     early_epochs: int = 0
+    average_epochs: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -125,6 +137,11 @@ class TrainConfig:
             raise UserError(
                 f"early epochs must be at least 0 and fewer than the {self.epochs} epochs, "
                 f"not {self.early_epochs}: the last epochs train at the size the network is read at"
+            )
+        if not 0 <= self.average_epochs <= self.epochs - self.early_epochs:
+            raise UserError(
+                f"averaged epochs must be from 0 to the {self.epochs - self.early_epochs} "
+                f"epochs at full size, not {self.average_epochs}"
             )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise UserError(
@@ -262,12 +279,15 @@ def train(
     steps_per_epoch = max(1, len(train_set) // config.batch_size)
     generator = torch.Generator().manual_seed(config.seed)
     state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": -1, "seconds": 0.0}
+    average = WeightAverage()
     if last_path.exists():
         checkpoint = torch.load(last_path, weights_only=False)
         model.load_state_dict(checkpoint["model"])
         optimiser.load_state_dict(checkpoint["optimiser"])
         generator.set_state(checkpoint["generator"])
         state = checkpoint["state"]
+        average = WeightAverage(**checkpoint.get("average", {}))
+    cycle_epochs = config.epochs - config.average_epochs
     scheduler = _one_cycle(optimiser, config, steps_per_epoch, state["epoch"])
 
     pixels = _to_tensor(train_set.images, config)
@@ -278,6 +298,10 @@ def train(
 
     while state["epoch"] < config.epochs:
         started = time.perf_counter()
+        averaging = state["epoch"] >= cycle_epochs
+        if averaging:
+            for group in optimiser.param_groups:
+                group["lr"] = config.learning_rate
         model.train()
         order = torch.randperm(len(labels), generator=generator)
         total_loss = 0.0
@@ -301,16 +325,21 @@ def train(
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            scheduler.step()
+            if not averaging:
+                scheduler.step()
             total_loss += loss.item()
 
-        probabilities = predict_probabilities(model, val_set.images, config)
+        scored = model
+        if averaging:
+            average.add(model)
+            scored = average.network(config, pixels, state["epoch"])
+        probabilities = predict_probabilities(scored, val_set.images, config)
         accuracy = float((probabilities.argmax(1) == val_set.labels).mean())
         state["epoch"] += 1
         state["seconds"] += time.perf_counter() - started
         if accuracy > state["best_accuracy"]:
             state["best_accuracy"], state["best_epoch"] = accuracy, state["epoch"]
-            best = {"model": model.state_dict(), "config": asdict(config)}
+            best = {"model": scored.state_dict(), "config": asdict(config)}
             save_checkpoint(best, run_dir / "best.pt")
         save_checkpoint(
             {
@@ -318,6 +347,7 @@ def train(
                 "optimiser": optimiser.state_dict(),
                 "generator": generator.get_state(),
                 "state": state,
+                "average": average.checkpoint(),
             },
             last_path,
         )
@@ -327,6 +357,8 @@ def train(
             "val_accuracy": round(accuracy, 4),
             "seconds": round(state["seconds"], 1),
         }
+        if averaging:
+            line["averaged_epochs"] = average.count
         with open(run_dir / "log.jsonl", "a") as log:
             log.write(json.dumps(line) + "\n")
         print(json.dumps(line), flush=True)
@@ -366,6 +398,11 @@ def check_run_folder(config: TrainConfig, run_dir: Path) -> None:
             raise RunError(
                 f"{run_dir} has trained {done} epochs already; --epochs must be at least {done} "
                 "to resume it"
+            )
+        if config.epochs != saved.epochs and done > saved.epochs - saved.average_epochs:
+            raise RunError(
+                f"{run_dir} is averaging its last {saved.average_epochs} of {saved.epochs} "
+                f"epochs and has begun; --epochs must stay {saved.epochs} to resume it"
             )
     elif config.init_from:
         saved = TrainConfig.from_dict(_checkpoint_config(Path(config.init_from)))
@@ -474,24 +511,79 @@ def _write_class_counts(
 
 def _one_cycle(
     optimiser: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int, epochs_done: int
-) -> torch.optim.lr_scheduler.OneCycleLR:
-    """The one-cycle schedule, wound forward to where a resumed run stopped.
+) -> torch.optim.lr_scheduler.OneCycleLR | None:
+    """The one-cycle schedule over the epochs before any averaged ones (None if every
+    epoch is averaged), wound forward to where a resumed run stopped.
 
     Rebuilding it from the config (rather than restoring its saved state) lets a
     run resume with a different ``epochs``: the rest of the cycle is re-planned.
     """
+    cycle_epochs = config.epochs - config.average_epochs
+    if cycle_epochs == 0:
+        return None
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimiser,
         max_lr=config.learning_rate,
-        epochs=config.epochs,
+        epochs=cycle_epochs,
         steps_per_epoch=steps_per_epoch,
         pct_start=0.15,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        for _ in range(epochs_done * steps_per_epoch):
+        for _ in range(min(epochs_done, cycle_epochs) * steps_per_epoch):
             scheduler.step()
     return scheduler
+
+
+class WeightAverage:
+    """The running mean of a network's weights, taken at the end of each averaged epoch.
+
+    BatchNorm's running statistics are not averaged but recomputed (``network``): they
+    were collected on activations of the epochs' own weights, which the average never
+    had. ``state`` and ``count`` come back from a checkpoint on resume.
+    """
+
+    def __init__(self, state: dict[str, torch.Tensor] | None = None, count: int = 0) -> None:
+        self.state = state
+        self.count = count
+
+    def add(self, model: torch.nn.Module) -> None:
+        weights = {name: value.detach().float().clone()
+                   for name, value in model.state_dict().items() if value.is_floating_point()}
+        self.count += 1
+        if self.state is None:
+            self.state = weights
+            return
+        for name, value in weights.items():
+            self.state[name] += (value - self.state[name]) / self.count
+
+    def network(self, config: TrainConfig, pixels: torch.Tensor, epoch: int) -> torch.nn.Module:
+        """The averaged network, its BatchNorm statistics measured on augmented training
+        faces (``pixels``, as ``train`` holds them) drawn for ``epoch``, so a resumed run
+        measures the same ones."""
+        model = build_model(config).to(memory_format=memory_format(config))
+        model.load_state_dict({**model.state_dict(), **self.state})
+        norms = [module for module in model.modules()
+                 if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+        momenta = [norm.momentum for norm in norms]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a plain mean over the batches, not a moving one
+        generator = torch.Generator().manual_seed(config.seed * 10_007 + epoch)
+        order = torch.randperm(len(pixels), generator=generator)
+        model.train()
+        with torch.no_grad():
+            for start in range(0, min(len(pixels), BATCH_NORM_BATCHES * config.batch_size),
+                               config.batch_size):
+                faces = augment(pixels[order[start : start + config.batch_size]],
+                                config.augment, generator)
+                model(_normalise(faces, config))
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        return model.eval()
+
+    def checkpoint(self) -> dict:
+        return {"state": self.state, "count": self.count}
 
 
 def load_trained(run_dir: Path) -> tuple[torch.nn.Module, TrainConfig]:
