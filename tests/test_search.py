@@ -17,8 +17,9 @@ pytest.importorskip("torch")
 
 from memegen.cli import main  # noqa: E402
 from memegen.errors import UserError  # noqa: E402
+from memegen.training import search  # noqa: E402
 from memegen.training.datasets import image_digests, load_split  # noqa: E402
-from memegen.training.search import SearchSettings, run_search  # noqa: E402
+from memegen.training.search import SearchSettings, open_study, run_search  # noqa: E402
 
 from tiny_datasets import write_class_folders  # noqa: E402
 
@@ -63,6 +64,29 @@ def test_a_study_in_a_new_database_refuses_the_trial_folders_of_the_old_one(tmp_
         run_search(dataset, "fer", new_storage, 1, None, settings)
     assert {path.name: path.read_bytes() for path in old_trial.iterdir()} == before
     assert optuna.get_all_study_names(new_storage) == []  # no empty study left to join
+
+
+def test_a_study_another_process_creates_while_this_one_lists_them_is_joined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The other process created the study and its first trial folder just after this one
+    found no such study: the folder is that study's, not a stranger's."""
+    dataset = load_split(str(write_class_folders(tmp_path / "faces", {"train": 8})), "train")
+    settings = SearchSettings(runs_dir=tmp_path / "runs", epochs=1, batch_size=16, threads=1,
+                              families=("vgg",), widths=(4,), max_depth=1, holdout=0.25)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    run_search(dataset, "fer", storage, 1, None, settings)  # the other process
+    listings: list[bool] = []
+    real_listing = search._has_study
+
+    def listing_before_the_other_process(storage, name: str) -> bool:
+        listings.append(real_listing(storage, name))
+        return len(listings) > 1 and listings[-1]
+
+    monkeypatch.setattr(search, "_has_study", listing_before_the_other_process)
+    study = open_study("fer", storage, tmp_path / "runs" / "fer")
+    assert len(study.trials) == 1
+    assert listings == [True, True]
 
 
 def test_each_trial_records_the_faces_every_trial_held_out(tmp_path: Path):

@@ -121,8 +121,15 @@ def open_study(name: str, storage_url: str, trials_folder: Path) -> optuna.Study
             # Heartbeats are marked experimental in Optuna, and have been since 2.8.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = _connect(storage_url, engine_kwargs)
-        if name not in {study.study_name for study in storage.get_all_studies()}:
-            check_trial_folders(None, trials_folder)
+        if not _has_study(storage, name):
+            try:
+                check_trial_folders(None, trials_folder)
+            except UserError:
+                # Another process may have created the study and its first trial's folder
+                # since the listing: then this one joins, and the caller checks the
+                # folders against the study's trials.
+                if not _has_study(storage, name):
+                    raise
         return optuna.create_study(
             study_name=name,
             storage=storage,
@@ -135,6 +142,10 @@ def open_study(name: str, storage_url: str, trials_folder: Path) -> optuna.Study
         raise UserError(
             f"--storage {storage_url!r}: no study database can be opened there ({reason})"
         ) from None
+
+
+def _has_study(storage: optuna.storages.BaseStorage, name: str) -> bool:
+    return name in {study.study_name for study in storage.get_all_studies()}
 
 
 def _connect(storage_url: str, engine_kwargs: dict) -> optuna.storages.RDBStorage:
