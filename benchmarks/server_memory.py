@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import io
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -58,11 +59,8 @@ def main() -> int:
                 post_meme(base, form)
                 print(f"{f'{name}, round {round_number}':<44}{settled_mb(server.pid):>12.0f}")
         together = [*forms.values(), forms["40 MP PNG"]]
-        threads = [threading.Thread(target=post_meme, args=(base, form)) for form in together]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        with ThreadPoolExecutor(len(together)) as pool:
+            list(pool.map(partial(post_meme, base), together))  # raises if one failed
         print(f"{'four at once':<44}{settled_mb(server.pid):>12.0f}")
         time.sleep(IDLE_SECONDS)
         print(f"{f'{IDLE_SECONDS} s idle':<44}{resident_mb(server.pid):>12.0f}")

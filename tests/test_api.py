@@ -601,6 +601,35 @@ def test_a_request_turned_away_as_busy_does_not_spend_the_rate_limit(
     assert app.extensions[EXTENSION_KEY].limiter.hit("127.0.0.1") is None
 
 
+def test_a_request_that_waited_in_line_and_gave_up_keeps_its_rate_limit_hit(
+    make_app: Callable[..., Flask],
+) -> None:
+    """It held a place in line: were that free, one client could keep the line full."""
+    app = make_app(rate_limit_per_minute=1)
+    work = app.extensions[EXTENSION_KEY].work
+    work.running, work.wait_seconds = 0, 0.05  # every slot taken, and a short wait
+    client = app.test_client()
+    assert_error(post(client), 503, "server_busy")
+    assert_error(post(client), 429, "rate_limited")
+
+
+def test_a_photo_whose_client_hung_up_before_its_turn_is_not_made(
+    make_app: Callable[..., Flask], storage_dir: Path
+) -> None:
+    """Waitress says so through ``waitress.client_disconnected``; the work slot is freed."""
+    client = make_app().test_client()
+    gone = {"waitress.client_disconnected": lambda: True}
+    response = client.post(
+        "/api/v1/memes",
+        data={"image": (io.BytesIO(astronaut_jpeg()), "a.jpg")},
+        content_type="multipart/form-data",
+        environ_base=gone,
+    )
+    assert_error(response, 499, "client_closed_request")
+    assert not any(storage_dir.iterdir())
+    assert post(client).status_code == 201, "the slot was given back"
+
+
 def test_rate_limiter_takes_back_the_newest_hit_only() -> None:
     now = [0.0]
     limiter = RateLimiter(2, window=60, clock=lambda: now[0])

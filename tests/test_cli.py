@@ -396,6 +396,10 @@ def test_serve_refuses_a_port_flag_out_of_range(port):
     (("make", "photo.jpg", "--seed", "+7"), "memegen make: argument --seed: '+7' is not a whole"),
     (("train", "fit", "--data", "faces", "--epochs", "\u0663"),
      "memegen train fit: argument --epochs: invalid whole_number value"),
+    (("train", "search", "--data", "faces", "--trials", "1_0"),
+     "memegen train search: argument --trials: '1_0' is not a whole number"),
+    (("train", "search", "--data", "faces", "--widths", "16,+24"),
+     "memegen train search: argument --widths: '16,+24': widths are whole numbers"),
 ])
 def test_a_number_flag_takes_plain_decimal_digits_as_settings_do(args, refusal):
     result = memegen(*args)

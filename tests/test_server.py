@@ -86,15 +86,11 @@ def test_a_photo_whose_client_hung_up_while_in_line_is_not_made(tmp_path: Path):
                 f"POST /api/v1/memes HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}"
                 f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
             )
-            time.sleep(0.2)  # read whole, and in line
         first.join(timeout=120)
-        deadline = time.monotonic() + 10
-        log = tmp_path / "server.log"
-        while "dropped: the client hung up" not in log.read_text():
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-    assert statuses == [201]
-    assert len(list((tmp_path / "memes").iterdir())) == 1
+        # The hung-up request had its turn before this one could have had it.
+        statuses.append(post_photo(base, black_png(64, 64)))
+    assert statuses == [201, 201]
+    assert len(list((tmp_path / "memes").iterdir())) == 2
 
 
 def test_serve_puts_back_the_sigterm_handler_it_found(make_app) -> None:

@@ -21,9 +21,11 @@ from memegen.training.augment import AugmentConfig  # noqa: E402
 from memegen.training.datasets import FaceDataset  # noqa: E402
 from memegen.training.train import (  # noqa: E402
     PRECISIONS,
+    RunError,
     TrainConfig,
     WeightAverage,
     build_model,
+    check_run_folder,
     train,
     training_faces,
 )
@@ -189,6 +191,7 @@ def test_averaged_epochs_run_at_a_constant_rate_and_keep_their_average(tmp_path:
     last = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
     assert last["average"]["count"] == 2
     assert last["optimiser"]["param_groups"][0]["lr"] == pytest.approx(1e-2)
+    assert tuple(last["optimiser"]["param_groups"][0]["betas"]) == (0.9, 0.999)
 
 
 class _Stopped(Exception):
@@ -401,10 +404,24 @@ def test_a_run_whose_average_has_begun_resumes_only_with_its_own_epochs(
     capsys.readouterr()
     assert _fit_tiny(data, run, "--epochs", "3", "--average-epochs", "2") == 2
     assert capsys.readouterr().err == (
-        f"memegen: {run} is averaging its last 2 of 2 epochs and has begun; --epochs must "
-        "stay 2 to resume it\n"
+        f"memegen: {run} averages its last 2 of 2 epochs and has trained 2: with 3 the "
+        "averaged epochs would not all be averaged; --epochs must stay 2 to resume it\n"
     )
     assert _contents(run) == before
+
+
+def test_fewer_epochs_that_would_start_the_average_before_the_resume_point_are_refused(
+    tmp_path: Path
+):
+    """Stopped after 4 of 6 epochs (the last 2 averaged), 5 would make epoch 4 an averaged
+    one that was trained under the one-cycle and never added."""
+    train_set = _dataset([0, 3] * 8)
+    with pytest.raises(_Stopped):
+        train(TrainConfig(**TINY, epochs=6, average_epochs=2), train_set, train_set,
+              tmp_path / "run", on_epoch=_stop_at(4))
+    with pytest.raises(RunError, match="averages its last 2 of 6 epochs and has trained 4"):
+        check_run_folder(TrainConfig(**TINY, epochs=5, average_epochs=2), tmp_path / "run")
+    check_run_folder(TrainConfig(**TINY, epochs=7, average_epochs=2), tmp_path / "run")
 
 
 def test_a_run_stopped_before_its_averaged_stretch_may_be_given_more_epochs(tmp_path: Path):

@@ -283,7 +283,7 @@ def _at_least_one(text: str) -> int:
     """A count that must be a whole number from 1: 0 calibration crops or trials would do
     nothing and say nothing, and a negative one would count from the end of a list."""
     try:
-        number = int(text)
+        number = whole_number(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if number < 1:
@@ -334,7 +334,7 @@ def _widths(text: str) -> tuple[int, ...]:
     """Comma-separated network widths, each at least 2 (the separable family's stem has
     half as many channels), refused while parsing for the reason ``_names_from`` gives."""
     try:
-        widths = tuple(int(width) for width in text.split(","))
+        widths = tuple(whole_number(width) for width in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r}: widths are whole numbers, comma-separated"
@@ -658,7 +658,8 @@ def _report(args: argparse.Namespace) -> int:
         specs = [spec]
         if "split" not in spec.options:
             names = list(split_loaders(spec))
-            specs = [spec.with_split(name) for name in names if name != "train" or len(names) == 1]
+            specs = [spec.with_split(name) for name in names
+                     if name.casefold() != "train" or len(names) == 1]
         for one in specs:
             for dataset in load_splits(one).values():
                 print(f"evaluating {dataset.name} ({len(dataset)} faces)", file=sys.stderr)

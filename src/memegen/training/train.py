@@ -28,7 +28,9 @@ size, so the best epoch is picked as the network will be read.
 et al., 2018): they run at the constant ``learning_rate`` instead of the one-cycle
 schedule (which then spans the epochs before them), the weights at the end of each are
 averaged (``WeightAverage``), and the average, its BatchNorm statistics recomputed, is
-what is scored on the held-out faces and saved as ``best.pt``. Meant for a run that
+what those epochs score on the held-out faces and may keep as ``best.pt`` (which, as
+always, holds the best-scoring epoch: when every epoch is averaged, the best of the
+averages). Adam's first beta is back at its default there. Meant for a run that
 starts from trained weights (``init_from``) at a rate high enough to keep them moving;
 see experiments/fer2013-vgg24-long-swa.
 
@@ -64,8 +66,11 @@ PRECISIONS = ("fp32", "bf16")
 # ends as one cell there, a smaller one as none.
 MIN_EARLY_SIDE = 16
 # Augmented training batches whose activations give an averaged network its BatchNorm
-# statistics (about a twentieth of an epoch of FER2013).
+# statistics (about two fifths of an epoch of FER2013).
 BATCH_NORM_BATCHES = 80
+# Seeds the batches that measure an averaged network's statistics, one stream for each
+# (seed, epoch): the prime stride keeps two seeds' epochs from sharing one.
+BATCH_NORM_SEED_STRIDE = 10_007
 # What may change when a run resumes: the schedule is re-planned for a new ``epochs``
 # (``_one_cycle``), and ``threads`` only sets how fast the same steps run.
 RESUMABLE = ("epochs", "threads")
@@ -288,7 +293,7 @@ def train(
         state = checkpoint["state"]
         average = WeightAverage(**checkpoint.get("average", {}))
     cycle_epochs = config.epochs - config.average_epochs
-    scheduler = _one_cycle(optimiser, config, steps_per_epoch, state["epoch"])
+    scheduler = _one_cycle(optimiser, config, cycle_epochs, steps_per_epoch, state["epoch"])
 
     pixels = _to_tensor(train_set.images, config)
     labels = torch.from_numpy(train_set.labels)
@@ -299,9 +304,9 @@ def train(
     while state["epoch"] < config.epochs:
         started = time.perf_counter()
         averaging = state["epoch"] >= cycle_epochs
-        if averaging:
+        if averaging:  # the one-cycle moved both the rate and Adam's first beta
             for group in optimiser.param_groups:
-                group["lr"] = config.learning_rate
+                group.update(lr=config.learning_rate, betas=optimiser.defaults["betas"])
         model.train()
         order = torch.randperm(len(labels), generator=generator)
         total_loss = 0.0
@@ -399,10 +404,12 @@ def check_run_folder(config: TrainConfig, run_dir: Path) -> None:
                 f"{run_dir} has trained {done} epochs already; --epochs must be at least {done} "
                 "to resume it"
             )
-        if config.epochs != saved.epochs and done > saved.epochs - saved.average_epochs:
+        stretch_start = min(saved.epochs, config.epochs) - saved.average_epochs
+        if config.epochs != saved.epochs and done > stretch_start:
             raise RunError(
-                f"{run_dir} is averaging its last {saved.average_epochs} of {saved.epochs} "
-                f"epochs and has begun; --epochs must stay {saved.epochs} to resume it"
+                f"{run_dir} averages its last {saved.average_epochs} of {saved.epochs} epochs "
+                f"and has trained {done}: with {config.epochs} the averaged epochs would not "
+                f"all be averaged; --epochs must stay {saved.epochs} to resume it"
             )
     elif config.init_from:
         saved = TrainConfig.from_dict(_checkpoint_config(Path(config.init_from)))
@@ -510,15 +517,18 @@ def _write_class_counts(
 
 
 def _one_cycle(
-    optimiser: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int, epochs_done: int
+    optimiser: torch.optim.Optimizer,
+    config: TrainConfig,
+    cycle_epochs: int,
+    steps_per_epoch: int,
+    epochs_done: int,
 ) -> torch.optim.lr_scheduler.OneCycleLR | None:
-    """The one-cycle schedule over the epochs before any averaged ones (None if every
-    epoch is averaged), wound forward to where a resumed run stopped.
+    """The one-cycle schedule over the ``cycle_epochs`` before any averaged ones (None if
+    every epoch is averaged), wound forward to where a resumed run stopped.
 
     Rebuilding it from the config (rather than restoring its saved state) lets a
     run resume with a different ``epochs``: the rest of the cycle is re-planned.
     """
-    cycle_epochs = config.epochs - config.average_epochs
     if cycle_epochs == 0:
         return None
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -569,15 +579,14 @@ class WeightAverage:
         for norm in norms:
             norm.reset_running_stats()
             norm.momentum = None  # a plain mean over the batches, not a moving one
-        generator = torch.Generator().manual_seed(config.seed * 10_007 + epoch)
+        generator = torch.Generator().manual_seed(config.seed * BATCH_NORM_SEED_STRIDE + epoch)
         order = torch.randperm(len(pixels), generator=generator)
+        batches = max(1, min(BATCH_NORM_BATCHES, len(pixels) // config.batch_size))
         model.train()
         with torch.no_grad():
-            for start in range(0, min(len(pixels), BATCH_NORM_BATCHES * config.batch_size),
-                               config.batch_size):
-                faces = augment(pixels[order[start : start + config.batch_size]],
-                                config.augment, generator)
-                model(_normalise(faces, config))
+            for batch in range(batches):  # whole batches, as training takes them
+                index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
+                model(_normalise(augment(pixels[index], config.augment, generator), config))
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum
         return model.eval()

@@ -92,17 +92,19 @@ def create_meme() -> tuple[Response, int, dict[str, str]]:
 
 @contextmanager
 def _work_slot() -> Iterator[None]:
-    """Hold one of the server's slots for costly work, or answer 503 ``server_busy`` and
-    give back the rate-limit hit the request was counted for (it cost the server nothing).
-    Work done, the memory it freed goes back to the system after the response is sent."""
+    """Hold one of the server's slots for costly work, or answer 503 ``server_busy``. A
+    request refused at once gives back the rate-limit hit it was counted for (it cost the
+    server nothing); one that held a place in line until it gave up keeps it, or a client
+    could hold the line for free. Work done, the memory it freed goes back to the system
+    after the response is sent."""
     app_state = state()
     try:
         with app_state.work.slot():
             _stop_if_the_client_left()
             after_this_request(_release_memory_when_sent)
             yield
-    except Busy:
-        if "counted_client" in g:
+    except Busy as busy:
+        if not busy.waited and "counted_client" in g:
             app_state.limiter.take_back(g.pop("counted_client"))
         raise ApiError(
             503,

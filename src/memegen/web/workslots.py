@@ -19,7 +19,12 @@ SPARE_THREADS = 2
 
 
 class Busy(Exception):
-    """No turn came: the waiting line was full, or no slot freed in time."""
+    """No turn came: the waiting line was full or the server is stopping (``waited`` False),
+    or no slot freed in time (``waited`` True: the request held a place in line)."""
+
+    def __init__(self, waited: bool = False) -> None:
+        super().__init__()
+        self.waited = waited
 
 
 class WorkSlots:
@@ -75,7 +80,7 @@ class WorkSlots:
             try:
                 if not self._condition.wait_for(lambda: self._busy < self.running,
                                                 self.wait_seconds):
-                    raise Busy
+                    raise Busy(waited=True)
                 self._busy += 1
             finally:
                 self._in_line -= 1
