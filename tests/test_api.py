@@ -630,6 +630,21 @@ def test_a_photo_whose_client_hung_up_before_its_turn_is_not_made(
     assert post(client).status_code == 201, "the slot was given back"
 
 
+def test_a_meme_whose_client_hung_up_while_it_was_made_is_not_kept(
+    make_app: Callable[..., Flask], storage_dir: Path
+) -> None:
+    client = make_app().test_client()
+    answers = iter([False, True])  # connected when its turn came, gone once it was made
+    response = client.post(
+        "/api/v1/memes",
+        data={"image": (io.BytesIO(astronaut_jpeg()), "a.jpg")},
+        content_type="multipart/form-data",
+        environ_base={"waitress.client_disconnected": lambda: next(answers)},
+    )
+    assert_error(response, 499, "client_closed_request")
+    assert not any(storage_dir.iterdir())
+
+
 def test_rate_limiter_takes_back_the_newest_hit_only() -> None:
     now = [0.0]
     limiter = RateLimiter(2, window=60, clock=lambda: now[0])

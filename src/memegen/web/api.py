@@ -71,6 +71,7 @@ def create_meme() -> tuple[Response, int, dict[str, str]]:
             animate=form.format in ANIMATED_FORMATS,
             recent=form.recent,
         )
+        _stop_if_the_client_left("before the meme was kept")
         stored = _store(meme.encode(form.format), EXTENSIONS[form.format])
     image_url = url_for("api.get_meme", meme_id=stored.id, ext=stored.suffix)
     width, height = meme.image.size
@@ -114,14 +115,14 @@ def _work_slot() -> Iterator[None]:
         ) from None
 
 
-def _stop_if_the_client_left() -> None:
-    """Drop a request whose client hung up while it waited for its turn: nobody would get
-    the meme. Only waitress tells (see ``serve``); other servers always go on."""
+def _stop_if_the_client_left(moment: str = "before its turn") -> None:
+    """Drop a request whose client hung up (while it waited for its turn, or while its
+    meme was made): nobody would get the meme, so it is neither made nor kept. Only
+    waitress tells (see ``serve``); other servers always go on."""
     client_disconnected = request.environ.get("waitress.client_disconnected")
     if client_disconnected is not None and client_disconnected():
-        log.info("%s %s dropped: the client hung up before its turn", request.method, request.path)
-        raise ApiError(499, "client_closed_request", "The connection was closed before the "
-                       "photo's turn came.")
+        log.info("%s %s dropped: the client hung up %s", request.method, request.path, moment)
+        raise ApiError(499, "client_closed_request", f"The connection was closed {moment}.")
 
 
 def _release_memory_when_sent(response: Response) -> Response:
