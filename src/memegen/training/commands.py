@@ -648,7 +648,7 @@ def _quantize(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from memegen.expressions import ExpressionClassifier
-    from memegen.training.datasets import DatasetSpec, load_splits, split_loaders
+    from memegen.training.datasets import DatasetSpec, load_splits, split_loaders, split_named
     from memegen.training.report import evaluate_crops, evaluate_photos, write_report
 
     classifier = ExpressionClassifier(args.manifest)
@@ -658,8 +658,8 @@ def _report(args: argparse.Namespace) -> int:
         specs = [spec]
         if "split" not in spec.options:
             names = list(split_loaders(spec))
-            specs = [spec.with_split(name) for name in names
-                     if name.casefold() != "train" or len(names) == 1]
+            trained_on = split_named(names, "train") if len(names) > 1 else None
+            specs = [spec.with_split(name) for name in names if name != trained_on]
         for one in specs:
             for dataset in load_splits(one).values():
                 print(f"evaluating {dataset.name} ({len(dataset)} faces)", file=sys.stderr)

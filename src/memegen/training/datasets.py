@@ -515,14 +515,14 @@ def load_splits(spec: DatasetSpec) -> dict[str, FaceDataset]:
     if spec.kind == "fer2013-csv":  # the CSV's own names for its splits are taken too
         wanted = FER2013_SPLITS.get(wanted, wanted)
     if wanted is not None:
-        name = _split_named(loaders, wanted)
+        name = split_named(loaders, wanted)
         if name is None:
             raise DatasetError(f"{spec.path}: no split {wanted!r}; it has {', '.join(loaders)}")
         loaders = {name: loaders[name]}
     return {name: load() for name, load in loaders.items()}
 
 
-def _split_named(names: Iterable[str], wanted: str) -> str | None:
+def split_named(names: Iterable[str], wanted: str) -> str | None:
     """The split called ``wanted``, in any case as class folders are (``Train/`` is the
     ``train`` split), unless several differ only in case; then only the exact name."""
     names = list(names)
@@ -598,7 +598,7 @@ def load_split(text: str, default_split: str) -> FaceDataset:
     spec = DatasetSpec.parse(text)
     if "split" not in spec.options:
         names = list(split_loaders(spec))
-        chosen = _split_named(names, default_split) or (
+        chosen = split_named(names, default_split) or (
             names[0] if len(names) == 1 else default_split
         )
         spec = spec.with_split(chosen)
