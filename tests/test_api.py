@@ -25,7 +25,7 @@ from werkzeug.test import TestResponse
 from memegen import LABELS
 from memegen.render import STYLES
 from memegen.storage import ID_PATTERN
-from memegen.web.ratelimit import RateLimiter, client_key
+from memegen.web.ratelimit import RateLimited, RateLimiter, client_key
 from memegen.web.state import EXTENSION_KEY
 
 from sample_images import (
@@ -590,15 +590,16 @@ def test_a_request_turned_away_as_busy_does_not_spend_the_rate_limit(
     make_app: Callable[..., Flask],
 ) -> None:
     """A 503 ``server_busy`` did no work, so the client's budget is as it was."""
-    app = make_app(rate_limit_per_minute=1)
+    app = make_app(rate_limit_per_minute=2)
+    limiter = app.extensions[EXTENSION_KEY].limiter
     client = app.test_client()
     url = post(client, format="gif").get_json()["image_url"].removesuffix(".gif")
-    app.extensions[EXTENSION_KEY].limiter.take_back("127.0.0.1")
     app.extensions[EXTENSION_KEY].work.close()
     assert_error(post(client), 503, "server_busy")
     assert_error(post(client, "/api/v1/analyze"), 503, "server_busy")
     assert_error(client.get(f"{url}.webp"), 503, "server_busy")
-    assert app.extensions[EXTENSION_KEY].limiter.hit("127.0.0.1") is None
+    assert retry_after(limiter, "127.0.0.1") is None, "one hit of two left"
+    assert retry_after(limiter, "127.0.0.1") is not None
 
 
 def test_a_request_that_waited_in_line_and_gave_up_keeps_its_rate_limit_hit(
@@ -645,32 +646,41 @@ def test_a_meme_whose_client_hung_up_while_it_was_made_is_not_kept(
     assert not any(storage_dir.iterdir())
 
 
-def test_rate_limiter_takes_back_the_newest_hit_only() -> None:
+def retry_after(limiter: RateLimiter, key: str) -> float | None:
+    """Count a hit for ``key``: None if it was allowed, else the wait the limiter asked for."""
+    try:
+        limiter.hit(key)
+    except RateLimited as refusal:
+        return refusal.retry_after
+    return None
+
+
+def test_rate_limiter_takes_back_the_hit_it_is_given_only() -> None:
+    """With two requests of one client in flight, a refusal gives back its own hit: the
+    other one's, newer or older, still counts."""
     now = [0.0]
     limiter = RateLimiter(2, window=60, clock=lambda: now[0])
-    limiter.hit("a")
+    refused = limiter.hit("a")
     now[0] = 10
-    limiter.hit("a")
-    limiter.take_back("a")
-    limiter.take_back("b")  # a client never seen: nothing to give back
-    assert limiter.hit("a") is None
-    assert limiter.hit("a") == pytest.approx(50), "the hit at 0 s is still counted"
-    limiter.take_back("a")
-    limiter.take_back("a")
-    limiter.take_back("a")  # more than it has: no error, nothing below zero
-    assert [limiter.hit("a"), limiter.hit("a")] == [None, None]
+    limiter.hit("a")  # a second request, counted after the one refused
+    limiter.take_back("a", refused)
+    limiter.take_back("b", refused)  # a client never seen: nothing to give back
+    assert retry_after(limiter, "a") is None
+    assert retry_after(limiter, "a") == pytest.approx(60), "the hit at 10 s still counts"
+    limiter.take_back("a", refused)  # given back already: nothing more to give
+    assert retry_after(limiter, "a") == pytest.approx(60)
 
 
 def test_rate_limiter_window_slides() -> None:
     now = [0.0]
     limiter = RateLimiter(3, window=60, clock=lambda: now[0])
-    assert [limiter.hit("a") for _ in range(3)] == [None, None, None]
-    assert limiter.hit("a") == pytest.approx(60)
+    assert [retry_after(limiter, "a") for _ in range(3)] == [None, None, None]
+    assert retry_after(limiter, "a") == pytest.approx(60)
     now[0] = 30
-    assert limiter.hit("a") == pytest.approx(30)
-    assert limiter.hit("b") is None
+    assert retry_after(limiter, "a") == pytest.approx(30)
+    assert retry_after(limiter, "b") is None
     now[0] = 60.5
-    assert limiter.hit("a") is None, "the first hits have left the window"
+    assert retry_after(limiter, "a") is None, "the first hits have left the window"
 
 
 def test_rate_limiter_is_exact_under_threads() -> None:
@@ -679,7 +689,7 @@ def test_rate_limiter_is_exact_under_threads() -> None:
 
     def hammer() -> None:
         for _ in range(100):
-            allowed.append(limiter.hit("same client") is None)
+            allowed.append(retry_after(limiter, "same client") is None)
 
     threads = [threading.Thread(target=hammer) for _ in range(8)]
     for thread in threads:
@@ -691,11 +701,11 @@ def test_rate_limiter_is_exact_under_threads() -> None:
 
 def test_rate_limiter_forgets_the_longest_idle_client_past_its_size() -> None:
     limiter = RateLimiter(1, max_clients=2)
-    assert [limiter.hit(key) for key in ("a", "b")] == [None, None]
-    assert limiter.hit("a") is not None  # a is now the most recent
-    assert limiter.hit("c") is None  # b, idle longest, is forgotten
-    assert limiter.hit("b") is None
-    assert limiter.hit("a") is None, "a was forgotten for b"
+    assert [retry_after(limiter, key) for key in ("a", "b")] == [None, None]
+    assert retry_after(limiter, "a") is not None  # a is now the most recent
+    assert retry_after(limiter, "c") is None  # b, idle longest, is forgotten
+    assert retry_after(limiter, "b") is None
+    assert retry_after(limiter, "a") is None, "a was forgotten for b"
 
 
 @pytest.mark.parametrize(("address", "key"), [
@@ -711,7 +721,7 @@ def test_an_ipv6_client_is_its_64_and_a_mapped_ipv4_one_its_address(address, key
 
 def test_zero_rate_limit_disables_it() -> None:
     limiter = RateLimiter(0)
-    assert all(limiter.hit("a") is None for _ in range(1000))
+    assert all(retry_after(limiter, "a") is None for _ in range(1000))
 
 
 # ---- documents and page ---------------------------------------------------------------

@@ -21,7 +21,7 @@ from memegen.web import forms
 from memegen.web.errors import ApiError, describe_duration, log
 from memegen.web.memory import release_free_memory
 from memegen.web.openapi import build_openapi
-from memegen.web.ratelimit import client_key
+from memegen.web.ratelimit import RateLimited, client_key
 from memegen.web.state import state
 from memegen.web.workslots import Busy
 
@@ -43,17 +43,16 @@ def _rate_limit() -> None:
     """Count one costly request against the client's budget, or answer 429."""
     limiter = state().limiter
     key = client_key(request.remote_addr)
-    retry_after = limiter.hit(key)
-    if retry_after is None:
-        g.counted_client = key
-    else:
-        seconds = int(retry_after) + 1
+    try:
+        g.counted_hit = (key, limiter.hit(key))
+    except RateLimited as refusal:
+        seconds = int(refusal.retry_after) + 1
         raise ApiError(
             429,
             "rate_limited",
             f"Too many requests (the limit is {limiter.limit} a minute); try again in {seconds} s.",
             {"Retry-After": str(seconds)},
-        )
+        ) from None
 
 
 @bp.post("/memes")
@@ -105,8 +104,8 @@ def _work_slot() -> Iterator[None]:
             after_this_request(_release_memory_when_sent)
             yield
     except Busy as busy:
-        if not busy.waited and "counted_client" in g:
-            app_state.limiter.take_back(g.pop("counted_client"))
+        if not busy.waited and "counted_hit" in g:
+            app_state.limiter.take_back(*g.pop("counted_hit"))
         raise ApiError(
             503,
             "server_busy",

@@ -35,6 +35,14 @@ def client_key(address: str | None) -> str:
     return str(parsed)
 
 
+class RateLimited(Exception):
+    """Over the limit; ``retry_after`` seconds until a hit would be allowed."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited for {retry_after:.1f} s")
+        self.retry_after = retry_after
+
+
 class RateLimiter:
     """At most ``limit`` hits per ``window`` seconds for each key; ``limit <= 0`` disables it."""
 
@@ -54,11 +62,12 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next_prune = 0.0
 
-    def hit(self, key: str) -> float | None:
-        """Count one request for ``key``; None if allowed, else seconds until it would be."""
-        if self.limit <= 0:
-            return None
+    def hit(self, key: str) -> float:
+        """Count one request for ``key`` and return the time it was counted at, which
+        :meth:`take_back` needs; raise :class:`RateLimited` if ``key`` is over the limit."""
         now = self._clock()
+        if self.limit <= 0:
+            return now
         start = now - self.window
         with self._lock:
             if now >= self._next_prune:
@@ -71,17 +80,20 @@ class RateLimiter:
             while hits and hits[0] <= start:
                 hits.popleft()
             if len(hits) >= self.limit:
-                return max(hits[0] - start, 0.0)
+                raise RateLimited(max(hits[0] - start, 0.0))
             hits.append(now)
-            return None
+            return now
 
-    def take_back(self, key: str) -> None:
-        """Forget ``key``'s newest hit: for a request that was counted and then turned
-        away before any work was done, so being refused does not spend the budget."""
+    def take_back(self, key: str, at: float) -> None:
+        """Forget the hit ``key`` was counted for at ``at`` (what :meth:`hit` returned): for
+        a request that was turned away before any work was done, so being refused does not
+        spend the budget. Naming the hit matters when one client has several requests in
+        flight: only the refused one's comes back. A hit already out of the window, or
+        never counted, is left as it is."""
         with self._lock:
             hits = self._hits.get(key)
-            if hits:
-                hits.pop()
+            if hits and at in hits:
+                hits.remove(at)
 
     def _prune(self, start: float) -> None:
         """Forget clients idle for a whole window, so memory follows active clients only."""
