@@ -12,6 +12,7 @@ import re
 import shutil
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from werkzeug.test import TestResponse
 from memegen import LABELS
 from memegen.render import STYLES
 from memegen.storage import ID_PATTERN
+from memegen.web.conversions import Conversions
 from memegen.web.ratelimit import RateLimited, RateLimiter, client_key
 from memegen.web.state import EXTENSION_KEY
 
@@ -212,6 +214,27 @@ def test_conditional_get_answers_304(client: FlaskClient) -> None:
     again = client.get(url, headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.data == b""
+
+
+def test_revalidating_a_converted_meme_answers_304_without_converting_it(
+    make_app: Callable[..., Flask],
+) -> None:
+    """A 304 costs nothing: no conversion, no work slot, no rate-limit hit, even once the
+    conversion has left the memory it was kept in."""
+    app = make_app(rate_limit_per_minute=2)
+    client = app.test_client()
+    url = post(client, format="gif").get_json()["image_url"].removesuffix(".gif")
+    converted = client.get(f"{url}.webp")
+    app.extensions[EXTENSION_KEY] = replace(app.extensions[EXTENSION_KEY],
+                                            conversions=Conversions(kept=0))
+    app.extensions[EXTENSION_KEY].work.close()
+    for _ in range(3):
+        again = client.get(f"{url}.webp", headers={"If-None-Match": converted.headers["ETag"]})
+        assert again.status_code == 304
+        assert again.headers["ETag"] == converted.headers["ETag"]
+        assert again.headers["Cache-Control"] == converted.headers["Cache-Control"]
+    assert client.get(f"{url}.gif", headers={"If-None-Match": converted.headers["ETag"]}
+                      ).status_code == 200, "another format is another tag"
 
 
 def test_given_text_replaces_the_caption_and_empty_means_none(client: FlaskClient) -> None:

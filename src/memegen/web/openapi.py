@@ -350,7 +350,8 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                         "404": not_found,
                         "429": _retry_later(
                             "A conversion to another format counts against the client's "
-                            "rate limit (`rate_limited`); one kept in memory does not.",
+                            "rate limit (`rate_limited`); one kept in memory, or a "
+                            "revalidation answered 304, does not.",
                             "rate_limited",
                         ),
                         "500": _error("Unexpected server error.", "internal_error"),
