@@ -371,16 +371,22 @@
     if (busy) announce(ui.busyText.textContent);
   }
 
-  // Drop the request in flight: its answer will not be shown.
-  function cancelRequest() {
+  // Abort the request in flight and take a new number: an older answer is dropped.
+  function supersedeRequest() {
     state.request += 1;
     if (state.controller) state.controller.abort();
     state.controller = null;
+    return state.request;
+  }
+
+  // Drop the request in flight: its answer will not be shown.
+  function cancelRequest() {
+    supersedeRequest();
     state.inFlight = null;
     setBusy(false);
   }
 
-  // POST the kept photo. Without top/bottom the server picks a caption for the mood.
+  // Keep the caption the server picked, so "another caption" can ask for a new one.
   function remember(caption) {
     const line = `${caption.top} | ${caption.bottom}`;
     state.recent = state.recent.filter((seen) => seen !== line);
@@ -388,6 +394,7 @@
     state.recent = state.recent.slice(-RECENT_LIMIT);
   }
 
+  // POST the kept photo. Without top/bottom the server picks a caption for the mood.
   async function generate({
     top,
     bottom,
@@ -399,8 +406,7 @@
     if (!state.file) return;
     clearTimeout(state.editTimer);
     state.editTimer = 0;
-    const number = ++state.request;
-    if (state.controller) state.controller.abort();
+    const number = supersedeRequest();
     const controller = new AbortController();
     state.controller = controller;
     state.inFlight = { fromEdit };
