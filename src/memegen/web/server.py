@@ -11,6 +11,7 @@ from types import FrameType
 import waitress
 from flask import Flask
 
+from memegen.web.memory import limit_heaps
 from memegen.web.state import EXTENSION_KEY
 from memegen.web.workslots import WorkSlots
 
@@ -32,13 +33,15 @@ def serve(app: Flask, host: str, port: int) -> bool:
     Request bodies are buffered in memory (``inbuf_overflow`` = the body limit), because
     waitress would otherwise spool uploads over 512 KB to a temporary file, and uploaded
     photos must never touch the disk. The threads are enough for every costly request
-    the app lets run or wait, and a few more for everything else.
+    the app lets run or wait, and a few more for everything else; malloc keeps a heap for
+    each costly request that can run at once, no more (:func:`limit_heaps`).
     """
     max_body = app.config["MAX_CONTENT_LENGTH"] * BODY_HEADROOM
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     drain = _Drain(app.extensions[EXTENSION_KEY].work)
+    limit_heaps(drain.work.running)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, drain.on_sigterm) if in_main_thread else None
     try:
