@@ -141,6 +141,29 @@ def gif_with_a_frame_bigger_than_its_screen(frame_side: int = 7000) -> bytes:
     return screen[:-1] + big[_gif_first_block(big):]
 
 
+def gif_declaring_a_frame_past_pillows_limit() -> bytes:
+    """A 100×100 GIF of 200 bytes or so whose second frame says it is 60000×60000: Pillow
+    refuses that frame as a decompression bomb as soon as it is sought."""
+    data = bytearray(gif_with_a_frame_bigger_than_its_screen(frame_side=16))
+    screen_end = len(_save(Image.new("P", (100, 100), 0), "GIF")) - 1
+    at = screen_end
+    while data[at] == 0x21:  # extensions before the frame: label, then sized sub-blocks
+        at += 2
+        while data[at]:
+            at += data[at] + 1
+        at += 1
+    assert data[at] == 0x2C, "an image descriptor"
+    data[at + 5:at + 9] = (60000).to_bytes(2, "little") * 2
+    return bytes(data)
+
+
+def png_with_a_transparent_colour() -> bytes:
+    """An RGB PNG whose pure red is transparent (a tRNS chunk), red on its left half."""
+    image = Image.new("RGB", (64, 64), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 32, 64))
+    return _save(image, "PNG", transparency=(255, 0, 0))
+
+
 def _gif_first_block(data: bytes) -> int:
     """Where a GIF's first block (extension or image) starts: after its 6-byte header, its
     7-byte screen descriptor and the global colour table that descriptor announces."""

@@ -12,23 +12,30 @@ from memegen.config import Settings
 from memegen.imaging import SCAN_FACTOR, ImageTooLarge, encode, load_photo, transcode
 from memegen.pipeline import Pipeline
 
-from sample_images import astronaut_jpeg, gif_with_a_frame_bigger_than_its_screen
+from sample_images import (
+    astronaut_jpeg,
+    gif_declaring_a_frame_past_pillows_limit,
+    gif_with_a_frame_bigger_than_its_screen,
+)
 
 DURATIONS = [40, 80, 120, 160]
 
 
 def animation(
-    durations: list[int] = DURATIONS, size: tuple[int, int] = (160, 120), fmt: str = "GIF"
+    durations: list[int] = DURATIONS, size: tuple[int, int] = (160, 120), fmt: str = "GIF",
+    loop: int | None = 0,
 ) -> bytes:
-    """Frames of the astronaut, each tinted differently so they can be told apart."""
+    """Frames of the astronaut, each tinted differently so they can be told apart, playing
+    for ever (``loop`` as Pillow's writer of ``fmt`` takes it; None writes none)."""
     base = Image.open(io.BytesIO(astronaut_jpeg())).convert("RGB").resize(size)
     frames = []
     for index in range(len(durations)):
         tint = Image.new("RGB", size, ((index * 60) % 256, 80, 255 - (index * 60) % 256))
         frames.append(Image.blend(base, tint, 0.3))
     buffer = io.BytesIO()
+    looping = {} if loop is None else {"loop": loop}
     frames[0].save(
-        buffer, fmt, save_all=True, append_images=frames[1:], duration=durations, loop=0
+        buffer, fmt, save_all=True, append_images=frames[1:], duration=durations, **looping
     )
     return buffer.getvalue()
 
@@ -82,6 +89,13 @@ def test_a_frame_bigger_than_its_screen_is_held_to_the_pixel_limit_before_decodi
     assert load_photo(data, max_pixels=1_000_000).width == 100, "the still is the first frame"
     with pytest.raises(ImageTooLarge, match="Frame 2 of the animation is 2000×2000"):
         load_photo(data, max_pixels=1_000_000, max_frames=10)
+
+
+def test_a_frame_declaring_more_than_pillows_limit_is_refused_as_too_large() -> None:
+    """Pillow refuses such a frame while seeking it, which used to escape as its own error."""
+    data = gif_declaring_a_frame_past_pillows_limit()
+    with pytest.raises(ImageTooLarge, match="far too many pixels"):
+        load_photo(data, max_frames=10)
 
 
 def test_frames_are_kept_small() -> None:
@@ -146,6 +160,32 @@ def test_transcoding_keeps_an_animation_where_the_format_can_hold_one() -> None:
     assert len(frames) == 4 and durations == DURATIONS
     with Image.open(io.BytesIO(transcode(gif, "png"))) as still:
         assert getattr(still, "n_frames", 1) == 1
+
+
+def plays(data: bytes) -> int:
+    """How many times an animation plays, 0 for ever: a GIF's loop block counts the
+    plays after the first (and without one it plays once), WebP's counts them all."""
+    with Image.open(io.BytesIO(data)) as image:
+        count = image.info.get("loop")
+        if image.format == "GIF":
+            return 1 if count is None else 0 if count == 0 else count + 1
+        return count
+
+
+@pytest.mark.parametrize(("source", "loop", "times"), [
+    ("GIF", None, 1), ("GIF", 0, 0), ("GIF", 2, 3), ("WEBP", 0, 0), ("WEBP", 1, 1),
+    ("WEBP", 3, 3),
+])
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_an_animated_meme_plays_as_many_times_as_its_upload(
+    pipeline: Pipeline, source: str, loop: int | None, times: int, fmt: str
+) -> None:
+    """A GIF that plays once used to come back playing for ever."""
+    upload = animation(fmt=source, loop=loop)
+    assert plays(upload) == times
+    meme = pipeline.make_meme(upload, top="again?", animate=True).encode(fmt)
+    assert plays(meme) == times
+    assert plays(transcode(meme, "webp" if fmt == "gif" else "gif")) == times
 
 
 def test_encoding_one_frame_as_gif_is_a_still_gif() -> None:

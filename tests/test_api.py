@@ -37,6 +37,7 @@ from sample_images import (
     astronaut_jpeg,
     black_png,
     fifty_megapixel_phone_jpeg,
+    gif_declaring_a_frame_past_pillows_limit,
     gif_with_a_frame_bigger_than_its_screen,
     heic,
 )
@@ -389,6 +390,9 @@ def test_an_animation_frame_over_the_pixel_limit_is_413_and_the_server_goes_on(
     assert_error(response, 413, "image_too_large")
     assert stored_files(storage_dir) == []
     assert post(client, data=data, filename="grows.gif", format="png").status_code == 201
+    bomb = gif_declaring_a_frame_past_pillows_limit()
+    assert_error(post(client, data=bomb, filename="bomb.gif", format="gif"), 413,
+                 "image_too_large")
 
 
 def test_json_body_is_415(client: FlaskClient) -> None:

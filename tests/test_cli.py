@@ -2,6 +2,7 @@
 
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -85,6 +86,55 @@ def test_analyze_writes_a_file_name_that_is_not_utf8_as_valid_unicode(tmp_path):
     path = json.loads(result.stdout)["path"]
     assert path == f"{tmp_path}/caf\\xe9.jpg"
     path.encode("utf-8")  # no lone surrogate left
+
+
+def test_analyze_writes_a_backslash_in_a_name_so_no_two_files_share_a_path(tmp_path):
+    """A name holding a real backslash and "xe9" must not read as the name with byte E9."""
+    (tmp_path / "caf\\xe9.jpg").write_bytes(astronaut_jpeg())
+    (Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.jpg"))).write_bytes(astronaut_jpeg())
+    result = memegen("analyze", tmp_path)
+    paths = [json.loads(line)["path"] for line in result.stdout.splitlines()]
+    assert sorted(paths) == [f"{tmp_path}/caf\\\\xe9.jpg", f"{tmp_path}/caf\\xe9.jpg"]
+
+
+def test_analyze_reports_entries_it_cannot_look_at_and_goes_on(tmp_path):
+    """A link in a loop, or a name too long for the system, used to stop the whole run
+    with a traceback before any line was written."""
+    (tmp_path / "photo.jpg").write_bytes(astronaut_jpeg())
+    (tmp_path / "loop.jpg").symlink_to("loop.jpg")
+    too_long = tmp_path / ("x" * 300 + ".jpg")
+    result = memegen("analyze", tmp_path, too_long)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    records = {json.loads(line)["path"]: json.loads(line) for line in result.stdout.splitlines()}
+    assert records[str(tmp_path / "photo.jpg")]["faces"]
+    assert "symbolic links" in records[str(tmp_path / "loop.jpg")]["error"]
+    assert records[str(too_long)]["error"] == "File name too long"
+
+
+def test_analyze_walks_jfif_files_as_jpegs(tmp_path):
+    """Browsers and Windows save some JPEGs as .jfif."""
+    (tmp_path / "saved.jfif").write_bytes(astronaut_jpeg())
+    result = memegen("analyze", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["faces"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_analyze_says_so_when_its_output_cannot_be_written(photos):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "memegen", "analyze", photos],
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "memegen: cannot write to standard output: No space left on device")
+
+
+def test_analyze_with_stdout_closed_fails_rather_than_printing_nothing(photos):
+    result = subprocess.run([sys.executable, "-m", "memegen", "analyze", photos],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            timeout=120, preexec_fn=lambda: os.close(1))
+    assert result.returncode == 2
+    assert "standard output is closed" in result.stderr
 
 
 def test_analyze_walks_into_the_heic_files_of_a_folder_and_past_avif_ones(tmp_path):
@@ -392,10 +442,11 @@ def test_serve_refuses_a_port_flag_out_of_range(port):
 
 
 @pytest.mark.parametrize(("args", "refusal"), [
-    (("serve", "--port", "8_000"), "memegen serve: argument --port: invalid whole_number value"),
+    (("serve", "--port", "8_000"),
+     "memegen serve: argument --port: '8_000' is not a whole number in plain digits"),
     (("make", "photo.jpg", "--seed", "+7"), "memegen make: argument --seed: '+7' is not a whole"),
     (("train", "fit", "--data", "faces", "--epochs", "\u0663"),
-     "memegen train fit: argument --epochs: invalid whole_number value"),
+     "memegen train fit: argument --epochs: '\u0663' is not a whole number"),
     (("train", "search", "--data", "faces", "--trials", "1_0"),
      "memegen train search: argument --trials: '1_0' is not a whole number"),
     (("train", "search", "--data", "faces", "--widths", "16,+24"),
@@ -463,6 +514,88 @@ def test_make_reports_a_failed_write_in_one_line(photo, tmp_path):
     (tmp_path / "full.jpg").symlink_to("/dev/full")  # every write fails: no space left
     result = memegen("make", photo, "-o", tmp_path / "full.jpg")
     assert_refused(result, f"cannot write {tmp_path / 'full.jpg'}: No space left on device")
+
+
+def test_make_past_a_file_size_limit_keeps_the_old_file_and_leaves_no_part(photo, tmp_path):
+    """The meme is written beside its name and renamed into place: a write cut short used
+    to leave a truncated file, or destroy the photo when -o named it."""
+    kept = photo.read_bytes()
+
+    def twenty_kb_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "memegen", "make", photo, "-o", photo, "--top", "x"],
+        capture_output=True, text=True, timeout=120, preexec_fn=twenty_kb_files,
+    )
+    assert_refused(result, f"cannot write {photo}: File too large")
+    assert photo.read_bytes() == kept
+    assert sorted(path.name for path in photo.parent.iterdir()) == [photo.name]
+
+
+def test_make_replaces_an_existing_output_whole_and_keeps_a_link_a_link(photo, tmp_path):
+    (tmp_path / "real.jpg").write_bytes(b"an older meme")
+    (tmp_path / "link.jpg").symlink_to("real.jpg")
+    result = memegen("make", photo, "-o", tmp_path / "link.jpg")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "link.jpg").is_symlink()
+    assert Image.open(tmp_path / "real.jpg").format == "JPEG"
+    assert oct((tmp_path / "real.jpg").stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("name", ["x" * 300 + ".jpg", "locked/out.jpg"])
+def test_make_refuses_an_output_path_it_cannot_look_at_in_one_line(photo, tmp_path, name):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    reason = "File name too long" if "x" in name else "Permission denied"
+    if "locked" in name:
+        locked.chmod(0)
+        if os.access(locked, os.X_OK):
+            pytest.skip("running with the power to enter any folder")
+    try:
+        assert_refused(memegen("make", photo, "-o", tmp_path / name),
+                       f"cannot write {tmp_path / name}: {reason}")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_make_prints_the_bytes_of_an_output_name_that_is_not_utf8(photo, tmp_path):
+    """Under a UTF-8 locale such a name used to end ``make`` with UnicodeEncodeError."""
+    output = os.fsencode(tmp_path) + b"/meme\xff.png"
+    result = subprocess.run([sys.executable, "-m", "memegen", "make", photo, "-o", output],
+                            capture_output=True, timeout=120,
+                            env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == output + b"\n"
+    assert b"meme\\xff.png" in result.stderr
+    assert Path(os.fsdecode(output)).is_file()
+
+
+@pytest.mark.parametrize("extra", [("--bogus",), ("second.jpg",)])
+def test_an_unknown_flag_is_refused_by_the_command_it_was_given_to(photo, extra):
+    result = memegen("make", photo, *extra)
+    assert result.returncode == 2
+    assert result.stderr == (f"memegen make: unrecognized arguments: {' '.join(extra)} "
+                             "(see memegen make --help)\n")
+
+
+@pytest.mark.parametrize("caption_file", ["link to nothing", "folder"])
+def test_a_caption_file_that_cannot_be_read_is_refused_in_one_line(tmp_path, caption_file):
+    folder = tmp_path / "captions"
+    folder.mkdir()
+    if caption_file == "folder":
+        (folder / "sad.txt").mkdir()
+    else:
+        (folder / "sad.txt").symlink_to(tmp_path / "gone.txt")
+    result = memegen("captions", "--captions", folder)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"memegen: {folder / 'sad.txt'}: ")
 
 
 def test_make_names_the_setting_that_lifts_the_upload_limit(tmp_path):

@@ -2,6 +2,7 @@ import contextlib
 import io
 import threading
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -32,6 +33,7 @@ from sample_images import (
     heif_coded_in_av1,
     jpeg_components_in_turn,
     jpeg_declaring_ninety_megapixels,
+    png_with_a_transparent_colour,
 )
 
 
@@ -139,6 +141,22 @@ def test_transparent_pixels_become_white():
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     assert load_photo(buffer.getvalue()).pixels.min() == 255
+
+
+def test_the_transparent_colour_of_an_rgb_png_becomes_white():
+    """A tRNS chunk names one colour as see-through; it is made white like any alpha."""
+    pixels = load_photo(png_with_a_transparent_colour()).pixels
+    assert pixels[0, 0].tolist() == [255, 255, 255]
+    assert pixels[0, 63].tolist() == [0, 0, 255]
+
+
+def test_a_tiff_pillow_cannot_open_says_it_may_be_of_a_kind_we_do_not_read():
+    """OpenCV writes colour as 32-bit floats, which Pillow has no reader for: the file is
+    not necessarily damaged, so the message says what to do either way."""
+    ok, tiff = cv2.imencode(".tiff", np.random.default_rng(0).random((32, 32, 3), np.float32))
+    assert ok
+    with pytest.raises(ImageError, match="TIFF is damaged, or of a kind we cannot read"):
+        load_photo(tiff.tobytes())
 
 
 def test_big_jpeg_is_decoded_at_reduced_scale_but_reports_its_true_size():

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -19,7 +20,8 @@ from memegen.config import whole_number
 from memegen.errors import UserError
 
 IMAGE_SUFFIXES = {
-    ".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff",
+    ".heic", ".heif",
 }
 OUTPUT_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp", ".gif": "gif"}
 # Spelled out rather than read from memegen.render, so that --help and --version do not
@@ -33,6 +35,16 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Refuse what the innermost command does not know, in that command's name:
+        argparse would leave it to the top parser, whose line names ``memegen``."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,11 +174,11 @@ def _captions(args: argparse.Namespace) -> int:
             mood: [{"top": caption.top, "bottom": caption.bottom} for caption in captions]
             for mood, captions in listed.items()
         }
-        print(json.dumps(document, ensure_ascii=False, indent=2))
+        _print_out(json.dumps(document, ensure_ascii=False, indent=2))
     else:
         for mood, captions in listed.items():
             for caption in captions:
-                print(f"{mood}\t{caption.top} | {caption.bottom}")
+                _print_out(f"{mood}\t{caption.top} | {caption.bottom}")
     return 0
 
 
@@ -182,16 +194,19 @@ def _make(args: argparse.Namespace) -> int:
 
     output = args.output or Path(f"{args.image.stem}-meme.jpg")
     fmt = OUTPUT_FORMATS.get(output.suffix.lower())
-    problem = (
-        "it is a folder" if output.is_dir()
-        else f"give the file a name before its extension, as in meme{output.name}"
-        if fmt is None and output.name.lower() in OUTPUT_FORMATS
-        else "use .jpg, .png, .webp or .gif" if fmt is None
-        else f"there is no folder {output.parent}" if not output.parent.is_dir()
-        else None
-    )
+    try:
+        problem = (
+            "it is a folder" if output.is_dir()
+            else f"give the file a name before its extension, as in meme{output.name}"
+            if fmt is None and output.name.lower() in OUTPUT_FORMATS
+            else "use .jpg, .png, .webp or .gif" if fmt is None
+            else f"there is no folder {output.parent}" if not output.parent.is_dir()
+            else None
+        )
+    except OSError as error:  # a name too long, a folder we may not enter
+        problem = error.strerror or str(error)
     if problem:
-        print(f"memegen: cannot write {output}: {problem}", file=sys.stderr)
+        print(f"memegen: cannot write {_shown(output)}: {problem}", file=sys.stderr)
         return 2
     for flag, text in (("--top", args.top), ("--bottom", args.bottom)):
         try:
@@ -211,24 +226,60 @@ def _make(args: argparse.Namespace) -> int:
             animate=fmt in ANIMATED_FORMATS,
         )
     except (OSError, ImageError, FileTooLarge) as error:
-        print(f"memegen: {args.image}: {_describe(error)}", file=sys.stderr)
+        print(f"memegen: {_shown(args.image)}: {_describe(error)}", file=sys.stderr)
         return 2
     try:
-        output.write_bytes(meme.encode(fmt))
+        _write_whole(output, meme.encode(fmt))
     except OSError as error:  # the checks above cannot foresee a full disk or a read-only one
-        print(f"memegen: cannot write {output}: {error.strerror}", file=sys.stderr)
+        print(f"memegen: cannot write {_shown(output)}: {error.strerror or error}",
+              file=sys.stderr)
         return 2
     faces = len(meme.analysis.faces)
-    print(f"{output}  ({faces} face{'s' * (faces != 1)}, mood: {meme.mood})", file=sys.stderr)
-    print(output)
+    print(f"{_shown(output)}  ({faces} face{'s' * (faces != 1)}, mood: {meme.mood})",
+          file=sys.stderr)
+    _print_out(os.fsencode(output))  # its very bytes, for scripts
     return 0
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file beside ``path``, then rename it over ``path``: a full
+    disk, a file-size limit or Ctrl-C leave either the old file (which may be the photo
+    itself, with ``-o`` naming it) or the whole new one, never half of one. A link is
+    followed, so it keeps pointing at the meme; a device or a pipe is written to as it is."""
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():
+        with target.open("wb") as device:
+            device.write(data)
+        return
+    handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
+                                       dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.chmod(partial, 0o666 & ~_umask())
+        os.replace(partial, target)
+    except BaseException:
+        os.unlink(partial)
+        raise
+
+
+def _umask() -> int:
+    """The process's umask (only readable by setting it), for the mode a plain write gives."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _walk(paths: list[Path]) -> Iterator[tuple[Path, OSError | None]]:
     """Each image to read, with the error that already stops it (a folder that cannot be
     listed), folders walked in sorted order."""
     for path in paths:
-        if path.is_dir():
+        try:
+            is_folder = path.is_dir()
+        except OSError as error:  # a name too long, a folder on the way we may not enter
+            yield path, error
+            continue
+        if is_folder:
             yield from sorted(_images_in(path, set()), key=lambda item: item[0])
         else:
             yield path, None
@@ -237,8 +288,9 @@ def _walk(paths: list[Path]) -> Iterator[tuple[Path, OSError | None]]:
 def _images_in(folder: Path, seen: set[tuple[int, int]]) -> Iterator[tuple[Path, OSError | None]]:
     """The image files under ``folder``. Linked folders are followed, each folder once
     (a link to a parent does not loop); a link to nothing with an image's name is kept,
-    so that its reading says what is wrong, as does a folder that cannot be listed.
-    Pipes and devices are left out: reading one might never end."""
+    so that its reading says what is wrong, as does a folder that cannot be listed and
+    an entry that cannot be looked at (a link that loops, or into a folder we may not
+    enter). Pipes and devices are left out: reading one might never end."""
     try:
         info = folder.stat()
         if (info.st_dev, info.st_ino) in seen:
@@ -250,9 +302,16 @@ def _images_in(folder: Path, seen: set[tuple[int, int]]) -> Iterator[tuple[Path,
         return
     for entry in entries:
         path = Path(entry.path)
-        if entry.is_dir():
+        try:
+            is_folder = entry.is_dir()
+            is_image = (not is_folder and path.suffix.lower() in IMAGE_SUFFIXES
+                        and (entry.is_file() or not path.exists()))
+        except OSError as error:
+            yield path, error
+            continue
+        if is_folder:
             yield from _images_in(path, seen)
-        elif path.suffix.lower() in IMAGE_SUFFIXES and (entry.is_file() or not path.exists()):
+        elif is_image:
             yield path, None
 
 
@@ -278,11 +337,11 @@ def _analyze(args: argparse.Namespace) -> int:
                 raise unreadable
             data = _read_photo(path, settings.max_upload_bytes)
             analysis = pipeline.analyze(data, whole_image=args.whole_image)
-            record = {"path": _json_path(path), **analysis.to_dict()}
+            record = {"path": _shown(path), **analysis.to_dict()}
         except (OSError, ImageError, FileTooLarge) as error:
             failures += 1
-            record = {"path": _json_path(path), "error": _describe(error)}
-        print(json.dumps(record), flush=True)
+            record = {"path": _shown(path), "error": _describe(error)}
+        _print_out(json.dumps(record))
         if number % 100 == 0 or number == len(paths):
             print(f"analyzed {number}/{len(paths)}", file=sys.stderr, flush=True)
     if failures:
@@ -290,11 +349,32 @@ def _analyze(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _json_path(path: Path) -> str:
-    """The path as valid Unicode text. A file name that is not UTF-8 holds lone surrogates
-    in Python, which strict JSON readers refuse; its stray bytes are written as ``\\xff``,
-    as ``ls -b`` shows them."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+def _print_out(line: str | bytes) -> None:
+    """One line of the command's output on stdout. A stdout that is closed or full is the
+    user's to fix, not a bug: it raises a ``UserError`` (a reader that went away still
+    raises ``BrokenPipeError``, which ``main`` ends quietly)."""
+    if sys.stdout is None:
+        raise UserError("standard output is closed; nothing could be written")
+    try:
+        if isinstance(line, bytes):
+            sys.stdout.flush()
+            sys.stdout.buffer.write(line + b"\n")
+            sys.stdout.buffer.flush()
+        else:
+            print(line, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise UserError(f"cannot write to standard output: {error.strerror or error}") from None
+
+
+def _shown(path: Path) -> str:
+    """The path as valid Unicode text, one text for one path. A file name that is not UTF-8
+    holds lone surrogates in Python, which strict JSON readers and UTF-8 terminals refuse;
+    its stray bytes are written as ``\\xff``, and a backslash in the name as ``\\\\``, so
+    that ``a\\xff.png`` cannot be two different files."""
+    text = os.fsencode(path).decode("utf-8", "surrogateescape").replace("\\", "\\\\")
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 READ_CHUNK = 1 << 20
@@ -356,3 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         # it, and a traceback would only bury it.
         print(f"memegen: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: the lines already written are whole, and a file being written is removed.
+        print("memegen: interrupted", file=sys.stderr)
+        return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import tempfile
@@ -88,12 +89,17 @@ class Settings:
         return cls(**values)
 
 
+class NotAWholeNumber(argparse.ArgumentTypeError, ValueError):
+    """A ValueError for settings; for flags, argparse shows its message as it is (its
+    own would be "invalid whole_number value")."""
+
+
 def whole_number(raw: str) -> int:
     """``raw`` as an int, written in plain decimal digits (a leading minus allowed): int()
     would also take ``1_000``, ``+7`` and other scripts' digits, which no user means as a
     number here. Also an argparse ``type``, so flags read numbers as settings do."""
     if not re.fullmatch(r"-?[0-9]+", raw.strip()):
-        raise ValueError(f"{raw!r} is not a whole number in plain digits")
+        raise NotAWholeNumber(f"{raw!r} is not a whole number in plain digits")
     return int(raw)
 
 

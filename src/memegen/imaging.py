@@ -58,8 +58,15 @@ _EXIF_ORIENTATION = 0x0112
 _FORMATS_WE_READ = "JPEG, HEIC, PNG, GIF, WebP, BMP or TIFF"
 #: How each format we read starts, so a file that starts like one but that its reader
 #: could not open is called damaged rather than foreign. HEIF is told by its brand.
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM",
-               b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+               *_TIFF_SIGNATURES)
+#: A TIFF that Pillow cannot open may be cut short, or of a kind it has no reader for
+#: (32-bit float colour, as OpenCV writes it); the file cannot tell which.
+_UNOPENABLE_TIFF = (
+    "This TIFF is damaged, or of a kind we cannot read (such as floating-point colour); "
+    "save it as PNG or JPEG and send that."
+)
 #: Major brands of the ISO base media files that pi-heif reads. A file that starts with
 #: one of them but that it could not open is cut short in its header, not a kind of file
 #: we do not read.
@@ -146,7 +153,7 @@ class Animation:
 
     frames: tuple[np.ndarray, ...]
     durations: tuple[int, ...]  # milliseconds, one per frame
-    loop: int  # times to play after the first; 0 for ever
+    loop: int | None  # times to play after the first; 0 for ever, None for once only
 
 
 @dataclass(frozen=True)
@@ -190,7 +197,7 @@ def load_photo(
     frames are kept small. EXIF-rotated animations are read as still pictures.
     """
     if not data:
-        raise EmptyUpload("The upload is empty (0 bytes).")
+        raise EmptyUpload("The file is empty (0 bytes).")
     if len(data) > max_bytes:
         raise ImageTooLarge(over_limit(len(data), max_bytes))
     if _ftyp_brands(data) & _AVIF_BRANDS:
@@ -198,6 +205,8 @@ def load_photo(
     try:
         image = Image.open(io.BytesIO(data), formats=_READERS)
     except UnidentifiedImageError as error:
+        if data.startswith(_TIFF_SIGNATURES):
+            raise CorruptImage(_UNOPENABLE_TIFF) from error
         if _starts_like_ours(data):
             raise CorruptImage(_DAMAGED) from error
         raise UnsupportedImage(
@@ -349,7 +358,10 @@ def _read_frames(
     durations: list[int] = []
     decoded = 0
     for index in range(min(count, max_frames * SCAN_FACTOR)):
-        image.seek(index)
+        try:
+            image.seek(index)  # Pillow holds a GIF frame to its limit here, as it opens
+        except Image.DecompressionBombError as error:
+            raise _over_pillows_limit() from error
         pixels = image.width * image.height
         _hold_pillows_limit(pixels)
         if pixels > max_pixels:
@@ -363,7 +375,7 @@ def _read_frames(
         frames.append(_shrink(_to_rgb_array(image), max_side))
         duration = int(image.info.get("duration") or 0)
         durations.append(duration if duration >= MIN_FRAME_MS else DEFAULT_FRAME_MS)
-    loop = int(image.info.get("loop", 0))
+    loop = repeats(image)
     image.seek(0)
     scanned = len(frames)
     if scanned <= max_frames:
@@ -464,8 +476,8 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
             top = 255.0
         grey = np.clip(values * (255.0 / top), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
-    if mode in ("P", "LA", "La", "PA"):
-        image = image.convert("RGBA")
+    if mode in ("P", "LA", "La", "PA") or (mode in ("RGB", "L") and "transparency" in image.info):
+        image = image.convert("RGBA")  # a PNG's tRNS colour is transparent too
     if image.mode in ("RGBA", "RGBa"):
         background = Image.new("RGB", image.size, (255, 255, 255))
         background.paste(image, mask=image.getchannel("A"))
@@ -490,12 +502,13 @@ def encode(
     *,
     frames: Sequence[Image.Image] = (),
     durations: Sequence[int] = (),
-    loop: int = 0,
+    loop: int | None = 0,
 ) -> bytes:
     """``image`` as PNG, JPEG, WebP or GIF bytes, with no metadata carried over.
 
     Given ``frames`` (the first being ``image``) and their ``durations`` in ms,
-    GIF and WebP hold the whole animation; PNG and JPEG hold ``image`` alone.
+    GIF and WebP hold the whole animation; PNG and JPEG hold ``image`` alone. ``loop``
+    is as :func:`repeats` gives it: plays after the first, 0 for ever, None for none.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -506,8 +519,11 @@ def encode(
             "save_all": True,
             "append_images": list(frames[1:]),
             "duration": list(durations),
-            "loop": loop,
         }
+        if fmt == "webp":  # WebP counts every play, 0 meaning for ever
+            animation["loop"] = 0 if loop == 0 else (loop or 0) + 1
+        elif loop is not None:  # a GIF without its loop block plays once
+            animation["loop"] = loop
     if fmt == "jpeg":
         image.convert("RGB").save(buffer, "JPEG", quality=90)
     elif fmt == "png":
@@ -525,9 +541,22 @@ def transcode(data: bytes, fmt: str) -> bytes:
     durations: list[int] = []
     with Image.open(io.BytesIO(data)) as image:
         for frame in ImageSequence.Iterator(image):
-            frames.append(frame.convert("RGB"))  # loads the frame, and with it its duration
+            rgb = frame.convert("RGB")  # loads the frame, and with it its duration
             durations.append(int(frame.info.get("duration") or DEFAULT_FRAME_MS))
+            rgb.info.clear()  # Pillow's GIF writer would take a WebP's loop count from it
+            frames.append(rgb)
             if fmt not in ANIMATED_FORMATS:
                 break
-        loop = int(image.info.get("loop", 0))
+        loop = repeats(image)
     return encode(frames[0], fmt, frames=frames, durations=durations, loop=loop)
+
+
+def repeats(image: Image.Image) -> int | None:
+    """How many times an animation plays after its first time: 0 for ever, None for
+    none. GIF says it so (and plays once without its loop block); WebP and APNG count
+    every play, 0 being for ever."""
+    count = image.info.get("loop")
+    if image.format == "GIF":
+        return None if count is None else int(count)
+    count = int(count or 0)
+    return 0 if count == 0 else count - 1 or None

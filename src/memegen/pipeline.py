@@ -84,7 +84,7 @@ class Meme:
     photo_box: tuple[int, int, int, int]
     frames: tuple[Image.Image, ...] = ()  # an animated meme's frames, ``image`` first
     durations: tuple[int, ...] = ()  # how long each frame shows, in ms
-    loop: int = 0
+    loop: int | None = 0  # as imaging.repeats gives it
 
     def encode(self, fmt: str) -> bytes:
         """The meme as ``fmt`` bytes: animated when it is and ``fmt`` can be."""

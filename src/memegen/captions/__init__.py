@@ -55,6 +55,8 @@ def read_caption_file(path: Path) -> tuple[Caption, ...]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise CaptionFileError(f"{path}: not UTF-8 text (byte {error.start})") from error
+    except OSError as error:  # a link to nothing, a folder with a caption file's name
+        raise CaptionFileError(f"{path}: {error.strerror or error}") from error
     captions: list[Caption] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
