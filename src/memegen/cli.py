@@ -251,12 +251,14 @@ def _write_whole(path: Path, data: bytes) -> None:
         with target.open("wb") as device:
             device.write(data)
         return
+    # The mode a plain write would leave: the old file's, or what the umask lets a new one.
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
     handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
                                        dir=target.parent)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
-        os.chmod(partial, 0o666 & ~_umask())
+        os.chmod(partial, mode)
         os.replace(partial, target)
     except BaseException:
         os.unlink(partial)
