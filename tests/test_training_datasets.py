@@ -305,6 +305,30 @@ def _expw_with_corner(root: Path, corner: str) -> str:
     return f"expw:{root}"
 
 
+def _ferplus_with_vote(root: Path, votes_row: int, value: str) -> str:
+    """Tiny FER+ data whose votes file has ``value`` for happiness in data row ``votes_row``."""
+    fer, votes = write_ferplus(root, VOTES)
+    lines = votes.read_text().splitlines()
+    fields = lines[1 + votes_row].split(",")
+    fields[3] = value
+    lines[1 + votes_row] = ",".join(fields)
+    votes.write_text("\n".join(lines) + "\n")
+    return f"ferplus:{fer},votes={votes}"
+
+
+def _cut_short(spec: str, csv_path: Path, fields: int) -> str:
+    """``spec``, its CSV's first data row cut down to its first ``fields`` fields."""
+    lines = csv_path.read_text().splitlines()
+    lines[1] = ",".join(lines[1].split(",")[:fields])
+    csv_path.write_text("\n".join(lines) + "\n")
+    return spec
+
+
+def _not_utf8(spec: str, csv_path: Path) -> str:
+    csv_path.write_bytes(csv_path.read_bytes().replace(b"\n", b"\n\xff", 1))
+    return spec
+
+
 def _folders_with_a_broken_png(root: Path) -> str:
     write_class_folders(root, {"train": 1})
     (root / "train" / "sad" / "000.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
@@ -328,6 +352,19 @@ def _folders_with_a_broken_png(root: Path) -> str:
      "faces.csv:2: a box corner is not a number"),
     (lambda tmp: _folders_with_a_broken_png(tmp / "faces"),
      "sad/000.png: not a picture that can be read"),
+    (lambda tmp: _fer2013_csv_with(tmp / "fer.csv", "0," + " ".join(["1"] * 2304)),
+     "fer.csv:3: 2 fields where its header has 3"),
+    (lambda tmp: _cut_short(str(write_expw(tmp / "expw")), tmp / "expw" / "faces.csv", 3),
+     "faces.csv:2: 3 fields where its header has 6"),
+    (lambda tmp: _not_utf8(_fer2013_csv_with(tmp / "fer.csv", "0,1,Training"), tmp / "fer.csv"),
+     "fer.csv: not UTF-8 text"),
+    (lambda tmp: _not_utf8(str(write_expw(tmp / "expw")), tmp / "expw" / "faces.csv"),
+     "faces.csv: not UTF-8 text"),
+    (lambda tmp: _ferplus_with_vote(tmp / "fer", 1, "x"),
+     "fer2013new.csv:3: a FER+ votes row has 'x' for happiness, not a count"),
+    (lambda tmp: _cut_short(_ferplus_with_vote(tmp / "fer", 0, "0"),
+                            tmp / "fer" / "fer2013new.csv", 5),
+     "fer2013new.csv:2: 5 fields where its header has 12"),
 ])
 def test_a_malformed_row_or_picture_is_one_line_naming_where(
     tmp_path: Path, capsys, write, message: str
@@ -336,3 +373,25 @@ def test_a_malformed_row_or_picture_is_one_line_naming_where(
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("memegen: ") and err.count("\n") == 1, err
     assert message in err
+
+
+def _with_byte_order_mark(path: Path) -> None:
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+
+
+def test_a_byte_order_mark_before_a_csv_header_is_not_part_of_its_first_column(tmp_path: Path):
+    """Spreadsheet programs write one when they save a CSV as UTF-8."""
+    csv_path = _write_fer2013_csv(tmp_path / "fer2013.csv", {"Training": 7})
+    # In fer2013.csv the first column is emotion, in faces.csv image, in manifests file.
+    fer, votes = write_ferplus(tmp_path / "fer", VOTES)
+    expw = write_expw(tmp_path / "expw")
+    ckplus = write_ckplus(tmp_path / "ck", subjects=5, per_subject={"happy": 1})
+    for path in (csv_path, fer / "manifest.csv", votes, expw / "faces.csv",
+                 ckplus / "manifest.csv"):
+        _with_byte_order_mark(path)
+    assert len(load_split(str(csv_path), "train")) == 7
+    assert len(load_split(f"ferplus-soft:{fer},votes={votes}", "train")) == 2
+    assert len(load_split(str(expw), "all")) == 1
+    assert DatasetSpec.parse(str(ckplus)).kind == "ckplus"
+    splits = load_splits(DatasetSpec.parse(str(ckplus)))
+    assert len(splits["train"]) + len(splits["val"]) == 5

@@ -8,6 +8,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,6 +211,21 @@ def _vote_count(value: str | None, column: str) -> float:
     return count
 
 
+def read_votes(votes_csv: Path) -> list[dict[str, str]]:
+    """The rows of a FER+ votes file (``fer2013new.csv``), every count of our classes
+    checked here, where the file and line can still be named in the error."""
+    columns = [column for column, label in FERPLUS_COLUMNS.items() if label is not None]
+    rows = []
+    for line, row in _csv_rows(votes_csv, columns):
+        for column in columns:
+            try:
+                _vote_count(row[column], column)
+            except DatasetError as error:
+                raise DatasetError(f"{votes_csv}:{line}: {error}") from None
+        rows.append(row)
+    return rows
+
+
 def with_ferplus_labels(dataset: FaceDataset, votes_csv: Path, soft: bool) -> FaceDataset:
     """Relabel FER2013 (rows in ``fer2013.csv`` order) with the FER+ votes of each image.
 
@@ -217,8 +233,7 @@ def with_ferplus_labels(dataset: FaceDataset, votes_csv: Path, soft: bool) -> Fa
     mode keeps every image with at least one vote for our classes and stores
     the vote distribution as its target.
     """
-    with open(votes_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_votes(votes_csv)
     if len(rows) < len(dataset):
         raise DatasetError(f"{votes_csv} has {len(rows)} rows for {len(dataset)} images")
     return _relabel_with_votes(dataset.name, dataset.images, rows[: len(dataset)], soft)
@@ -259,8 +274,7 @@ def load_ferplus_folders(
     rows of one value of the manifest's ``split`` column. ``blend`` keeps FER2013's
     own labels instead (see ``blend_with_votes``).
     """
-    with open(votes_csv, newline="") as handle:
-        votes = list(csv.DictReader(handle))
+    votes = read_votes(votes_csv)
     images, rows, folder_labels = [], [], []
     manifest = Path(root) / "manifest.csv"
     for line, row in _csv_rows(manifest, ("file", "split", "fer2013_row")):
@@ -334,15 +348,35 @@ def _label_index(name: str, path: Path, line: int) -> int:
     return LABELS.index(name)
 
 
+@contextmanager
+def _csv_reader(path: Path) -> Iterator[csv.DictReader]:
+    """A reader of the CSV file at ``path`` whose text or quoting cannot be read is a
+    :class:`DatasetError` naming it. A byte-order mark, which spreadsheet programs write,
+    is not part of the first column's name."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            yield csv.DictReader(handle)
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not UTF-8 text") from None
+    except csv.Error as error:
+        raise DatasetError(f"{path}: not a CSV file that can be read ({error})") from None
+
+
 def _csv_rows(path: Path, columns: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
     """The rows of the CSV file at ``path``, each with its line number, once its header is
-    known to hold ``columns``."""
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in columns if column not in (reader.fieldnames or ())]
+    known to hold ``columns``. A row with fewer or more fields than the header is refused:
+    its values would sit under the wrong columns, or under none."""
+    with _csv_reader(path) as reader:
+        header = reader.fieldnames or []
+        missing = [column for column in columns if column not in header]
         if missing:
             raise DatasetError(f"{path}: no column {', '.join(missing)} in its header")
         for row in reader:
+            if None in row or None in row.values():
+                fields = len(header) + len(row.get(None, [])) - list(row.values()).count(None)
+                raise DatasetError(
+                    f"{path}:{reader.line_num}: {fields} fields where its header has {len(header)}"
+                )
             yield reader.line_num, row
 
 
@@ -414,7 +448,11 @@ def expw_boxes(spec: DatasetSpec) -> list[LabelledBox]:
 
 
 def _photo_names(path: str) -> set[str]:
-    return {line.strip() for line in Path(path).read_text().splitlines() if line.strip()}
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not UTF-8 text") from None
+    return {line.strip() for line in text.splitlines() if line.strip()}
 
 
 def crop_labelled_boxes(
@@ -502,8 +540,8 @@ def detect_kind(path: Path) -> str:
         return "expw"
     manifest = path / "manifest.csv"
     if manifest.is_file():
-        with open(manifest, newline="") as handle:
-            if "subject" in (csv.DictReader(handle).fieldnames or ()):
+        with _csv_reader(manifest) as reader:
+            if "subject" in (reader.fieldnames or ()):
                 return "ckplus"
     return "folders"
 
