@@ -395,3 +395,65 @@ def test_a_byte_order_mark_before_a_csv_header_is_not_part_of_its_first_column(t
     assert DatasetSpec.parse(str(ckplus)).kind == "ckplus"
     splits = load_splits(DatasetSpec.parse(str(ckplus)))
     assert len(splits["train"]) + len(splits["val"]) == 5
+
+
+# FER+ votes for none of our classes: contempt, unknown, NF.
+VOTES_FOR_NONE_OF_OURS = [[0] * 7 + [1, 0, 0], [0] * 8 + [2, 0], [0] * 9 + [3]]
+
+
+def _ferplus_without_our_votes(root: Path, kind: str) -> str:
+    fer, votes = write_ferplus(root, VOTES_FOR_NONE_OF_OURS)
+    return f"{kind}:{fer},votes={votes}"
+
+
+def _expw_photos_listing_none(root: Path, option: str) -> str:
+    expw = write_expw(root)
+    listed = root / "listed.txt"
+    listed.write_text("images/astronaut.jpg\n" if option == "skip" else "images/other.jpg\n")
+    return f"{expw},{option}={listed}"
+
+
+def _written(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def _expw_header_only(root: Path) -> str:
+    expw = write_expw(root)
+    faces = expw / "faces.csv"
+    faces.write_text(faces.read_text().splitlines()[0] + "\n")
+    return str(expw)
+
+
+@pytest.mark.parametrize(("write", "message"), [
+    (lambda tmp: _ferplus_without_our_votes(tmp / "fer", "ferplus"),
+     "manifest.csv (split train) with {tmp}/fer/fer2013new.csv: none of its 3 faces has one "
+     "clear FER+ winner among angry, disgust, fear, happy, sad, surprise, neutral"),
+    (lambda tmp: _ferplus_without_our_votes(tmp / "fer", "ferplus-soft"),
+     "none of its 3 faces has a FER+ vote for angry, disgust"),
+    (lambda tmp: _expw_header_only(tmp / "expw"), "expw/faces.csv: no labelled faces"),
+    (lambda tmp: _expw_photos_listing_none(tmp / "expw", "photos"),
+     "expw/faces.csv: no labelled faces left by photos= and skip="),
+    (lambda tmp: _expw_photos_listing_none(tmp / "expw", "skip"),
+     "expw/faces.csv: no labelled faces left by photos= and skip="),
+    (lambda tmp: f"{write_ckplus(tmp / 'ck', 2, {'happy': 1})},holdout=0.96",
+     "ck/manifest.csv: holdout=0.96 leaves none of its 2 subjects to the train split"),
+    (lambda tmp: _written(tmp / "fer.csv", "emotion,pixels,Usage\n"),
+     "fer.csv: no rows under its header"),
+])
+def test_a_dataset_left_with_no_faces_is_refused_naming_it(
+    tmp_path: Path, capsys, write, message: str
+):
+    assert main(["train", "summary", "--data", write(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("memegen: ") and err.count("\n") == 1, err
+    assert message.format(tmp=tmp_path) in err
+
+
+def test_fit_refuses_a_dataset_with_no_faces_before_making_its_run(tmp_path: Path, capsys):
+    pytest.importorskip("torch")
+    spec = _ferplus_without_our_votes(tmp_path / "fer", "ferplus")
+    assert main(["train", "fit", "--data", spec, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none of its 3 faces has one clear FER+ winner" in err
+    assert not (tmp_path / "run").exists()

@@ -236,13 +236,16 @@ def with_ferplus_labels(dataset: FaceDataset, votes_csv: Path, soft: bool) -> Fa
     rows = read_votes(votes_csv)
     if len(rows) < len(dataset):
         raise DatasetError(f"{votes_csv} has {len(rows)} rows for {len(dataset)} images")
-    return _relabel_with_votes(dataset.name, dataset.images, rows[: len(dataset)], soft)
+    return _relabel_with_votes(
+        dataset.name, dataset.images, rows[: len(dataset)], soft, f"{dataset.name} with {votes_csv}"
+    )
 
 
 def _relabel_with_votes(
-    name: str, images: np.ndarray, vote_rows: list[dict[str, str]], soft: bool
+    name: str, images: np.ndarray, vote_rows: list[dict[str, str]], soft: bool, source: str
 ) -> FaceDataset:
-    """Keep the images whose FER+ votes give a label (see ``with_ferplus_labels``)."""
+    """Keep the images whose FER+ votes give a label (see ``with_ferplus_labels``); none
+    left is a :class:`DatasetError` naming ``source``, the faces and the votes read."""
     keep, labels, soft_labels = [], [], []
     for index, row in enumerate(vote_rows):
         distribution = ferplus_distribution(row)
@@ -254,6 +257,11 @@ def _relabel_with_votes(
         keep.append(index)
         labels.append(int(top[0]))
         soft_labels.append(distribution)
+    if not keep:
+        wanted = "a FER+ vote for" if soft else "one clear FER+ winner among"
+        raise DatasetError(
+            f"{source}: none of its {len(vote_rows)} faces has {wanted} {', '.join(LABELS)}"
+        )
     keep_array = np.array(keep, dtype=np.int64)
     return FaceDataset(
         f"{name}-ferplus{'-soft' if soft else ''}",
@@ -296,7 +304,8 @@ def load_ferplus_folders(
         return blend_with_votes(
             Path(root).name, np.stack(images), np.array(folder_labels), rows, blend
         )
-    return _relabel_with_votes(Path(root).name, np.stack(images), rows, soft)
+    source = f"{manifest}{'' if split is None else f' (split {split})'} with {votes_csv}"
+    return _relabel_with_votes(Path(root).name, np.stack(images), rows, soft, source)
 
 
 def blend_with_votes(
@@ -444,6 +453,9 @@ def expw_boxes(spec: DatasetSpec) -> list[LabelledBox]:
         except ValueError:
             raise DatasetError(f"{faces_csv}:{line}: a box corner is not a number") from None
         boxes.append(LabelledBox(row["image"], box, _label_index(row["label"], faces_csv, line)))
+    if not boxes:
+        narrowed = " left by photos= and skip=" if {"photos", "skip"} & spec.options.keys() else ""
+        raise DatasetError(f"{faces_csv}: no labelled faces{narrowed}")
     return boxes
 
 
@@ -588,6 +600,8 @@ def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
         }
     if spec.kind == "fer2013-csv":
         usages = {row["Usage"] for _, row in _csv_rows(root, ("emotion", "pixels", "Usage"))}
+        if not usages:
+            raise DatasetError(f"{root}: no rows under its header")
         splits = {FER2013_SPLITS.get(usage, usage): usage for usage in usages}
         return {
             split: lambda usage=splits[split]: load_fer2013_csv(root, usage)
@@ -596,6 +610,8 @@ def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
     if spec.kind in ("ferplus", "ferplus-soft"):
         manifest = root / "manifest.csv"
         splits = sorted({row["split"] for _, row in _csv_rows(manifest, ("file", "split"))})
+        if not splits:
+            raise DatasetError(f"{manifest}: no rows under its header")
         votes, soft = Path(options["votes"]), spec.kind == "ferplus-soft"
         blend = float(options["blend"]) if "blend" in options else None
         return {
@@ -608,6 +624,12 @@ def split_loaders(spec: DatasetSpec) -> dict[str, Callable[[], FaceDataset]]:
         def part(which: int, name: str) -> FaceDataset:
             dataset = load_ckplus(root)
             indices = split_by_group(dataset.groups, fraction, seed)[which]
+            if not len(indices):
+                subjects = len(np.unique(dataset.groups))
+                raise DatasetError(
+                    f"{root / 'manifest.csv'}: holdout={fraction:g} leaves none of its "
+                    f"{subjects} subjects to the {name} split"
+                )
             return dataset.subset(indices, _name(root, name))
 
         return {"train": lambda: part(0, "train"), "val": lambda: part(1, "val")}
