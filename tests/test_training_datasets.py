@@ -457,3 +457,45 @@ def test_fit_refuses_a_dataset_with_no_faces_before_making_its_run(tmp_path: Pat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none of its 3 faces has one clear FER+ winner" in err
     assert not (tmp_path / "run").exists()
+
+
+def _expw_with_box(root: Path, box: str) -> str:
+    """Tiny ExpW data whose one labelled face has ``box`` (x1,y1,x2,y2) in the 512×512 photo."""
+    expw = write_expw(root)
+    faces = expw / "faces.csv"
+    header, row = faces.read_text().splitlines()
+    faces.write_text(f"{header}\n{row.split(',')[0]},{box},happy\n")
+    return str(expw)
+
+
+@pytest.mark.parametrize(("box", "message"), [
+    ("600,60,700,170", "faces.csv:2: the box lies wholly outside images/astronaut.jpg (512×512)"),
+    ("170,-200,280,-60", "faces.csv:2: the box lies wholly outside images/astronaut.jpg"),
+    ("280,60,170,170", "faces.csv:2: the box has no area"),
+    ("170,170,280,60", "faces.csv:2: the box has no area"),
+    ("170,60,170,170", "faces.csv:2: the box has no area"),
+    ("nan,60,280,170", "faces.csv:2: a box corner is not a finite number"),
+    ("170,60,inf,170", "faces.csv:2: a box corner is not a finite number"),
+])
+def test_an_expw_box_that_holds_no_face_of_its_photo_is_refused_naming_its_line(
+    tmp_path: Path, capsys, box: str, message: str
+):
+    assert main(["train", "summary", "--data", _expw_with_box(tmp_path / "expw", box)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("memegen: ") and err.count("\n") == 1, err
+    assert message in err
+
+
+def test_report_refuses_an_expw_box_outside_its_photo_too(tmp_path: Path):
+    from memegen.training.report import match_photos
+
+    spec = DatasetSpec.parse(_expw_with_box(tmp_path / "expw", "600,60,700,170"))
+    with pytest.raises(DatasetError, match=r"faces\.csv:2: the box lies wholly outside"):
+        next(match_photos(spec, 0.4))
+
+
+@pytest.mark.parametrize("margin", ["-0.5", "nan", "inf", "1.5"])
+def test_an_expw_margin_out_of_the_crop_margins_range_is_refused(tmp_path: Path, margin: str):
+    expw = write_expw(tmp_path / "expw")
+    with pytest.raises(DatasetError, match="margin= must be from 0 to 1"):
+        DatasetSpec.parse(f"{expw},margin={margin}")

@@ -424,11 +424,12 @@ def folds_by_group(groups: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LabelledBox:
-    """A labelled face in a whole photo (ExpW's ``faces.csv``)."""
+    """A labelled face in a whole photo (ExpW's ``faces.csv``, at line ``line``)."""
 
     image: str
     box: tuple[float, float, float, float]
     label: int
+    line: int
 
 
 def expw_boxes(spec: DatasetSpec) -> list[LabelledBox]:
@@ -452,7 +453,16 @@ def expw_boxes(spec: DatasetSpec) -> list[LabelledBox]:
             box = tuple(float(row[key]) for key in corners)
         except ValueError:
             raise DatasetError(f"{faces_csv}:{line}: a box corner is not a number") from None
-        boxes.append(LabelledBox(row["image"], box, _label_index(row["label"], faces_csv, line)))
+        if not all(math.isfinite(corner) for corner in box):
+            raise DatasetError(f"{faces_csv}:{line}: a box corner is not a finite number")
+        x1, y1, x2, y2 = box
+        if not (x2 > x1 and y2 > y1):
+            raise DatasetError(
+                f"{faces_csv}:{line}: the box has no area: x2_right must be above x1_left "
+                "and y2_bottom above y1_top"
+            )
+        label = _label_index(row["label"], faces_csv, line)
+        boxes.append(LabelledBox(row["image"], box, label, line))
     if not boxes:
         narrowed = " left by photos= and skip=" if {"photos", "skip"} & spec.options.keys() else ""
         raise DatasetError(f"{faces_csv}: no labelled faces{narrowed}")
@@ -467,6 +477,18 @@ def _photo_names(path: str) -> set[str]:
     return {line.strip() for line in text.splitlines() if line.strip()}
 
 
+def require_box_on_photo(root: Path, item: LabelledBox, width: int, height: int) -> None:
+    """Raise :class:`DatasetError`, naming ``faces.csv`` and the line, unless the box
+    overlaps its photo: the crop of a box wholly off it would be border pixels, a fake
+    face with a real label."""
+    x1, y1, x2, y2 = item.box
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        raise DatasetError(
+            f"{Path(root) / 'faces.csv'}:{item.line}: the box lies wholly outside "
+            f"{item.image} ({width}×{height})"
+        )
+
+
 def crop_labelled_boxes(
     root: Path, boxes: Iterable[LabelledBox], margin: float, size: int = 48
 ) -> FaceDataset:
@@ -476,6 +498,8 @@ def crop_labelled_boxes(
     for item in boxes:
         if item.image not in loaded:
             loaded = {item.image: _read_grey(Path(root) / item.image, None)}
+        height, width = loaded[item.image].shape
+        require_box_on_photo(root, item, width, height)
         images.append(crop_face(loaded[item.image], item.box, size, margin))
         labels.append(item.label)
         sources.append(item.image)
@@ -531,6 +555,9 @@ class DatasetSpec:
                     raise DatasetError(f"{text!r}: {key}= takes a number, not {value!r}") from None
         if "holdout" in options and not 0.0 < float(options["holdout"]) < 1.0:
             raise DatasetError(f"{text!r}: holdout= must be above 0 and below 1")
+        if "margin" in options and not 0.0 <= float(options["margin"]) <= 1.0:
+            # The range of --crop-margin: none to a whole side of the face on each side.
+            raise DatasetError(f"{text!r}: margin= must be from 0 to 1")
         if kind.startswith("ferplus") and "votes" not in options:
             raise DatasetError(f"{text!r}: {kind} needs votes=PATH/fer2013new.csv")
         if "blend" in options and kind != "ferplus-soft":

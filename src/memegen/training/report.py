@@ -26,7 +26,12 @@ from PIL import Image, ImageDraw, ImageFont
 from memegen import LABELS
 from memegen.expressions import ExpressionClassifier
 from memegen.facecrop import Box
-from memegen.training.datasets import DatasetSpec, FaceDataset, expw_boxes
+from memegen.training.datasets import (
+    DatasetSpec,
+    FaceDataset,
+    expw_boxes,
+    require_box_on_photo,
+)
 from memegen.training.metrics import summarise
 
 
@@ -301,6 +306,8 @@ def match_photos(
     for name in list(by_image)[:limit]:
         with Image.open(spec.path / name) as photo:
             rgb = np.asarray(photo.convert("RGB"))
+        for item in by_image[name]:
+            require_box_on_photo(spec.path, item, rgb.shape[1], rgb.shape[0])
         faces = detector.detect(rgb)
         found_boxes = np.array([face.box for face in faces], dtype=np.float64).reshape(-1, 4)
         labelled = np.array([item.box for item in by_image[name]], dtype=np.float64)
