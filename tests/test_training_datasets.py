@@ -499,3 +499,43 @@ def test_an_expw_margin_out_of_the_crop_margins_range_is_refused(tmp_path: Path,
     expw = write_expw(tmp_path / "expw")
     with pytest.raises(DatasetError, match="margin= must be from 0 to 1"):
         DatasetSpec.parse(f"{expw},margin={margin}")
+
+
+def test_a_picture_too_large_for_pillow_is_one_line_naming_it(
+    tmp_path: Path, capsys, monkeypatch
+):
+    root = write_class_folders(tmp_path / "faces", {"train": 1})
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 48×48 face is then a "bomb"
+    assert main(["train", "summary", "--data", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "angry/000.png: too large a picture to read" in err
+
+
+def test_ferplus_rows_are_plain_digits_only(tmp_path: Path, capsys):
+    fer, votes = write_ferplus(tmp_path / "fer", VOTES)
+    manifest = fer / "manifest.csv"
+    manifest.write_text(manifest.read_text().replace(",train,2\n", ",train,²\n"))
+    assert main(["train", "summary", "--data", f"ferplus:{fer},votes={votes}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "manifest.csv:2: fer2013_row '²' is not a row of" in err
+
+
+def test_a_negative_seed_is_refused_when_the_spec_is_parsed(tmp_path: Path):
+    ckplus = write_ckplus(tmp_path / "ck", subjects=2, per_subject={"happy": 1})
+    with pytest.raises(DatasetError, match="seed= must be a whole number from 0"):
+        DatasetSpec.parse(f"{ckplus},seed=-1")
+
+
+def test_macos_appledouble_files_in_a_class_folder_are_skipped(tmp_path: Path):
+    root = write_class_folders(tmp_path / "faces", {"train": 1})
+    (root / "train" / "happy" / "._000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    assert len(load_split(str(root), "train")) == len(LABELS)
+
+
+def test_fer2013_usage_names_pick_a_split_in_any_case(tmp_path: Path):
+    csv_path = _write_fer2013_csv(
+        tmp_path / "fer2013.csv", {"Training": 7, "PublicTest": 7, "PrivateTest": 7}
+    )
+    assert load_split(f"{csv_path},split=publictest", "train").name == "fer2013/val"
+    assert load_split(f"{csv_path},split=PRIVATETEST", "train").name == "fer2013/test"
+    assert load_split(f"{csv_path},split=VAL", "train").name == "fer2013/val"

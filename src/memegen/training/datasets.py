@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from memegen import LABELS
+from memegen.config import whole_number
 from memegen.errors import UserError
 from memegen.facecrop import crop_face
 
@@ -102,7 +103,8 @@ def load_class_folders(root: Path, size: int = 48, name: str | None = None) -> F
         if label not in folders:
             continue
         for path in sorted(folders[label].iterdir()):
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
+            # ``._NAME`` files are macOS's AppleDouble metadata, left on copies to other disks.
+            if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("._"):
                 continue
             images.append(_read_grey(path, size))
             labels.append(label_index)
@@ -291,7 +293,7 @@ def load_ferplus_folders(
             continue
         folder_labels.append(_label_index(Path(row["file"]).parent.name, manifest, line))
         number = row["fer2013_row"]
-        if number and (not number.isdigit() or int(number) >= len(votes)):
+        if number and (not re.fullmatch("[0-9]+", number) or int(number) >= len(votes)):
             raise DatasetError(
                 f"{manifest}:{line}: fer2013_row {number!r} is not a row of {votes_csv} "
                 f"(it has {len(votes)})"
@@ -346,6 +348,10 @@ def _read_grey(path: Path, size: int | None) -> np.ndarray:
             return np.asarray(grey, dtype=np.uint8)
     except FileNotFoundError:
         raise
+    except Image.DecompressionBombError:
+        raise DatasetError(
+            f"{path}: too large a picture to read (over {2 * Image.MAX_IMAGE_PIXELS} pixels)"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         raise DatasetError(f"{path}: not a picture that can be read") from None
 
@@ -512,7 +518,7 @@ def crop_labelled_boxes(
 
 KINDS = ("folders", "fer2013-csv", "ferplus", "ferplus-soft", "ckplus", "expw")
 OPTIONS = ("split", "votes", "blend", "holdout", "seed", "margin", "photos", "skip")
-NUMBER_OPTIONS = {"blend": float, "holdout": float, "seed": int, "margin": float}
+NUMBER_OPTIONS = {"blend": float, "holdout": float, "seed": whole_number, "margin": float}
 PATH_OPTIONS = ("votes", "photos", "skip")
 
 
@@ -555,6 +561,8 @@ class DatasetSpec:
                     raise DatasetError(f"{text!r}: {key}= takes a number, not {value!r}") from None
         if "holdout" in options and not 0.0 < float(options["holdout"]) < 1.0:
             raise DatasetError(f"{text!r}: holdout= must be above 0 and below 1")
+        if "seed" in options and int(options["seed"]) < 0:
+            raise DatasetError(f"{text!r}: seed= must be a whole number from 0")
         if "margin" in options and not 0.0 <= float(options["margin"]) <= 1.0:
             # The range of --crop-margin: none to a whole side of the face on each side.
             raise DatasetError(f"{text!r}: margin= must be from 0 to 1")
@@ -589,8 +597,10 @@ def load_splits(spec: DatasetSpec) -> dict[str, FaceDataset]:
     """The dataset's splits by name (``train``/``val``/..., or ``all`` when it has none)."""
     loaders = split_loaders(spec)
     wanted = spec.options.get("split")
-    if spec.kind == "fer2013-csv":  # the CSV's own names for its splits are taken too
-        wanted = FER2013_SPLITS.get(wanted, wanted)
+    if spec.kind == "fer2013-csv" and wanted is not None:
+        # The CSV's own names for its splits are taken too, in any case as the others are.
+        usage = split_named(FER2013_SPLITS, wanted)
+        wanted = FER2013_SPLITS[usage] if usage is not None else wanted
     if wanted is not None:
         name = split_named(loaders, wanted)
         if name is None:
