@@ -157,7 +157,7 @@ def test_ferplus_soft_labels_are_the_vote_share_found_through_fer2013_row(tmp_pa
     dataset = load_split(f"ferplus-soft:{fer},votes={votes}", "train")
     neutral, happy = LABELS.index("neutral"), LABELS.index("happy")
     np.testing.assert_allclose(dataset.soft_labels[0][[0, 1, 4, neutral]], [0.3, 0.2, 0.1, 0.4])
-    assert dataset.labels.tolist() == [neutral, happy]  # a tie takes the first in LABELS order
+    assert dataset.labels.tolist() == [neutral, happy]  # a tie takes FER2013's label, happy
 
 
 def test_blend_keeps_fer2013_labels_and_mixes_in_the_votes_where_there_are_any(tmp_path: Path):
@@ -539,3 +539,28 @@ def test_fer2013_usage_names_pick_a_split_in_any_case(tmp_path: Path):
     assert load_split(f"{csv_path},split=publictest", "train").name == "fer2013/val"
     assert load_split(f"{csv_path},split=PRIVATETEST", "train").name == "fer2013/test"
     assert load_split(f"{csv_path},split=VAL", "train").name == "fer2013/val"
+
+
+# FER+ votes (neutral … NF) that tie angry with happy, and then angry with surprise.
+ANGRY_HAPPY_TIE = [0, 3, 0, 0, 3, 0, 0, 0, 1, 0]
+ANGRY_SURPRISE_TIE = [0, 0, 2, 0, 2, 0, 0, 0, 0, 0]
+
+
+def test_ferplus_soft_breaks_a_tie_with_fer2013s_label_when_it_is_among_the_tied(
+    tmp_path: Path,
+):
+    fer, votes = write_ferplus(
+        tmp_path / "fer", [ANGRY_HAPPY_TIE, ANGRY_HAPPY_TIE, ANGRY_SURPRISE_TIE, VOTES[0]],
+        folders=["happy", "sad", "surprise", "happy"],
+    )
+    dataset = load_split(f"ferplus-soft:{fer},votes={votes}", "train")
+    # Happy's folder names a tied class; sad's does not, so the first tied in LABELS.
+    assert [LABELS[label] for label in dataset.labels] == ["happy", "angry", "surprise", "neutral"]
+    majority = load_split(f"ferplus:{fer},votes={votes}", "train")
+    assert [LABELS[label] for label in majority.labels] == ["neutral"]  # ties still dropped
+
+
+def test_ferplus_class_folders_are_matched_in_any_case(tmp_path: Path):
+    fer, votes = write_ferplus(tmp_path / "fer", [VOTES[0], VOTES[3]], folders=["Angry", "HAPPY"])
+    dataset = load_split(f"ferplus-soft:{fer},votes={votes},blend=0.5", "train")
+    assert [LABELS[label] for label in dataset.labels] == ["angry", "happy"]

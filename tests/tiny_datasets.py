@@ -45,20 +45,24 @@ def write_class_folders(root: Path, per_class: dict[str, int], seed: int = 0) ->
     return root
 
 
-def write_ferplus(root: Path, votes: list[list[int] | None]) -> tuple[Path, Path]:
+def write_ferplus(
+    root: Path, votes: list[list[int] | None], folders: list[str] | None = None
+) -> tuple[Path, Path]:
     """FER2013 class folders with a ``manifest.csv`` pointing into a FER+ votes CSV.
 
     ``votes`` holds, per image, the ten FER+ vote counts in the CSV's column
-    order (neutral … NF), or None for an image FER+ has no row for. The CSV
-    lists the votes in reverse, so a reader that ignored ``fer2013_row`` would
+    order (neutral … NF), or None for an image FER+ has no row for; ``folders``
+    the class folder (FER2013's label) of each, ``happy`` for all unless told. The
+    CSV lists the votes in reverse, so a reader that ignored ``fer2013_row`` would
     get them wrong.
     """
     rng = np.random.default_rng(0)
-    (root / "train" / "happy").mkdir(parents=True)
     voted = [counts for counts in votes if counts is not None]
     rows, seen = [], 0
     for index, counts in enumerate(votes):
-        file = f"train/happy/{index:03d}.png"
+        folder = "happy" if folders is None else folders[index]
+        (root / "train" / folder).mkdir(parents=True, exist_ok=True)
+        file = f"train/{folder}/{index:03d}.png"
         Image.fromarray(face(3, rng)).save(root / file)
         row = "" if counts is None else len(voted) - 1 - seen
         seen += counts is not None
