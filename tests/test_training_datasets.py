@@ -214,7 +214,7 @@ def test_expw_photo_lists_keep_or_leave_out_whole_photos(tmp_path: Path):
     assert [LABELS[label] for label in kept.labels] == ["sad", "fear"]
     skipped = load_split(f"{expw},skip={listed}", "all")
     assert [LABELS[label] for label in skipped.labels] == ["happy"]
-    with pytest.raises(ValueError, match="options of expw only"):
+    with pytest.raises(ValueError, match=r"ckplus takes no photos= \(expw only\)"):
         DatasetSpec.parse(f"ckplus:{expw},photos={listed}")
 
 
@@ -252,8 +252,8 @@ def test_spec_options_that_take_numbers_are_checked_when_parsed(tmp_path: Path):
     ("{faces},foo=1", "unknown option 'foo=1'"),
     ("ferplus:{faces}", "ferplus needs votes="),
     ("bogus:{faces}", "unknown dataset kind 'bogus'"),
-    ("{faces},holdout=1.5", "holdout= must be above 0 and below 1"),
-    ("{faces},holdout=0", "holdout= must be above 0 and below 1"),
+    ("ckplus:{faces},holdout=1.5", "holdout= must be above 0 and below 1"),
+    ("ckplus:{faces},holdout=0", "holdout= must be above 0 and below 1"),
     ("{faces}/missing", "{faces}/missing: no such file or folder"),
     ("ferplus:{faces},votes={faces}/missing.csv", "{faces}/missing.csv: no such file or folder"),
     ("ferplus:{faces},votes={faces}/train", "{faces}/manifest.csv: No such file or directory"),
@@ -564,3 +564,19 @@ def test_ferplus_class_folders_are_matched_in_any_case(tmp_path: Path):
     fer, votes = write_ferplus(tmp_path / "fer", [VOTES[0], VOTES[3]], folders=["Angry", "HAPPY"])
     dataset = load_split(f"ferplus-soft:{fer},votes={votes},blend=0.5", "train")
     assert [LABELS[label] for label in dataset.labels] == ["angry", "happy"]
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("{faces},holdout=0.5,margin=0.3,seed=9",
+     "folders takes no holdout= (ckplus only), margin= (expw only), seed= (ckplus only)"),
+    ("fer2013-csv:{faces}.csv,holdout=0.5", "fer2013-csv takes no holdout= (ckplus only)"),
+    ("ckplus:{faces},votes={faces}/train", "ckplus takes no votes= (ferplus or ferplus-soft only)"),
+    ("expw:{faces},seed=1", "expw takes no seed= (ckplus only)"),
+])
+def test_an_option_the_kind_of_dataset_does_not_read_is_refused_by_name(
+    tmp_path: Path, spec: str, message: str
+):
+    faces = write_class_folders(tmp_path / "faces", {"train": 1})
+    with pytest.raises(DatasetError) as refused:
+        DatasetSpec.parse(spec.format(faces=faces))
+    assert message in str(refused.value)

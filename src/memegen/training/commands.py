@@ -29,7 +29,7 @@ SPEC_HELP = (
     "votes, fer2013new.csv), blend=S (ferplus-soft only: FER2013's labels kept, S of each "
     "target from the FER+ votes), holdout=F and seed=N (CK+ subject split), margin=M (ExpW "
     "crop, 0 to 1), photos=LIST and skip=LIST (ExpW: keep or leave out the photos a text "
-    "file lists, one per line)"
+    "file lists, one per line); an option of another kind is refused"
 )
 #: The modules of the ``train`` extra (pyproject.toml): a step that imports one without it
 #: installed says which extra to install.

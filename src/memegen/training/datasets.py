@@ -531,6 +531,16 @@ def crop_labelled_boxes(
 
 KINDS = ("folders", "fer2013-csv", "ferplus", "ferplus-soft", "ckplus", "expw")
 OPTIONS = ("split", "votes", "blend", "holdout", "seed", "margin", "photos", "skip")
+# The options each kind reads: one given to another kind would be ignored, and the data
+# read otherwise than the user asked.
+KIND_OPTIONS = {
+    "folders": ("split",),
+    "fer2013-csv": ("split",),
+    "ferplus": ("split", "votes"),
+    "ferplus-soft": ("split", "votes", "blend"),
+    "ckplus": ("split", "holdout", "seed"),
+    "expw": ("split", "margin", "photos", "skip"),
+}
 NUMBER_OPTIONS = {"blend": float, "holdout": float, "seed": whole_number, "margin": float}
 PATH_OPTIONS = ("votes", "photos", "skip")
 
@@ -572,6 +582,12 @@ class DatasetSpec:
                     NUMBER_OPTIONS[key](value)
                 except ValueError:
                     raise DatasetError(f"{text!r}: {key}= takes a number, not {value!r}") from None
+        ignored = [key for key in options if key not in KIND_OPTIONS[kind]]
+        if ignored:
+            raise DatasetError(f"{text!r}: {kind} takes no " + ", ".join(
+                f"{key}= ({' or '.join(k for k in KINDS if key in KIND_OPTIONS[k])} only)"
+                for key in ignored
+            ))
         if "holdout" in options and not 0.0 < float(options["holdout"]) < 1.0:
             raise DatasetError(f"{text!r}: holdout= must be above 0 and below 1")
         if "seed" in options and int(options["seed"]) < 0:
@@ -581,10 +597,6 @@ class DatasetSpec:
             raise DatasetError(f"{text!r}: margin= must be from 0 to 1")
         if kind.startswith("ferplus") and "votes" not in options:
             raise DatasetError(f"{text!r}: {kind} needs votes=PATH/fer2013new.csv")
-        if "blend" in options and kind != "ferplus-soft":
-            raise DatasetError(f"{text!r}: blend= is an option of ferplus-soft only")
-        if {"photos", "skip"} & options.keys() and kind != "expw":
-            raise DatasetError(f"{text!r}: photos= and skip= are options of expw only")
         return cls(kind, path, options)
 
     def with_split(self, split: str) -> DatasetSpec:
