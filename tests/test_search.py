@@ -171,3 +171,13 @@ def test_a_storage_that_is_no_database_is_one_line(tmp_path: Path, capsys, stora
     err = capsys.readouterr().err
     assert err.startswith(f"memegen: --storage {url!r}: no study database can be opened there")
     assert err.count("\n") == 1
+
+
+def test_the_search_holds_out_whole_subjects_as_fit_does(tmp_path: Path):
+    from tiny_datasets import write_ckplus
+
+    ckplus = write_ckplus(tmp_path / "ck", subjects=8, per_subject={"happy": 3, "sadness": 3})
+    dataset = load_split(str(ckplus), "train")
+    train_set, held_out, rows = search.split_for_search(dataset, SearchSettings(holdout=0.25))
+    assert len(held_out) and not set(train_set.groups) & set(held_out.groups)
+    np.testing.assert_array_equal(dataset.groups[rows], held_out.groups)

@@ -484,3 +484,23 @@ def test_init_from_a_file_that_is_no_checkpoint_is_refused(tmp_path: Path, capsy
     assert _fit_tiny(data, tmp_path / "run", "--init-from", str(not_a_checkpoint)) == 2
     assert "not a checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_fit_holds_out_whole_subjects_and_ungrouped_faces_as_before(tmp_path: Path):
+    from memegen.training.datasets import load_split, stratified_split
+
+    from tiny_datasets import write_ckplus
+
+    ckplus = write_ckplus(tmp_path / "ck", subjects=8, per_subject={"happy": 3, "sadness": 3})
+    assert _fit_tiny(ckplus, tmp_path / "ck-run") == 0
+    subjects = load_split(str(ckplus), "train").groups
+    held = np.zeros(len(subjects), dtype=bool)
+    held[np.load(tmp_path / "ck-run" / "holdout_indices.npy")] = True
+    assert held.any() and not set(subjects[held]) & set(subjects[~held])
+
+    # Without groups, the same seed holds out the same rows as before.
+    faces = write_class_folders(tmp_path / "faces", {"train": 4})
+    assert _fit_tiny(faces, tmp_path / "run", "--seed", "3") == 0
+    labels = load_split(str(faces), "train").labels
+    np.testing.assert_array_equal(np.load(tmp_path / "run" / "holdout_indices.npy"),
+                                  stratified_split(labels, 0.25, 3)[1])

@@ -83,7 +83,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--threads", type=whole_number, default=2)
     fit.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     fit.add_argument("--holdout", type=float, default=0.08,
-                     help="fraction of train/ kept aside to pick the best epoch")
+                     help="fraction of train/ kept aside to pick the best epoch (of every "
+                     "class, or of the CK+ subjects or ExpW photos, each kept whole)")
     fit.add_argument("--holdout-from", type=_existing, metavar="RUN",
                      help="hold out exactly the images RUN held out (matched by pixels, so it "
                      "works across datasets such as FER2013 and FER+), instead of --holdout; "
@@ -416,10 +417,10 @@ def _fit(args: argparse.Namespace) -> int:
 
     from memegen.training.augment import AugmentConfig
     from memegen.training.datasets import (
+        holdout_split,
         image_digests,
         load_split,
         split_by_digests,
-        stratified_split,
     )
     from memegen.training.train import (
         TrainConfig,
@@ -470,7 +471,7 @@ def _fit(args: argparse.Namespace) -> int:
     check_run_folder(config, args.out)
     dataset = load_split(args.data, "train")
     if args.holdout_from is None:
-        kept, held_out = stratified_split(dataset.labels, args.holdout, args.seed)
+        kept, held_out = holdout_split(dataset, args.holdout, args.seed)
     else:
         kept, held_out = split_by_digests(dataset.images, np.load(digests_path))
     if not len(kept) or not len(held_out):

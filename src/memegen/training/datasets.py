@@ -434,6 +434,23 @@ def split_by_group(
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 
+def holdout_split(
+    dataset: FaceDataset, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held_out) of a run's own holdout: ``fraction`` of the groups, each
+    kept whole, when the dataset has them (CK+ subjects, ExpW photos), else ``fraction``
+    of every class.
+
+    CK+ holds several frames of each subject's one expression, nearly alike: a frame held
+    out while its siblings train would score the network on faces it has in effect seen.
+    Without groups the split is :func:`stratified_split`'s, so the same seed holds out the
+    same rows as runs made before groups were kept whole.
+    """
+    if dataset.groups is not None:
+        return split_by_group(dataset.groups, fraction, seed)
+    return stratified_split(dataset.labels, fraction, seed)
+
+
 def folds_by_group(groups: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
     """A fold number per example, every example of one group (a photo) in the same fold."""
     names = np.random.default_rng(seed).permutation(np.unique(groups))

@@ -38,7 +38,12 @@ from memegen.errors import UserError
 from memegen.training.architectures import FAMILIES, HEADS
 from memegen.training.augment import AugmentConfig
 from memegen.training.balance import STRATEGIES
-from memegen.training.datasets import FaceDataset, image_digests, stratified_split
+from memegen.training.datasets import (
+    FaceDataset,
+    holdout_split,
+    image_digests,
+    stratified_split,
+)
 from memegen.training.train import TrainConfig, save_holdout, train
 
 
@@ -178,8 +183,8 @@ def _connect(storage_url: str, engine_kwargs: dict) -> optuna.storages.RDBStorag
 def split_for_search(
     dataset: FaceDataset, settings: SearchSettings
 ) -> tuple[FaceDataset, FaceDataset, np.ndarray]:
-    """(train, held-out) sets: a stratified ``subset`` of the data, then a stratified holdout;
-    and the held-out faces' rows in ``dataset``.
+    """(train, held-out) sets: a stratified ``subset`` of the data, then a holdout as ``fit``
+    takes it (:func:`holdout_split`); and the held-out faces' rows in ``dataset``.
 
     Every trial sees the same split, so their scores compare. Each trial folder records the
     rows as ``fit`` does, so trials go into ``ensemble --indices`` weighed on faces none of
@@ -189,7 +194,7 @@ def split_for_search(
     if settings.subset < 1.0:
         rows = stratified_split(dataset.labels, settings.subset, settings.seed)[1]
     searched = dataset.subset(rows)
-    kept, held_out = stratified_split(searched.labels, settings.holdout, settings.seed)
+    kept, held_out = holdout_split(searched, settings.holdout, settings.seed)
     return (
         searched.subset(kept),
         searched.subset(held_out, f"{searched.name}-holdout"),
