@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from memegen.training.augment import AugmentConfig, augment, mix_up  # noqa: E402
+from memegen.cli import main  # noqa: E402
+from memegen.errors import UserError  # noqa: E402
+from memegen.training import commands  # noqa: E402
+from memegen.training.augment import MAX_STRENGTH, AugmentConfig, augment, mix_up  # noqa: E402
 from memegen.training.train import TrainConfig  # noqa: E402
 
 ONLY_LOW_RESOLUTION = replace(AugmentConfig().scaled(0.0), flip=0.0, low_resolution=1.0)
@@ -82,3 +86,36 @@ def test_mixup_blends_probability_targets_as_they_are():
     mixed, targets = mix_up(faces, soft, 0.4, 7, torch.Generator().manual_seed(0))
     greys = torch.arange(7).float() / 10
     assert torch.allclose(targets @ greys, 0.6 * mixed[:, 0, 0, 0] + 0.4 * greys.mean())
+
+
+@pytest.mark.parametrize("strength", [-1.0, 2.5, 12.0, float("nan")])
+def test_a_strength_outside_zero_to_two_is_refused(strength: float):
+    with pytest.raises(UserError, match="augmentation strength must be from 0 to 2"):
+        AugmentConfig().scaled(strength)
+
+
+def test_the_strongest_augmentation_never_flattens_inverts_or_flips_a_face():
+    strongest = AugmentConfig().scaled(MAX_STRENGTH)
+    assert strongest.contrast < 1.0 and strongest.scale[0] > 0.0
+    assert commands.MAX_AUGMENT_STRENGTH == MAX_STRENGTH
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"contrast": 1.25}, "contrast change must be at least 0 and below 1"),
+    ({"scale": (-0.1, 1.2)}, "zoom must run from above 0"),
+    ({"scale": (0.0, 1.2)}, "zoom must run from above 0"),
+])
+def test_a_config_that_would_invert_or_flip_faces_is_refused(values: dict, message: str):
+    with pytest.raises(UserError, match=message):
+        AugmentConfig(**values)
+
+
+@pytest.mark.parametrize("strength", ["-1", "5", "nan"])
+def test_fit_refuses_an_augment_strength_outside_its_range_while_parsing(
+    tmp_path: Path, capsys, strength: str
+):
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "fit", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+              "--augment-strength", strength])
+    assert stopped.value.code == 2
+    assert f"--augment-strength: '{strength}': must be from 0.0 to 2.0" in capsys.readouterr().err

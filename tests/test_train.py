@@ -268,7 +268,6 @@ def test_config_refuses_what_would_fail_only_after_the_data_is_loaded(values, me
     (["--epochs", "0"], "epochs must be at least 1"),
     (["--holdout", "0"], "--holdout must be above 0 and below 1"),
     (["--holdout", "1"], "--holdout must be above 0 and below 1"),
-    (["--augment-strength", "-1"], "the augmentation strength must be at least 0, not -1.0"),
     (["--low-resolution", "1.5"], "the low-resolution share must be between 0 and 1, not 1.5"),
     (["--epochs", "3", "--early-epochs", "3"], "fewer than the 3 epochs, not 3"),
     (["--early-epochs", "1", "--early-side", "12"], "early side must be at least 16 px, not 12"),

@@ -20,6 +20,11 @@ import torch.nn.functional as F
 
 from memegen.errors import UserError
 
+#: The strongest ``scaled`` goes: twice the design (tilts to 24°, contrast 0.5 to 1.5, zoom
+#: 0.8 to 1.24). The contrast's lower end reaches 0 at 4, which flattens faces and past
+#: it inverts them; the zoom's reaches 0 at 10, past which faces turn upside down.
+MAX_STRENGTH = 2.0
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -37,23 +42,35 @@ class AugmentConfig:
     low_resolution_side: tuple[float, float] = (0.25, 0.75)
 
     def __post_init__(self) -> None:
-        """Refuse a share no face can be drawn with; it is ``--low-resolution`` or a run's
-        config.json, so the user's to fix."""
+        """Refuse a share no face can be drawn with, and alterations no real photo makes
+        (a contrast of 1 or more flattens or inverts a face, a zoom of 0 or less collapses
+        it or turns it upside down); they are ``--low-resolution``, ``--augment-strength``
+        or a run's config.json, so the user's to fix."""
         if not 0.0 <= self.low_resolution <= 1.0:
             raise UserError(
                 f"the low-resolution share must be between 0 and 1, not {self.low_resolution}"
             )
+        if not 0.0 <= self.contrast < 1.0:
+            raise UserError(
+                f"the contrast change must be at least 0 and below 1, not {self.contrast}"
+            )
+        low, high = self.scale
+        if not 0.0 < low <= high:
+            raise UserError(f"the zoom must run from above 0 to at least that, not {self.scale}")
 
     def scaled(self, strength: float) -> AugmentConfig:
         """This config with every alteration scaled by ``strength`` (0: mirror only, 1: as is).
 
         One number is what a hyper-parameter search can tune; the mirror stays,
         since a mirrored face always keeps its expression. ``strength`` is
-        ``--augment-strength``, so a negative one, which would turn the alterations inside
-        out, is the user's to fix.
+        ``--augment-strength``, so one outside 0 to ``MAX_STRENGTH`` is the user's to fix:
+        a negative one would turn the alterations inside out, and one too strong makes
+        faces no photo holds.
         """
-        if strength < 0:
-            raise UserError(f"the augmentation strength must be at least 0, not {strength}")
+        if not 0.0 <= strength <= MAX_STRENGTH:
+            raise UserError(
+                f"the augmentation strength must be from 0 to {MAX_STRENGTH:g}, not {strength}"
+            )
         low, high = self.scale
         return replace(
             self,

@@ -92,10 +92,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--low-resolution", type=float, default=0.0, metavar="SHARE",
                      help="share of training faces, 0 to 1, shrunk to 25-75 %% of their side "
                      "and scaled back, as small faces in group photos reach the classifier")
-    fit.add_argument("--augment-strength", type=float, default=1.0, metavar="S",
-                     help="every alteration but the mirror and --low-resolution scaled by S "
-                     "(0: mirror only, 1: as designed); gentler for a fine-tune that should "
-                     "fit clean faces more closely")
+    fit.add_argument("--augment-strength", type=_augment_strength, default=1.0, metavar="S",
+                     help="every alteration but the mirror and --low-resolution scaled by S, "
+                     f"0 to {MAX_AUGMENT_STRENGTH:g} (0: mirror only, 1: as designed); gentler "
+                     "for a fine-tune that should fit clean faces more closely")
     fit.add_argument("--label-smoothing", type=float, default=0.1, metavar="E",
                      help="share of each target spread evenly over all classes (0: off); it "
                      "keeps a network from growing sure of FER2013's noisy labels, and so "
@@ -313,6 +313,9 @@ def _ranged_float(low: float, high: float, low_included: bool) -> Callable[[str]
 _crop_margin = _ranged_float(0.0, 1.0, low_included=True)
 #: Intersection over union: above 0 (every box overlaps nothing by 0) up to 1.
 _overlap = _ranged_float(0.0, 1.0, low_included=False)
+#: augment.MAX_STRENGTH, spelled out (tests/test_augment.py checks it): see its comment.
+MAX_AUGMENT_STRENGTH = 2.0
+_augment_strength = _ranged_float(0.0, MAX_AUGMENT_STRENGTH, low_included=True)
 
 
 def _names_from(known: tuple[str, ...], what: str) -> Callable[[str], tuple[str, ...]]:
