@@ -17,6 +17,7 @@ import torch
 from memegen.cli import main
 from memegen.errors import UserError
 from memegen.expressions import weighted_vote
+from memegen.training import export
 from memegen.training.datasets import FaceDataset
 from memegen.training.ensemble import (
     fit_weights,
@@ -135,3 +136,47 @@ def test_export_names_runs_of_one_name_after_their_parents(tmp_path: Path):
         ("a-trial-0000", "a-trial-0000.onnx"), ("b-trial-0000", "b-trial-0000.onnx")]
     assert sorted(path.name for path in (tmp_path / "out").glob("*.onnx")) == [
         "a-trial-0000.onnx", "b-trial-0000.onnx"]
+
+
+def _run_folder(path: Path, seed: int) -> Path:
+    """A run folder as ``train fit`` leaves it, for export: ``best.pt`` of a tiny VGG."""
+    path.mkdir(parents=True)
+    torch.manual_seed(seed)
+    torch.save({"model": build_model(TINY_VGG).state_dict(), "config": asdict(TINY_VGG)},
+               path / "best.pt")
+    return path
+
+
+@pytest.mark.parametrize("broken", ["missing", "not-a-checkpoint", "disk-full"])
+def test_an_export_that_fails_leaves_the_ensemble_in_its_folder_as_it_was(
+    tmp_path: Path, monkeypatch, capsys, broken: str
+):
+    runs = [_run_folder(tmp_path / "a", 0), _run_folder(tmp_path / "b", 1)]
+    out = tmp_path / "out"
+    assert main(["train", "export", *map(str, runs), "--out", str(out)]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    (out / "notes.txt").write_text("mine")
+
+    fresh = [_run_folder(tmp_path / "new" / "a", 2), tmp_path / "new" / "b"]
+    argv = ["train", "export", *map(str, fresh), "--out", str(out)]
+    if broken == "disk-full":
+        _run_folder(fresh[1], 3)
+        written = export.export_onnx
+
+        def export_onnx(network, size, path, mirror):
+            if path.name == "b.onnx":
+                raise OSError(28, "No space left on device", str(path))
+            written(network, size, path, mirror)
+
+        monkeypatch.setattr(export, "export_onnx", export_onnx)
+        with pytest.raises(OSError, match="No space left"):
+            main(argv)
+    else:
+        fresh[1].mkdir()
+        if broken == "not-a-checkpoint":
+            (fresh[1] / "best.pt").write_text("not a checkpoint")
+        assert main(argv) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+    after = {path.name: path.read_bytes() for path in out.iterdir() if path.name != "notes.txt"}
+    assert after == before and (out / "notes.txt").read_text() == "mine"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a", "b", "new", "out"]

@@ -10,8 +10,11 @@ an ensemble that must fit a per-face budget can leave it out.
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -129,16 +132,39 @@ def refuse_source_folder(manifest_path: Path, out_dir: Path, what: str) -> None:
         raise UserError(f"write the {what} to another folder than the source's")
 
 
+@contextmanager
+def staged_into(out_dir: Path) -> Iterator[Path]:
+    """A new folder beside ``out_dir`` to write into, whose files are moved into ``out_dir``
+    once the block has written them all, ``manifest.json`` last.
+
+    A step that fails part way, in an ``out_dir`` that holds an ensemble, then leaves that
+    ensemble as it was rather than some of its files replaced and the manifest still the
+    old one; and a manifest is never there before the models it names.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        yield staging
+        for path in sorted(staging.iterdir(), key=lambda path: path.name == "manifest.json"):
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def export_runs(
     run_dirs: Sequence[Path], out_dir: Path, crop_margin: float, mirror: bool = True
 ) -> Path:
-    """Export each run with equal vote weights; the ensemble step replaces them later."""
+    """Export each run with equal vote weights; the ensemble step replaces them later.
+
+    Every run is loaded before anything is written (:func:`staged_into` writes the rest).
+    """
     names = unique_names(run_dirs)
     out_dir.mkdir(parents=True, exist_ok=True)
+    trained = [load_trained(run_dir) for run_dir in run_dirs]
     entries = []
-    for run_dir, name in zip(run_dirs, names, strict=True):
-        network, config = load_trained(run_dir)
-        file_name = f"{name}.onnx"
-        export_onnx(network, 48, out_dir / file_name, mirror)
-        entries.append(model_entry(name, file_name, config, crop_margin, mirror=mirror))
-    return write_manifest(out_dir, entries)
+    with staged_into(out_dir) as staging:
+        for name, (network, config) in zip(names, trained, strict=True):
+            file_name = f"{name}.onnx"
+            export_onnx(network, 48, staging / file_name, mirror)
+            entries.append(model_entry(name, file_name, config, crop_margin, mirror=mirror))
+        write_manifest(staging, entries)
+    return out_dir / "manifest.json"

@@ -440,15 +440,21 @@ def save_checkpoint(checkpoint: dict, path: Path) -> None:
     os.replace(partial, path)
 
 
-def _checkpoint_config(path: Path) -> dict:
-    """The config saved in a checkpoint ``train`` or ``rebuild`` wrote as ``best.pt``."""
+def _read_checkpoint(path: Path) -> dict:
+    """A checkpoint ``train`` or ``rebuild`` wrote as ``best.pt``, with its config; any
+    other file is a :class:`RunError` naming it."""
     try:
         checkpoint = torch.load(path, weights_only=False)
     except (pickle.UnpicklingError, EOFError):
         raise RunError(f"{path}: not a checkpoint; give a run's best.pt") from None
     if not isinstance(checkpoint, dict) or "config" not in checkpoint:
         raise RunError(f"{path}: a checkpoint without its config; give a run's best.pt")
-    return checkpoint["config"]
+    return checkpoint
+
+
+def _checkpoint_config(path: Path) -> dict:
+    """The config saved in a checkpoint ``train`` or ``rebuild`` wrote as ``best.pt``."""
+    return _read_checkpoint(path)["config"]
 
 
 def _flat_settings(config: TrainConfig) -> dict:
@@ -597,7 +603,7 @@ class WeightAverage:
 
 def load_trained(run_dir: Path) -> tuple[torch.nn.Module, TrainConfig]:
     """The best weights of a finished run and the config that built them."""
-    checkpoint = torch.load(run_dir / "best.pt", weights_only=False)
+    checkpoint = _read_checkpoint(run_dir / "best.pt")
     config = TrainConfig.from_dict(checkpoint["config"])
     model = build_model(config)
     model.load_state_dict(checkpoint["model"])
