@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -580,3 +581,61 @@ def test_an_option_the_kind_of_dataset_does_not_read_is_refused_by_name(
     with pytest.raises(DatasetError) as refused:
         DatasetSpec.parse(spec.format(faces=faces))
     assert message in str(refused.value)
+
+
+def test_report_tells_apart_datasets_of_one_name_by_their_spec(tmp_path: Path):
+    pytest.importorskip("torch")
+    from tiny_networks import write_float_ensemble
+
+    manifest = write_float_ensemble(tmp_path / "models")
+    folders = write_class_folders(tmp_path / "g" / "fer2013", {"train": 1, "val": 1})
+    csv_path = _write_fer2013_csv(tmp_path / "g" / "fer2013.csv", {"PublicTest": 14})
+    out = tmp_path / "report"
+    assert main(["train", "report", "--manifest", str(manifest), "--data", str(folders),
+                 str(csv_path), "--out", str(out)]) == 0
+    measured = json.loads((out / "report.json").read_text())["datasets"]
+    assert {name: numbers["ensemble"]["examples"] for name, numbers in measured.items()} == {
+        f"fer2013/val ({folders})": 7, f"fer2013/val ({csv_path})": 14
+    }
+    pictures = re.findall(r"\]\((confusion-[^)]+\.png)\)", (out / "report.md").read_text())
+    assert len(set(pictures)) == 2 and all((out / picture).is_file() for picture in pictures)
+
+    # Class folders without splits named fer2013-val: a confusion PNG named as fer2013/val's.
+    alike = write_class_folders(tmp_path / "h", {"fer2013-val": 1}) / "fer2013-val"
+    assert main(["train", "report", "--manifest", str(manifest), "--data", str(folders),
+                 str(alike), "--out", str(out)]) == 0
+    pictures = re.findall(r"\]\((confusion-[^)]+\.png)\)", (out / "report.md").read_text())
+    assert pictures == ["confusion-fer2013-val.png", "confusion-fer2013-val-2.png"]
+
+
+def test_report_refuses_a_dataset_given_twice(tmp_path: Path, capsys):
+    (tmp_path / "manifest.json").write_text("{}")
+    faces = write_class_folders(tmp_path / "faces", {"val": 1})
+    assert main(["train", "report", "--manifest", str(tmp_path / "manifest.json"),
+                 "--data", str(faces), str(faces), "--out", str(tmp_path / "report")]) == 2
+    assert capsys.readouterr().err == (
+        f"memegen: --data names {faces} twice; give each dataset once\n"
+    )
+    assert not (tmp_path / "report").exists()
+
+
+def test_report_refuses_to_measure_an_only_train_split_unless_named(tmp_path: Path, capsys):
+    (tmp_path / "manifest.json").write_text("{}")
+    faces = write_class_folders(tmp_path / "faces", {"train": 1})
+    assert main(["train", "report", "--manifest", str(tmp_path / "manifest.json"),
+                 "--data", str(faces), "--out", str(tmp_path / "report")]) == 2
+    assert capsys.readouterr().err == (
+        f"memegen: {faces}: its only split is train, which the models may have trained on; "
+        f"give {faces},split=train to measure it anyway\n"
+    )
+    assert not (tmp_path / "report").exists()
+
+
+def test_report_with_nothing_to_measure_is_refused(tmp_path: Path, capsys):
+    (tmp_path / "manifest.json").write_text("{}")
+    assert main(["train", "report", "--manifest", str(tmp_path / "manifest.json"),
+                 "--out", str(tmp_path / "report")]) == 2
+    assert capsys.readouterr().err == (
+        "memegen: train report needs --data or --photos: there is nothing to measure\n"
+    )
+    assert not (tmp_path / "report").exists()

@@ -260,8 +260,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     report = commands.add_parser("report", help="measure an exported ensemble, write Markdown")
     report.add_argument("--manifest", type=_existing, required=True)
     report.add_argument("--data", nargs="*", default=[],
-                        help="face-crop datasets; every split but train unless split= is given; "
-                        + SPEC_HELP)
+                        help="face-crop datasets; every split but train unless split= is given "
+                        "(one whose only split is train is refused: give split=train to "
+                        "measure it anyway); datasets of one name are told apart by their "
+                        "spec; " + SPEC_HELP)
     report.add_argument("--photos", nargs="*", default=[],
                         help="ExpW-style folders (faces.csv + photos), measured end to end, "
                         "as [expw:]PATH[,photos=LIST][,skip=LIST]")
@@ -654,24 +656,43 @@ def _quantize(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from memegen.expressions import ExpressionClassifier
     from memegen.training.datasets import DatasetSpec, load_splits, split_loaders, split_named
-    from memegen.training.report import evaluate_crops, evaluate_photos, write_report
+    from memegen.training.report import (
+        evaluate_crops,
+        evaluate_photos,
+        named_apart,
+        refuse_repeated_specs,
+        write_report,
+    )
 
-    classifier = ExpressionClassifier(args.manifest)
-    evaluations = []
+    if not args.data and not args.photos:
+        raise UserError("train report needs --data or --photos: there is nothing to measure")
+    refuse_repeated_specs("--data", args.data)
+    refuse_repeated_specs("--photos", args.photos)
+    # Every spec and the splits it measures are settled before the first is measured.
+    specs = []
     for text in args.data:
         spec = DatasetSpec.parse(text)
-        specs = [spec]
-        if "split" not in spec.options:
-            names = list(split_loaders(spec))
-            trained_on = split_named(names, "train") if len(names) > 1 else None
-            specs = [spec.with_split(name) for name in names if name != trained_on]
-        for one in specs:
-            for dataset in load_splits(one).values():
-                print(f"evaluating {dataset.name} ({len(dataset)} faces)", file=sys.stderr)
-                evaluations.append(evaluate_crops(classifier, dataset))
+        if "split" in spec.options:
+            specs.append((text, spec))
+            continue
+        names = list(split_loaders(spec))
+        trained_on = split_named(names, "train")
+        if trained_on is not None and len(names) == 1:
+            raise UserError(
+                f"{text}: its only split is {trained_on}, which the models may have trained "
+                f"on; give {text},split={trained_on} to measure it anyway"
+            )
+        specs += [(text, spec.with_split(name)) for name in names if name != trained_on]
+    photo_specs = [(text, DatasetSpec.parse(text)) for text in args.photos]
+    classifier = ExpressionClassifier(args.manifest)
+    evaluations = []
+    for text, spec in specs:
+        for dataset in load_splits(spec).values():
+            print(f"evaluating {dataset.name} ({len(dataset)} faces)", file=sys.stderr)
+            evaluations.append((text, evaluate_crops(classifier, dataset)))
     photos = [
-        evaluate_photos(classifier, DatasetSpec.parse(text), args.iou, args.photos_limit)
-        for text in args.photos
+        (text, evaluate_photos(classifier, spec, args.iou, args.photos_limit))
+        for text, spec in photo_specs
     ]
-    print(write_report(args.manifest, evaluations, photos, args.out))
+    print(write_report(args.manifest, named_apart(evaluations), named_apart(photos), args.out))
     return 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from memegen import LABELS
+from memegen.errors import UserError
 from memegen.expressions import ExpressionClassifier
 from memegen.facecrop import Box
 from memegen.training.datasets import (
@@ -367,6 +368,35 @@ def evaluate_photos(
     )
 
 
+def refuse_repeated_specs(flag: str, specs: Sequence[str]) -> None:
+    """Raise :class:`UserError` if ``flag`` names one dataset twice (see :func:`named_apart`)."""
+    repeated = sorted({spec for spec in specs if specs.count(spec) > 1})
+    if repeated:
+        raise UserError(f"{flag} names {', '.join(repeated)} twice; give each dataset once")
+
+
+def named_apart(
+    measured: Sequence[tuple[str, Evaluation | PhotoEvaluation]],
+) -> list[Evaluation | PhotoEvaluation]:
+    """The evaluations, each ``(spec, evaluation)``, with the spec added to the name of
+    those whose datasets share one (class folders ``g/fer2013`` and ``g/fer2013.csv`` both
+    give ``fer2013/val``): a name keys ``report.json`` and names a confusion PNG, so two
+    alike would keep one result of the two. Specs given twice are refused before this
+    (:func:`refuse_repeated_specs`): nothing would tell their results apart."""
+    names = [evaluation.dataset for _, evaluation in measured]
+    renamed = []
+    for spec, evaluation in measured:
+        if names.count(evaluation.dataset) > 1:
+            name = f"{evaluation.dataset} ({spec})"
+            if isinstance(evaluation, PhotoEvaluation) and evaluation.evaluation is not None:
+                evaluation = replace(
+                    evaluation, evaluation=replace(evaluation.evaluation, dataset=name)
+                )
+            evaluation = replace(evaluation, dataset=name)
+        renamed.append(evaluation)
+    return renamed
+
+
 def photos_photo_models_saw(manifest: dict) -> set[Path] | None:
     """The photos the manifest's photo models were fitted on, or None when their spec
     cannot be read here (the photos were elsewhere)."""
@@ -410,6 +440,17 @@ def draw_confusion(matrix: np.ndarray, title: str, path: Path) -> None:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower()
+
+
+def _picture_name(dataset: str, taken: set[str]) -> str:
+    """The confusion PNG's file name for ``dataset``, unlike those in ``taken``, which it
+    joins: names that differ can share a slug (``fer2013/val`` and ``fer2013-val``)."""
+    stem = f"confusion-{_slug(dataset)}"
+    name, number = f"{stem}.png", 2
+    while name in taken:
+        name, number = f"{stem}-{number}.png", number + 1
+    taken.add(name)
+    return name
 
 
 def _evaluation_markdown(evaluation: Evaluation, picture: str) -> list[str]:
@@ -489,8 +530,9 @@ def write_report(
                   f"`{seen['spec']}`, `memegen train photo-models`), voting with equal "
                   "weights; crops given as faces keep the vote above.", ""]
     record: dict = {"manifest": str(manifest_path), "datasets": {}, "photos": {}}
+    pictures: set[str] = set()
     for evaluation in evaluations:
-        picture = f"confusion-{_slug(evaluation.dataset)}.png"
+        picture = _picture_name(evaluation.dataset, pictures)
         draw_confusion(np.array(evaluation.ensemble["confusion"]),
                        f"ensemble on {evaluation.dataset}", out_dir / picture)
         lines += [f"## {evaluation.dataset}", "", *_evaluation_markdown(evaluation, picture)]
@@ -537,7 +579,7 @@ def write_report(
             ),
         }
         if photo.evaluation is not None:
-            picture = f"confusion-{_slug(photo.dataset)}.png"
+            picture = _picture_name(photo.dataset, pictures)
             draw_confusion(np.array(photo.evaluation.ensemble["confusion"]),
                            f"ensemble on {photo.dataset}", out_dir / picture)
             lines += ["Accuracy on the faces found:", "",
