@@ -220,7 +220,7 @@ def _vote_count(value: str | None, column: str) -> float:
     return count
 
 
-def read_votes(votes_csv: Path) -> list[dict[str, str]]:
+def _read_votes(votes_csv: Path) -> list[dict[str, str]]:
     """The rows of a FER+ votes file (``fer2013new.csv``), every count of our classes
     checked here, where the file and line can still be named in the error."""
     columns = [column for column, label in FERPLUS_COLUMNS.items() if label is not None]
@@ -243,7 +243,7 @@ def with_ferplus_labels(dataset: FaceDataset, votes_csv: Path, soft: bool) -> Fa
     the vote distribution as its target, its label the most-voted class (on a tie,
     FER2013's label if it is one of those tied, else the first tied in ``LABELS``).
     """
-    rows = read_votes(votes_csv)
+    rows = _read_votes(votes_csv)
     if len(rows) < len(dataset):
         raise DatasetError(f"{votes_csv} has {len(rows)} rows for {len(dataset)} images")
     source = f"{dataset.name} with {votes_csv}"
@@ -297,7 +297,7 @@ def load_ferplus_folders(
     rows of one value of the manifest's ``split`` column. ``blend`` keeps FER2013's
     own labels instead (see ``blend_with_votes``).
     """
-    votes = read_votes(votes_csv)
+    votes = _read_votes(votes_csv)
     images, rows, folder_labels = [], [], []
     manifest = Path(root) / "manifest.csv"
     for line, row in _csv_rows(manifest, ("file", "split", "fer2013_row")):
