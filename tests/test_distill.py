@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from memegen import LABELS
 from memegen.training.datasets import FaceDataset
 from memegen.training.distill import blend_targets
+
+from tiny_datasets import faces_of_every_class
 
 ANGRY, HAPPY = LABELS.index("angry"), LABELS.index("happy")
 
@@ -50,3 +55,25 @@ def test_a_share_outside_zero_to_one_or_a_mismatched_teacher_is_refused():
         blend_targets(_dataset([ANGRY]), _teacher(1), 1.5)
     with pytest.raises(ValueError, match="do not fit"):
         blend_targets(_dataset([ANGRY, HAPPY]), _teacher(3), 0.5)
+
+
+def test_a_teacher_whose_vote_is_not_finite_is_refused_naming_it(tmp_path: Path):
+    """A student of it trained to NaN weights and exited 0."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from memegen.errors import UserError
+    from memegen.training.distill import teacher_vote
+    from memegen.training.export import export_onnx
+
+    from tiny_networks import trained_vgg, write_float_ensemble
+
+    manifest = write_float_ensemble(tmp_path / "teacher")
+    broken = trained_vgg(0)
+    with torch.no_grad():
+        broken[-1][-1].bias.fill_(float("nan"))
+    export_onnx(broken, 48, tmp_path / "teacher" / "net0.onnx")
+    faces = FaceDataset("tiny", faces_of_every_class(7, 0), np.arange(7))
+    with pytest.raises(UserError, match=re.escape(
+        f"{manifest}: the teacher's vote is not finite on 7 of 7 training faces"
+    )):
+        teacher_vote(manifest, faces)

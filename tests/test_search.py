@@ -181,3 +181,20 @@ def test_the_search_holds_out_whole_subjects_as_fit_does(tmp_path: Path):
     train_set, held_out, rows = search.split_for_search(dataset, SearchSettings(holdout=0.25))
     assert len(held_out) and not set(train_set.groups) & set(held_out.groups)
     np.testing.assert_array_equal(dataset.groups[rows], held_out.groups)
+
+
+def test_joining_a_study_with_other_faces_of_the_same_name_and_count_is_refused(
+    tmp_path: Path
+):
+    """Name and count alone let other data join, whose trials held out other faces."""
+    settings = SearchSettings(runs_dir=tmp_path / "runs", epochs=1, batch_size=16, threads=1,
+                              families=("vgg",), widths=(4,), max_depth=1, holdout=0.25)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    first = load_split(str(write_class_folders(tmp_path / "a" / "faces", {"train": 4})), "train")
+    other = load_split(str(write_class_folders(tmp_path / "b" / "faces", {"train": 4}, seed=1)),
+                       "train")
+    assert (first.name, len(first)) == (other.name, len(other))
+    run_search(first, "fer", storage, 1, None, settings)
+    with pytest.raises(UserError, match="searched with other settings \\(data "):
+        run_search(other, "fer", storage, 1, None, settings)
+    run_search(first, "fer", storage, 1, None, settings)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -271,6 +273,8 @@ def test_config_refuses_what_would_fail_only_after_the_data_is_loaded(values, me
     (["--low-resolution", "1.5"], "the low-resolution share must be between 0 and 1, not 1.5"),
     (["--epochs", "3", "--early-epochs", "3"], "fewer than the 3 epochs, not 3"),
     (["--early-epochs", "1", "--early-side", "12"], "early side must be at least 16 px, not 12"),
+    (["--teacher-share", "0.3"], "--teacher-share is the share of a --teacher's vote; give "
+     "--teacher too"),
 ])
 def test_fit_refuses_bad_values_before_reading_data_or_writing_a_run(
     tmp_path: Path, capsys, flags: list[str], message: str
@@ -503,3 +507,136 @@ def test_fit_holds_out_whole_subjects_and_ungrouped_faces_as_before(tmp_path: Pa
     labels = load_split(str(faces), "train").labels
     np.testing.assert_array_equal(np.load(tmp_path / "run" / "holdout_indices.npy"),
                                   stratified_split(labels, 0.25, 3)[1])
+
+
+def test_a_second_run_in_a_folder_being_trained_is_refused_until_the_first_ends(
+    tmp_path: Path
+):
+    """Two at once interleaved their epochs in one log and kept whichever best.pt was
+    saved last, or moved each other's partial checkpoint away mid-save."""
+    train_set = _dataset([0, 3] * 8)
+    config = TrainConfig(**TINY, epochs=2)
+    run = tmp_path / "run"
+    refusals = []
+
+    def train_there_too(epoch: int, accuracy: float) -> None:
+        with pytest.raises(RunError) as refused:
+            train(config, train_set, train_set, run)
+        refusals.append(str(refused.value))
+
+    train(config, train_set, train_set, run, on_epoch=train_there_too)
+    assert refusals == [f"{run}: another fit is writing this run folder now; wait until it "
+                        "ends, or give another run folder"] * 2
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in log] == [1, 2]
+    assert train(replace(config, epochs=3), train_set, train_set, run).epochs_run == 3
+
+
+def test_a_run_whose_loss_is_not_finite_stops_and_keeps_its_last_good_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    train_set = _dataset([0, 3] * 8)  # one step an epoch
+    real_loss = torch.nn.functional.cross_entropy
+    steps = []
+
+    def diverging_in_the_second_step(*args, **kwargs):
+        steps.append(1)
+        return real_loss(*args, **kwargs) * (float("nan") if len(steps) == 2 else 1.0)
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", diverging_in_the_second_step)
+    run = tmp_path / "run"
+    with pytest.raises(RunError, match=re.escape(
+        f"{run}: the training loss became nan in epoch 2, so the run stopped (its "
+        "checkpoints keep epoch 1); train it again with a lower --learning-rate"
+    )):
+        train(TrainConfig(**TINY, epochs=3), train_set, train_set, run)
+    assert len((run / "log.jsonl").read_text().splitlines()) == 1
+    last = torch.load(run / "last.pt", weights_only=False)
+    assert last["state"]["epoch"] == 1
+    assert all(torch.isfinite(value).all() for value in last["model"].values())
+
+
+def test_fit_at_a_learning_rate_that_diverges_is_one_line_and_logs_no_nan(
+    tmp_path: Path, capsys
+):
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    run = tmp_path / "run"
+    assert _fit_tiny(data, run, "--learning-rate", "1e9", "--epochs", "3") == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"memegen: {run}: ") and "so the run stopped" in err[-1]
+    log = run / "log.jsonl"
+    assert not log.exists() or "NaN" not in log.read_text()
+
+
+def _as_text(text: str):
+    return lambda config: text
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (_as_text("{not json"), "not the JSON settings train wrote"),
+    (_as_text("[]"), "the settings are a JSON list, not an object"),
+    (lambda config: json.dumps({**config, "colour": "blue"}), "unknown setting 'colour'"),
+    (lambda config: json.dumps({**config, "augment": {**config["augment"], "tilt": 1}}),
+     "unknown setting 'augment.tilt'"),
+    (lambda config: json.dumps({**config, "epochs": "1"}), "epochs '1' is not of type int"),
+    (lambda config: json.dumps({**config, "epochs": -1}), "epochs must be at least 1, not -1"),
+], ids=["not-json", "a-list", "unknown", "unknown-augment", "string-epochs", "no-epochs"])
+def test_a_config_json_that_holds_no_settings_is_one_line_naming_it(
+    tmp_path: Path, capsys, edit, message: str
+):
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    run = tmp_path / "run"
+    assert _fit_tiny(data, run) == 0
+    config_path = run / "config.json"
+    config_path.write_text(edit(json.loads(config_path.read_text())))
+    before = _contents(run)
+    capsys.readouterr()
+    assert _fit_tiny(data, run, "--epochs", "2") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"memegen: {config_path}: ") and message in err
+    assert err.endswith("the run cannot be resumed\n") and err.count("\n") == 1
+    assert _contents(run) == before
+
+
+def test_a_config_json_edited_to_another_architecture_than_last_pt_is_refused(
+    tmp_path: Path, capsys
+):
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    run = tmp_path / "run"
+    assert _fit_tiny(data, run) == 0
+    config_path = run / "config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "width": 8}))
+    capsys.readouterr()
+    assert _fit_tiny(data, run, "--width", "8", "--epochs", "2") == 2
+    assert capsys.readouterr().err == (
+        f"memegen: {run / 'last.pt'}: its weights are not those of the network {config_path} "
+        "describes (was the file edited?); the run cannot be resumed\n"
+    )
+
+
+def test_a_distilled_run_resumes_with_its_teacher_however_its_path_is_typed_and_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    pytest.importorskip("onnx")
+    from tiny_networks import write_float_ensemble
+
+    data = write_class_folders(tmp_path / "faces", {"train": 4})
+    teacher = write_float_ensemble(tmp_path / "here" / "teacher")
+    write_float_ensemble(tmp_path / "there" / "teacher", weights=(0.5, 1.5))
+    run = tmp_path / "run"
+    monkeypatch.chdir(tmp_path / "here")
+    assert _fit_tiny(data, run, "--teacher", "teacher/manifest.json") == 0
+    assert json.loads((run / "config.json").read_text())["teacher"] == str(teacher.resolve())
+    assert _fit_tiny(data, run, "--teacher", str(teacher), "--epochs", "2") == 0
+
+    monkeypatch.chdir(tmp_path / "there")  # the same words name another teacher here
+    capsys.readouterr()
+    assert _fit_tiny(data, run, "--teacher", "teacher/manifest.json", "--epochs", "3") == 2
+    assert "teacher" in capsys.readouterr().err
+
+    manifest = json.loads(teacher.read_text())  # the teacher itself, edited in place
+    manifest["models"][0]["class_weights"]["happy"] = 3.0
+    teacher.write_text(json.dumps(manifest))
+    assert _fit_tiny(data, run, "--teacher", str(teacher), "--epochs", "3") == 2
+    err = capsys.readouterr().err
+    assert "teacher_digest" in err and "teacher '" not in err

@@ -260,6 +260,12 @@ def test_indices_are_checked_against_the_faces_their_run_recorded(
      "--iou: '0': must be above 0.0, at most 1.0"),
     (["report", "--manifest", "{manifest}", "--out", "{out}", "--photos-limit", "-3"],
      "--photos-limit: '-3': must be at least 1"),
+    (["gate", "{manifest}", "--val-data", "{data}", "--out", "{out}",
+      "--max-consulted-share", "-1"], "--max-consulted-share: '-1': must be from 0.0 to 1.0"),
+    (["gate", "{manifest}", "--val-data", "{data}", "--out", "{out}",
+      "--max-consulted-share", "nan"], "--max-consulted-share: 'nan': must be from 0.0 to 1.0"),
+    (["fit", "--data", "{data}", "--out", "{out}", "--teacher", "{manifest}",
+      "--teacher-share", "1.5"], "--teacher-share: '1.5': must be from 0.0 to 1.0"),
 ])
 def test_a_number_out_of_its_range_is_refused_while_parsing(
     files: dict[str, Path], argv: list[str], message: str, capsys

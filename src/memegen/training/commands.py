@@ -35,6 +35,7 @@ SPEC_HELP = (
 #: installed says which extra to install.
 TRAINING_EXTRA = ("torch", "onnx", "optuna", "sqlalchemy")
 DEFAULT_STORAGE = "sqlite:///runs/search.db"
+DEFAULT_TEACHER_SHARE = 0.5
 IOU_HELP = "overlap (IoU) for a detection to count as the labelled face"
 CROP_MARGIN_HELP = (
     "margin added around a detected face box before cropping, as a fraction of its side "
@@ -120,8 +121,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="an exported ensemble whose vote (without class bias) on each "
                      "training face is blended into its target (distillation); its members "
                      "must not have trained on this run's held-out faces")
-    fit.add_argument("--teacher-share", type=float, default=0.5,
-                     help="the teacher's share of each target, 0 to 1 (with --teacher)")
+    fit.add_argument("--teacher-share", type=_share, metavar="SHARE",
+                     help=f"the teacher's share of each target, 0 to 1 (default "
+                     f"{DEFAULT_TEACHER_SHARE:g}; only with --teacher)")
     fit.add_argument("--focus", type=_existing, metavar="MANIFEST",
                      help="a gated ensemble: the training faces its gate would read its last "
                      "model on are repeated --focus-copies more times, for a member that will "
@@ -224,7 +226,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="manifest.json of an ensemble of two models or more (after mirror)")
     _add_weighting_set_arguments(gate)
     gate.add_argument("--out", type=Path, required=True, help="folder for ONNX + manifest")
-    gate.add_argument("--max-consulted-share", type=float, default=1.0,
+    gate.add_argument("--max-consulted-share", type=_share, default=1.0,
                       help="a time budget: read the last model on at most this share of the "
                       "weighting set's faces (default 1: no budget)")
     gate.add_argument("--gated", type=whole_number, default=1,
@@ -313,6 +315,9 @@ def _ranged_float(low: float, high: float, low_included: bool) -> Callable[[str]
 
 #: A crop's margin is a share of the face's side added on each side: none to a whole side.
 _crop_margin = _ranged_float(0.0, 1.0, low_included=True)
+#: A share of something, none to all of it: a teacher's of each target, a gated model's
+#: of the faces (refused here, not after every face has been read and timed).
+_share = _ranged_float(0.0, 1.0, low_included=True)
 #: Intersection over union: above 0 (every box overlaps nothing by 0) up to 1.
 _overlap = _ranged_float(0.0, 1.0, low_included=False)
 #: augment.MAX_STRENGTH, spelled out (tests/test_augment.py checks it): see its comment.
@@ -431,10 +436,21 @@ def _fit(args: argparse.Namespace) -> int:
         TrainConfig,
         check_holdout,
         check_run_folder,
-        save_holdout,
         train,
     )
 
+    teacher_settings = {}
+    if args.teacher:
+        from memegen.training.distill import teacher_digest
+
+        # Resolved and digested, so that a resume finds the same teacher however its path is
+        # typed, and refuses another file at the same path.
+        teacher_settings = {"teacher": str(args.teacher.resolve()),
+                            "teacher_digest": teacher_digest(args.teacher),
+                            "teacher_share": DEFAULT_TEACHER_SHARE if args.teacher_share is None
+                            else args.teacher_share}
+    elif args.teacher_share is not None:
+        raise UserError("--teacher-share is the share of a --teacher's vote; give --teacher too")
     augment = replace(
         AugmentConfig().scaled(args.augment_strength), low_resolution=args.low_resolution
     )
@@ -456,8 +472,7 @@ def _fit(args: argparse.Namespace) -> int:
         label_smoothing=args.label_smoothing,
         balance=args.balance,
         init_from=str(args.init_from or ""),
-        teacher=str(args.teacher or ""),
-        teacher_share=args.teacher_share if args.teacher else 0.0,
+        **teacher_settings,
         focus=str(args.focus or ""),
         focus_copies=args.focus_copies if args.focus else 0,
         augment=augment,
@@ -490,7 +505,7 @@ def _fit(args: argparse.Namespace) -> int:
     if args.teacher:
         from memegen.training.distill import with_teacher_targets
 
-        train_set = with_teacher_targets(train_set, args.teacher, args.teacher_share)
+        train_set = with_teacher_targets(train_set, args.teacher, config.teacher_share)
     if args.focus:
         from memegen.training.focus import consulted_by_gate, repeat_faces
 
@@ -498,8 +513,7 @@ def _fit(args: argparse.Namespace) -> int:
         train_set = repeat_faces(train_set, consulted, args.focus_copies)
         print(f"focus: {int(consulted.sum())} of {len(consulted)} training faces consulted by "
               f"the gate, each {args.focus_copies} more times", file=sys.stderr)
-    save_holdout(args.out, held_out, digests)
-    result = train(config, train_set, val_set, args.out)
+    result = train(config, train_set, val_set, args.out, held_out_rows=held_out)
     print(json.dumps(asdict(result)))
     return 0
 

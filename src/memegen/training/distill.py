@@ -15,19 +15,52 @@ fitted again for whatever ensemble the student joins.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 
 from memegen import LABELS
+from memegen.errors import UserError
 from memegen.expressions import ExpressionClassifier
 from memegen.training.datasets import FaceDataset
 from memegen.training.report import uncorrected_vote
 
 
 def teacher_vote(manifest_path: Path, dataset: FaceDataset) -> np.ndarray:
-    """The ensemble's vote (faces × labels) on every crop, without its class bias."""
-    return uncorrected_vote(ExpressionClassifier(Path(manifest_path)), dataset)
+    """The ensemble's vote (faces × labels) on every crop, without its class bias; a vote
+    that is not finite (a broken graph or weight) is a ``UserError`` naming the manifest,
+    since the student would learn nothing from it but NaN weights."""
+    vote = uncorrected_vote(ExpressionClassifier(Path(manifest_path)), dataset)
+    broken = int((~np.isfinite(vote).all(axis=1)).sum())
+    if broken:
+        raise UserError(
+            f"{manifest_path}: the teacher's vote is not finite on {broken} of {len(vote)} "
+            "training faces; give a teacher whose models read them"
+        )
+    return vote
+
+
+def teacher_digest(manifest_path: Path) -> str:
+    """A SHA-256 digest of the manifest and of the crop models' files it names, which a run
+    records so that it resumes only with the teacher it began with: another manifest at
+    the same path, or models exported again, would change the targets midway.
+
+    A manifest that cannot be read for its files is digested alone:
+    ``ExpressionClassifier`` says what is wrong with it when the vote is taken.
+    """
+    manifest = Path(manifest_path).read_bytes()
+    digest = hashlib.sha256(manifest)
+    try:
+        files = [Path(manifest_path).parent / entry["file"]
+                 for entry in json.loads(manifest)["models"]]
+    except (ValueError, TypeError, KeyError):
+        files = []
+    for path in files:
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def blend_targets(dataset: FaceDataset, teacher: np.ndarray, share: float) -> np.ndarray:

@@ -22,6 +22,7 @@ while ``RUNS/STUDY`` holds trial folders its study did not make.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -38,13 +39,8 @@ from memegen.errors import UserError
 from memegen.training.architectures import FAMILIES, HEADS
 from memegen.training.augment import AugmentConfig
 from memegen.training.balance import STRATEGIES
-from memegen.training.datasets import (
-    FaceDataset,
-    holdout_split,
-    image_digests,
-    stratified_split,
-)
-from memegen.training.train import TrainConfig, save_holdout, train
+from memegen.training.datasets import FaceDataset, holdout_split, stratified_split
+from memegen.training.train import TrainConfig, train
 
 
 @dataclass(frozen=True)
@@ -212,7 +208,6 @@ def run_search(
 ) -> optuna.Study:
     """Run up to ``trials`` trials in this process, starting none after ``timeout`` seconds."""
     train_set, val_set, held_out_rows = split_for_search(dataset, settings)
-    held_out_digests = image_digests(val_set.images)
     trials_folder = settings.runs_dir / study_name
     study = open_study(study_name, storage_url, trials_folder)
     check_same_search(study, dataset, settings)
@@ -228,14 +223,14 @@ def run_search(
             run_dir.mkdir(parents=True)  # never one that exists: see check_trial_folders
         except FileExistsError:
             raise _foreign_folder(run_dir) from None
-        save_holdout(run_dir, held_out_rows, held_out_digests)
 
         def report(epoch: int, accuracy: float) -> None:
             trial.report(accuracy, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        return train(config, train_set, val_set, run_dir, on_epoch=report).best_accuracy
+        return train(config, train_set, val_set, run_dir, on_epoch=report,
+                     held_out_rows=held_out_rows).best_accuracy
 
     study.optimize(objective, n_trials=trials, timeout=timeout, gc_after_trial=True)
     return study
@@ -251,15 +246,19 @@ def check_same_search(study: optuna.Study, dataset: FaceDataset, settings: Searc
     """Record the data and ``SHARED_SETTINGS`` in a new study; for one that has them, raise
     :class:`UserError` naming what differs. Other choices of family, width or head made
     Optuna fail in the first trial (which stayed in the database as failed), and another
-    holdout or data silently scored later trials on other faces."""
+    holdout or data silently scored later trials on other faces. The data is recorded by
+    a digest of its faces and labels as well as its name and size: another dataset of the
+    same folder name and size holds out other faces."""
     asked = json.loads(json.dumps({
-        "data": {"name": dataset.name, "faces": len(dataset)},
+        "data": {"name": dataset.name, "faces": len(dataset), "digest": _data_digest(dataset)},
         **{name: getattr(settings, name) for name in SHARED_SETTINGS},
     }))
     recorded = study.user_attrs.get("search")
     if recorded is None:
         study.set_user_attr("search", asked)
         return
+    if "digest" not in recorded.get("data", {}):
+        del asked["data"]["digest"]  # a study recorded before data digests were
     changed = [f"{name} {recorded.get(name)} (recorded) against {value} (asked)"
                for name, value in asked.items() if recorded.get(name) != value]
     if changed:
@@ -267,6 +266,16 @@ def check_same_search(study: optuna.Study, dataset: FaceDataset, settings: Searc
             f"study {study.study_name!r} searched with other settings ({'; '.join(changed)}); "
             "give its settings again, or another --study"
         )
+
+
+def _data_digest(dataset: FaceDataset) -> str:
+    """The first 16 hex digits of a SHA-256 digest of the faces, their labels and any soft
+    labels, in order: what a trial's split and score depend on."""
+    digest = hashlib.sha256(np.ascontiguousarray(dataset.images).tobytes())
+    digest.update(np.ascontiguousarray(dataset.labels, dtype=np.int64).tobytes())
+    if dataset.soft_labels is not None:
+        digest.update(np.ascontiguousarray(dataset.soft_labels, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def check_trial_folders(study: optuna.Study | None, folder: Path) -> None:

@@ -7,13 +7,15 @@ every epoch) and ``best.pt`` (the weights with the best held-out accuracy).
 Running the same command again resumes from ``last.pt``. Only ``RESUMABLE`` settings
 may differ on resume (``check_run_folder``): any other change would load weights into
 a network of another shape, or carry on a run under settings its record does not show.
+One process at a time trains in a folder, holding a lock on its ``.train.lock``.
 
 Targets are the dataset's hard labels, or its ``soft_labels`` when it has them
 (FER+ vote distributions, or labels blended with a teacher's vote by
 ``memegen.training.distill``): cross-entropy then takes probability targets.
-``teacher`` and ``teacher_share`` in the config only record where such targets
-came from; the caller blends them. Likewise ``focus`` and ``focus_copies`` record
-which faces the caller repeated (``memegen.training.focus``).
+``teacher`` (its manifest's resolved path), ``teacher_digest`` and ``teacher_share`` in
+the config only record where such targets came from; the caller blends them. Likewise
+``focus`` and ``focus_copies`` record which faces the caller repeated
+(``memegen.training.focus``).
 
 ``mixup`` above 0 blends each batch's faces and targets in pairs (``augment.mix_up``,
 Beta(mixup, mixup)); 0 leaves them alone, as every run before it did.
@@ -41,13 +43,17 @@ with AVX-512 BF16 that halves the time per step; on one without, it is slower.
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import json
+import math
 import os
 import pickle
 import time
 import warnings
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +65,7 @@ from memegen.errors import UserError
 from memegen.training.architectures import FAMILIES, HEADS, build
 from memegen.training.augment import AugmentConfig, augment, mix_up
 from memegen.training.balance import STRATEGIES, balance
-from memegen.training.datasets import FaceDataset
+from memegen.training.datasets import FaceDataset, image_digests
 
 PRECISIONS = ("fp32", "bf16")
 # The VGG and separable families halve a face four times (the ResNet three): a 16 px face
@@ -76,6 +82,8 @@ BATCH_NORM_SEED_STRIDE = 10_007
 RESUMABLE = ("epochs", "threads")
 # The settings that give a network its shape: a checkpoint loads only into its own.
 ARCHITECTURE = ("family", "width", "depth", "head")
+# The file in a run folder whose lock the process training there holds.
+LOCK_NAME = ".train.lock"
 
 
 class RunError(UserError):
@@ -102,6 +110,7 @@ class TrainConfig:
     balance: str = "none"
     init_from: str = ""
     teacher: str = ""
+    teacher_digest: str = ""
     teacher_share: float = 0.0
     focus: str = ""
     focus_copies: int = 0
@@ -154,13 +163,47 @@ class TrainConfig:
             )
 
     @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
+    def from_dict(cls, values: object) -> TrainConfig:
+        """The config ``asdict`` saved (a run's config.json, a checkpoint's ``config``).
+        Settings it lacks take their defaults, as the runs made before they existed trained;
+        one of no known name or of the wrong type is a ``UserError`` naming it, since the
+        file may have been edited by hand and would otherwise fail far from its cause."""
+        if not isinstance(values, dict):
+            raise UserError(f"the settings are a JSON {type(values).__name__}, not an object")
         values = dict(values)
+        augment_values = values.pop("augment", {})
+        if not isinstance(augment_values, dict):
+            raise UserError("the augment settings are not a JSON object")
         augment_values = {
             name: tuple(value) if isinstance(value, list) else value
-            for name, value in values.pop("augment", {}).items()
+            for name, value in augment_values.items()
         }
+        _check_setting_types(cls, values, "")
+        _check_setting_types(AugmentConfig, augment_values, "augment.")
         return cls(**values, augment=AugmentConfig(**augment_values))
+
+
+#: The Python types a saved setting of each annotation may hold: JSON writes a float that
+#: is whole (``1.0``) as is, but a hand-edited file may say ``1``.
+_SETTING_TYPES = {"int": (int,), "float": (int, float), "str": (str,)}
+
+
+def _check_setting_types(kind: type, values: dict, prefix: str) -> None:
+    """Raise ``UserError`` for a setting of ``values`` that ``kind`` (a dataclass whose
+    fields are annotated ``int``, ``float``, ``str`` or ``tuple[float, float]``) has no
+    field for, or whose value is not of its field's type."""
+    annotations = {setting.name: setting.type for setting in dataclasses.fields(kind)}
+    for name, value in values.items():
+        if name not in annotations:
+            raise UserError(f"unknown setting '{prefix}{name}'")
+        annotation = annotations[name]
+        if annotation == "tuple[float, float]":
+            fits = isinstance(value, tuple) and len(value) == 2 and all(
+                type(part) in _SETTING_TYPES["float"] for part in value)
+        else:
+            fits = type(value) in _SETTING_TYPES[annotation]
+        if not fits:
+            raise UserError(f"{prefix}{name} {value!r} is not of type {annotation}")
 
 
 @dataclass
@@ -253,14 +296,60 @@ def train(
     run_dir: Path,
     class_weights: np.ndarray | None = None,
     on_epoch=None,
+    held_out_rows: np.ndarray | None = None,
 ) -> TrainResult:
     """Train (or resume) the run in ``run_dir``; ``on_epoch(epoch, accuracy)`` may raise to stop.
 
     ``config.balance`` picks the examples (see ``balance``); ``class_weights``
     weights the loss per class, given here or by ``weighted`` balancing, not both.
+    ``held_out_rows``, the rows of the training split that ``val_set`` holds, are
+    recorded with their faces' digests in a new run, and checked against the record of
+    one that resumes (``check_holdout``).
+
+    The folder is this process's alone until it returns (``_writing``), and is checked
+    again once it is: another fit may have trained there since the caller checked it.
+    A training loss or held-out probabilities that are not finite stop the run with a
+    ``RunError``, before the epoch is saved: its checkpoints keep the last good epoch.
     """
-    check_run_folder(config, run_dir)
+    with _writing(run_dir):
+        check_run_folder(config, run_dir)
+        if held_out_rows is not None:
+            digests = image_digests(val_set.images)
+            check_holdout(run_dir, held_out_rows, digests)
+            save_holdout(run_dir, held_out_rows, digests)
+        return _train(config, train_set, val_set, run_dir, class_weights, on_epoch)
+
+
+@contextmanager
+def _writing(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir`` (made if need be) for this process alone, or raise ``RunError``.
+
+    Two processes training in one folder interleave their epochs in its log, keep
+    whichever ``best.pt`` was saved last, and can move each other's partial checkpoint
+    away mid-save. The lock is ``flock``'s, so the system frees it when the process ends,
+    however it ends: a killed run leaves no stale lock behind.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK_NAME, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(
+                f"{run_dir}: another fit is writing this run folder now; wait until it "
+                "ends, or give another run folder"
+            ) from None
+        yield
+
+
+def _train(
+    config: TrainConfig,
+    train_set: FaceDataset,
+    val_set: FaceDataset,
+    run_dir: Path,
+    class_weights: np.ndarray | None,
+    on_epoch,
+) -> TrainResult:
+    """``train``'s epochs, in a folder this process holds and has checked."""
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
@@ -327,18 +416,23 @@ def train(
                 weight=loss_weights,
                 label_smoothing=config.label_smoothing,
             )
+            step_loss = loss.item()
+            if not math.isfinite(step_loss):
+                raise _diverged(run_dir, state["epoch"], f"the training loss became {step_loss}")
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             if not averaging:
                 scheduler.step()
-            total_loss += loss.item()
+            total_loss += step_loss
 
         scored = model
         if averaging:
             average.add(model)
             scored = average.network(config, pixels, state["epoch"])
         probabilities = predict_probabilities(scored, val_set.images, config)
+        if not np.isfinite(probabilities).all():  # the epoch's last steps broke the weights
+            raise _diverged(run_dir, state["epoch"], "its held-out probabilities are not finite")
         accuracy = float((probabilities.argmax(1) == val_set.labels).mean())
         state["epoch"] += 1
         state["seconds"] += time.perf_counter() - started
@@ -375,22 +469,38 @@ def train(
     )
 
 
+def _diverged(run_dir: Path, epochs_saved: int, what: str) -> RunError:
+    """The refusal of a run whose weights have diverged, in the epoch after
+    ``epochs_saved``: training on would only save weights that read nothing."""
+    kept = (f"its checkpoints keep epoch {epochs_saved}" if epochs_saved
+            else "no epoch was saved")
+    return RunError(
+        f"{run_dir}: {what} in epoch {epochs_saved + 1}, so the run stopped ({kept}); "
+        "train it again with a lower --learning-rate in another run folder"
+    )
+
+
 def check_run_folder(config: TrainConfig, run_dir: Path) -> None:
     """Raise :class:`RunError` unless ``config`` can train in ``run_dir``; nothing is written.
 
     A folder with ``last.pt`` holds a run that ``train`` resumes, so its ``config.json``
     must agree with ``config`` but for ``RESUMABLE`` settings: otherwise the saved weights
     would not fit the network, or would carry on under settings the record no longer
-    shows; nor may ``epochs`` fall below those already trained. A new run's
-    ``init_from`` checkpoint must have been trained with ``config``'s architecture.
-    Checked before the caller loads data or writes the folder, so a refused command
-    leaves it as it was.
+    shows; nor may ``epochs`` fall below those already trained, and ``last.pt``'s weights
+    must be those of the network ``config.json`` describes. A new run's ``init_from``
+    checkpoint must have been trained with ``config``'s architecture. Checked before the
+    caller loads data or writes the folder, so a refused command leaves it as it was.
     """
     if (run_dir / "last.pt").exists():
         config_path = run_dir / "config.json"
         if not config_path.is_file():
             raise RunError(f"{run_dir} holds last.pt but no config.json: it cannot be resumed")
-        saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
+        saved = _saved_config(config_path)
+        if saved.teacher and not saved.teacher_digest:
+            # Made before teachers were recorded resolved and digested: its teacher is the
+            # path as typed, from where the run was started.
+            saved = replace(saved, teacher=str(Path(saved.teacher).resolve()),
+                            teacher_digest=config.teacher_digest)
         changed = _differences(saved, config, _flat_settings(config).keys() - set(RESUMABLE))
         if changed:
             raise RunError(
@@ -398,7 +508,8 @@ def check_run_folder(config: TrainConfig, run_dir: Path) -> None:
                 f"{' and '.join(RESUMABLE)} may change when it resumes: give its settings "
                 "again, or another run folder"
             )
-        done = _epochs_done(run_dir / "last.pt")
+        done, weights = _resume_point(run_dir / "last.pt")
+        _check_weights_fit(saved, weights, run_dir / "last.pt", config_path)
         if config.epochs < done:
             raise RunError(
                 f"{run_dir} has trained {done} epochs already; --epochs must be at least {done} "
@@ -421,15 +532,45 @@ def check_run_folder(config: TrainConfig, run_dir: Path) -> None:
             )
 
 
-def _epochs_done(last_path: Path) -> int:
-    """The epochs the run whose resume point is ``last_path`` has trained; mapped, not
-    read, since ``train`` reads the weights in it once the run is cleared to resume."""
+def _saved_config(config_path: Path) -> TrainConfig:
+    """The settings a run to resume saved in ``config_path``; a file that does not hold
+    them (cut short, edited by hand) is a ``RunError`` naming it."""
     try:
-        return int(torch.load(last_path, weights_only=False, mmap=True)["state"]["epoch"])
-    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, TypeError):
+        return TrainConfig.from_dict(json.loads(config_path.read_text()))
+    except UserError as error:
+        raise RunError(f"{config_path}: {error}; the run cannot be resumed") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunError(
+            f"{config_path}: not the JSON settings train wrote ({error}); the run cannot "
+            "be resumed"
+        ) from None
+
+
+def _resume_point(last_path: Path) -> tuple[int, dict]:
+    """The epochs the run whose resume point is ``last_path`` has trained, and its weights;
+    mapped, not read, since ``train`` reads them once the run is cleared to resume."""
+    try:
+        checkpoint = torch.load(last_path, weights_only=False, mmap=True)
+        return int(checkpoint["state"]["epoch"]), dict(checkpoint["model"])
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, TypeError, ValueError):
         raise RunError(
             f"{last_path}: not a resume point that train wrote; it cannot be resumed"
         ) from None
+
+
+def _check_weights_fit(
+    saved: TrainConfig, weights: dict, last_path: Path, config_path: Path
+) -> None:
+    """Raise ``RunError`` unless ``weights`` (``last_path``'s) are those of the network
+    ``saved`` (``config_path``'s) builds: an edited config.json would otherwise fail deep
+    in torch when ``train`` loads them."""
+    expected = {name: tuple(value.shape) for name, value in build_model(saved).state_dict().items()}
+    found = {name: tuple(getattr(value, "shape", ())) for name, value in weights.items()}
+    if found != expected:
+        raise RunError(
+            f"{last_path}: its weights are not those of the network {config_path} describes "
+            "(was the file edited?); the run cannot be resumed"
+        )
 
 
 def save_checkpoint(checkpoint: dict, path: Path) -> None:
