@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 
 import numpy as np
@@ -9,7 +10,9 @@ from memegen.config import DEFAULT_MANIFEST
 from memegen.expressions import (
     ExpressionClassifier,
     ManifestError,
+    apply_temperature,
     load_classifier,
+    shift_priors,
     weighted_vote,
 )
 from memegen.imaging import load_photo
@@ -83,11 +86,19 @@ def write_unusable_manifest(path, problem):
         elif problem == "a file that is no model":
             (path.parent / "garbage.onnx").write_bytes(b"not a model")
             manifest["models"][0]["file"] = "garbage.onnx"
+        elif problem == "an empty model file":
+            (path.parent / "empty.onnx").write_bytes(b"")
+            manifest["models"][0]["file"] = "empty.onnx"
         elif problem in FIELD_EDITS:
             for model in (*manifest["models"], *manifest.get("photo_models", [])):
                 shutil.copy(DEFAULT_MANIFEST.parent / model["file"], path.parent / model["file"])
             FIELD_EDITS[problem](manifest)
         path.write_text(json.dumps(manifest))
+
+
+def weigh(models, label, weight):
+    for model in models:
+        model["class_weights"][label] = weight
 
 
 #: Hand edits that leave every model file in place but a field that cannot be used.
@@ -104,6 +115,17 @@ FIELD_EDITS = {
     "a class bias as a list": lambda m: m.update(class_bias=[0.1] * 7),
     "a class bias of true": lambda m: m["class_bias"].update(angry=True),
     "a newer format": lambda m: m.update(format_version=2),
+    "models as a number": lambda m: m.update(models=5),
+    "photo models as a number": lambda m: m.update(photo_models=5),
+    "a class weight of 1e308": lambda m: weigh(m["models"][:1], "angry", 1e308),
+    "angry weighted 0 by every model": lambda m: weigh(m["models"], "angry", 0.0),
+    "angry weighted 0 by the ungated models": lambda m: weigh(m["models"][:2], "angry", 0.0),
+    "angry weighted 0 by every photo model": lambda m: weigh(m["photo_models"], "angry", 0.0),
+    "a class bias of 800": lambda m: m["class_bias"].update(angry=800),
+    "a class bias of -800 on every class": lambda m: m.update(
+        class_bias=dict.fromkeys(LABELS, -800)),
+    "a vote temperature of 1e-300": lambda m: m.update(vote_temperature=1e-300),
+    "a member temperature of 1e-300": lambda m: m["models"][0].update(temperature=1e-300),
 }
 
 
@@ -114,6 +136,7 @@ FIELD_EDITS = {
     ("an entry without its file", 'models[0] names no model "file"'),
     ("a model file missing", "models[0]: the model file"),
     ("a file that is no model", "garbage.onnx is not a model ONNX Runtime can load"),
+    ("an empty model file", "empty.onnx is not a model ONNX Runtime can load"),
     ("a size the graph does not take", "models[1] has a malformed field (input size 64 is not "
      "the graph's 48)"),
     ("a size as text", "input size '48' is not the graph's 48"),
@@ -126,6 +149,19 @@ FIELD_EDITS = {
     ("a class bias as a list", "class_bias is not an object of a number per label"),
     ("a class bias of true", "class_bias of angry True is not a number"),
     ("a newer format", "format_version 2; this MemeGen reads format 1"),
+    ("models as a number", '"models" is not a list of model entries'),
+    ("photo models as a number", '"photo_models" is not a list of model entries'),
+    ("a class weight of 1e308", "class weight of angry 1e+308 is out of its range"),
+    ("angry weighted 0 by every model", "no model before the first gated one gives angry a "
+     "class weight above 0"),
+    ("angry weighted 0 by the ungated models", "no model before the first gated one gives "
+     "angry a class weight above 0"),
+    ("angry weighted 0 by every photo model", "no photo model gives angry a class weight"),
+    ("a class bias of 800", "class_bias of angry 800 is out of its range"),
+    ("a class bias of -800 on every class", "class_bias of angry -800 is out of its range"),
+    ("a vote temperature of 1e-300", "vote_temperature 1e-300 is out of its range"),
+    ("a member temperature of 1e-300", "models[0] has a malformed field (temperature 1e-300 "
+     "is out of its range)"),
 ])
 def test_an_unusable_manifest_is_refused_naming_it_and_what_is_wrong(tmp_path, problem, message):
     path = tmp_path / "manifest.json"
@@ -133,6 +169,60 @@ def test_an_unusable_manifest_is_refused_naming_it_and_what_is_wrong(tmp_path, p
     with pytest.raises(ManifestError) as refused:
         ExpressionClassifier(path)
     assert str(refused.value).startswith(f"{path}: ") and message in str(refused.value)
+
+
+@pytest.mark.parametrize("key", ["models", "photo_models"])
+@pytest.mark.parametrize("outside", ["absolute", "up a folder"])
+def test_a_model_file_outside_the_manifests_folder_is_refused(tmp_path, key, outside):
+    """The training steps copy and delete the files a manifest names, so a name that leaves
+    its folder would have them touch files elsewhere."""
+    manifest = json.loads(DEFAULT_MANIFEST.read_text())
+    folder = tmp_path / "ensemble"
+    folder.mkdir()
+    for model in (*manifest["models"], *manifest["photo_models"]):
+        shutil.copy(DEFAULT_MANIFEST.parent / model["file"], folder / model["file"])
+    elsewhere = DEFAULT_MANIFEST.parent / manifest[key][0]["file"]
+    manifest[key][0]["file"] = (
+        str(elsewhere) if outside == "absolute" else os.path.relpath(elsewhere, folder)
+    )
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match=rf"{key}\[0\]: the model file .* is not inside "
+                       "the manifest's folder"):
+        ExpressionClassifier(folder / "manifest.json")
+
+
+def test_a_graph_scoring_other_than_one_class_a_label_is_refused_naming_it(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["input"], ["flat"]),
+         helper.make_node("MatMul", ["flat", "weights"], ["scores"]),
+         helper.make_node("Softmax", ["scores"], ["probabilities"])],
+        "five classes",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 48, 48])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 5])],
+        [numpy_helper.from_array(np.zeros((48 * 48, 5), np.float32), "weights")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              tmp_path / "five.onnx")
+    manifest = json.loads(DEFAULT_MANIFEST.read_text())
+    manifest["models"][0]["file"] = "five.onnx"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match=r"five\.onnx gives 5 scores a face, not one for each "
+                       "of the 7 labels"):
+        ExpressionClassifier(tmp_path / "manifest.json")
+
+
+def test_a_bias_shared_by_every_class_or_an_extreme_temperature_gives_no_nan():
+    """The last guard behind the manifest's ranges: scores whose exp under- or overflows."""
+    vote = np.array([[0.7, 0.2, 0.1], [1.0, 0.0, 0.0]], dtype=np.float32)
+    np.testing.assert_allclose(shift_priors(vote, np.full(3, -800.0)), vote, atol=1e-6)
+    np.testing.assert_allclose(shift_priors(vote, np.array([0.0, 800.0, 0.0])),
+                               [[0, 1, 0], [1, 0, 0]], atol=1e-6)
+    np.testing.assert_allclose(apply_temperature(vote, 1e-300), [[1, 0, 0], [1, 0, 0]])
+    np.testing.assert_allclose(apply_temperature(vote, 1e300), [[1 / 3] * 3, [1, 0, 0]],
+                               atol=1e-6)
 
 
 def test_found_faces_get_the_photo_models_vote_and_given_crops_the_crop_vote():

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf
+from onnxruntime.capi import onnxruntime_pybind11_state
 
 from memegen import LABELS
 from memegen.errors import UserError
@@ -82,6 +82,15 @@ def normalise(crops: np.ndarray, mean: float, std: float) -> np.ndarray:
     return (crops[:, None].astype(np.float32) / 255.0 - mean) / std
 
 
+#: Every error ONNX Runtime raises while it loads a graph (an empty file is
+#: ``InvalidArgument``, a truncated one ``InvalidProtobuf``, ...): they share no base class
+#: but ``Exception``, which would hide our own bugs.
+_ONNX_RUNTIME_ERRORS = tuple(
+    error for error in vars(onnxruntime_pybind11_state).values()
+    if isinstance(error, type) and issubclass(error, Exception)
+)
+
+
 def _session(path: Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -94,9 +103,28 @@ def _session(path: Path) -> ort.InferenceSession:
 MANIFEST_FORMAT = 1
 
 
+#: The largest class weight a manifest may give. Weights are stored so that 1.0 is an equal
+#: say and a fitted one is never above the number of models; a million leaves any fit room
+#: while the vote's float32 sums of weight × probability stay far below overflow (1e308
+#: becomes infinity in float32 and every score NaN).
+MAX_CLASS_WEIGHT = 1e6
+
+#: The largest class bias, in nats, either way. ``train bias`` fits biases of mean zero to
+#: log-probabilities clipped at 1e-12 (27.6 nats), beyond which a bias moves no face; 50
+#: leaves room above that, and a shift past it (odds of 5e21) would decide a face's
+#: class whatever the models read.
+MAX_CLASS_BIAS = 50.0
+
+#: The range of a vote or member temperature. ``train bias`` and ``train mirror`` fit them
+#: from 0.25 to 4; at 0.01 a reading is already one-hot to float32's precision and at 100
+#: nearly flat, so values beyond change nothing but invite underflow (1e-300 gave NaN).
+TEMPERATURE_RANGE = (0.01, 100.0)
+
+
 class ManifestError(UserError):
     """A manifest that cannot be used (missing, not JSON, an entry without its fields, a model
-    file missing or unreadable); the message names the manifest and what is wrong."""
+    file missing, unreadable or outside the manifest's folder, weights that leave a class
+    without a score); the message names the manifest and what is wrong."""
 
 
 def read_manifest(path: Path) -> dict:
@@ -122,18 +150,32 @@ def read_manifest(path: Path) -> dict:
 def _load_models(manifest_path: Path, manifest: dict, key: str) -> list[ExpressionModel]:
     """The models the manifest lists under ``key``, each with its session; a missing field or
     model file raises :class:`ManifestError` naming the entry, not a bare ``KeyError``."""
+    entries = manifest.get(key, [])
+    if not isinstance(entries, list):
+        raise ManifestError(f'{manifest_path}: "{key}" is not a list of model entries')
     models = []
-    for number, entry in enumerate(manifest.get(key, [])):
+    for number, entry in enumerate(entries):
         where = f"{manifest_path}: {key}[{number}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
             raise ManifestError(f'{where} names no model "file"')
+        if Path(entry["file"]).is_absolute() or ".." in Path(entry["file"]).parts:
+            raise ManifestError(
+                f"{where}: the model file {entry['file']!r} is not inside the manifest's folder "
+                '(name it relative to that folder, without "..")'
+            )
         path = manifest_path.parent / entry["file"]
         if not path.is_file():
             raise ManifestError(f"{where}: the model file {path} is missing")
         try:
             session = _session(path)
-        except (InvalidProtobuf, InvalidGraph, Fail) as error:
+        except _ONNX_RUNTIME_ERRORS as error:
             raise ManifestError(f"{where}: {path} is not a model ONNX Runtime can load") from error
+        width = session.get_outputs()[0].shape[-1]
+        if isinstance(width, int) and width != len(LABELS):
+            raise ManifestError(
+                f"{where}: {path} gives {width} scores a face, not one for each of the "
+                f"{len(LABELS)} labels"
+            )
         try:
             models.append(_model(entry, session))
         except KeyError as error:
@@ -153,7 +195,8 @@ def _model(entry: dict, session: ort.InferenceSession) -> ExpressionModel:
     if type(size) is not int or (isinstance(side, int) and size != side):
         raise ValueError(f"input size {size!r} is not the graph's {side}")
     class_weights = np.array(
-        [_number(entry["class_weights"][label], f"class weight of {label}", 0.0, math.inf)
+        [_number(entry["class_weights"][label], f"class weight of {label}", 0.0,
+                 MAX_CLASS_WEIGHT)
          for label in LABELS],
         dtype=np.float32,
     )
@@ -169,8 +212,7 @@ def _model(entry: dict, session: ort.InferenceSession) -> ExpressionModel:
         class_weights=class_weights,
         input_name=session.get_inputs()[0].name,
         mirror_below=_number(inputs.get("mirror_below", 0.0), "mirror_below", 0.0, 1.0),
-        temperature=_number(entry.get("temperature", 1.0), "temperature", 0.0, math.inf,
-                            low_included=False),
+        temperature=_number(entry.get("temperature", 1.0), "temperature", *TEMPERATURE_RANGE),
         consult_below=_number(entry.get("consult_below", math.inf), "consult_below", 0.0,
                               math.inf, finite=False),
     )
@@ -190,6 +232,22 @@ def _number(
     if not (above_low and number <= high) or (finite and not math.isfinite(number)):
         raise ValueError(f"{what} {value!r} is out of its range")
     return number
+
+
+def _check_every_class_scored(manifest_path: Path, weights: np.ndarray, models: str) -> None:
+    """Refuse weights (models × labels) that leave a class with no weight above 0.
+
+    A class's vote is the weighted mean of the models' readings of it, so with no weight it
+    is 0 / 0 and every face's scores NaN. The crop vote's ``weights`` are those of the
+    models read on every face before any gate decides: a gated model may be consulted on
+    no face, and every gate sees only the vote of the models before it.
+    """
+    for label, total in zip(LABELS, weights.sum(axis=0), strict=True):
+        if not total > 0:
+            raise ManifestError(
+                f"{manifest_path}: {models} gives {label} a class weight above 0, so the vote "
+                f"cannot score {label}"
+            )
 
 
 class ExpressionClassifier:
@@ -217,16 +275,25 @@ class ExpressionClassifier:
             if not isinstance(bias, dict):
                 raise ValueError("class_bias is not an object of a number per label")
             self.class_bias = np.array(
-                [_number(bias.get(label, 0.0), f"class_bias of {label}", -math.inf, math.inf)
+                [_number(bias.get(label, 0.0), f"class_bias of {label}", -MAX_CLASS_BIAS,
+                         MAX_CLASS_BIAS)
                  for label in LABELS],
                 dtype=np.float32,
             )
             self.temperature = _number(manifest.get("vote_temperature", 1.0), "vote_temperature",
-                                       0.0, math.inf, low_included=False)
+                                       *TEMPERATURE_RANGE)
         except ValueError as error:
             raise ManifestError(f"{manifest_path}: {error}") from error
+        first_gated = next((index for index, model in enumerate(self.models)
+                            if model.consult_below != math.inf), None)
+        _check_every_class_scored(
+            manifest_path, self.weights[:first_gated],
+            "no model" if first_gated is None else "no model before the first gated one",
+        )
         self.photo_models = _load_models(Path(manifest_path), manifest, "photo_models")
         self.photo_weights = np.array([model.class_weights for model in self.photo_models])
+        if self.photo_models:
+            _check_every_class_scored(manifest_path, self.photo_weights, "no photo model")
 
     def classify(
         self, image: np.ndarray, boxes: Sequence[Box], *, precropped: bool = False
@@ -361,8 +428,7 @@ def shift_priors(probabilities: np.ndarray, class_bias: np.ndarray) -> np.ndarra
     one class balance is moved to another: FER2013 has 16 happy faces for every
     disgusted one, and the bias lets the vote stop echoing that.
     """
-    shifted = probabilities.astype(np.float64) * np.exp(class_bias.astype(np.float64))
-    return _rows_summing_to_one(shifted)
+    return _softmax(_log(probabilities) + class_bias.astype(np.float64))
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -372,12 +438,32 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     """
     if temperature == 1.0:
         return probabilities
-    scaled = np.power(probabilities.astype(np.float64), 1.0 / temperature)
-    return _rows_summing_to_one(scaled)
+    return _softmax(_log(probabilities) / temperature)
+
+
+def _log(probabilities: np.ndarray) -> np.ndarray:
+    """Natural logs in float64; a probability of 0 is minus infinity, not a warning."""
+    with np.errstate(divide="ignore"):
+        return np.log(probabilities.astype(np.float64))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Each row's softmax, computed from its largest logit so that no bias or temperature
+    overflows or underflows every class to 0."""
+    top = logits.max(axis=1, keepdims=True)
+    return _rows_summing_to_one(np.exp(logits - np.where(np.isfinite(top), top, 0.0)))
 
 
 def _rows_summing_to_one(scores: np.ndarray) -> np.ndarray:
-    return (scores / scores.sum(axis=1, keepdims=True)).astype(np.float32)
+    """Scores over each row's total; a row with no positive finite total is uniform.
+
+    The manifest's checks keep every vote's rows summable; this is the last guard that
+    keeps a NaN (which JSON cannot carry) out of an answer whatever a graph returns.
+    """
+    totals = scores.sum(axis=1, keepdims=True)
+    summable = np.isfinite(totals) & (totals > 0)
+    rows = np.where(summable, scores / np.where(summable, totals, 1.0), 1.0 / scores.shape[1])
+    return rows.astype(np.float32)
 
 
 @lru_cache(maxsize=4)
