@@ -110,14 +110,15 @@ MANIFEST_FORMAT = 1
 MAX_CLASS_WEIGHT = 1e6
 
 #: The largest class bias, in nats, either way. ``train bias`` fits biases of mean zero to
-#: log-probabilities clipped at 1e-12 (27.6 nats), beyond which a bias moves no face; 50
-#: leaves room above that, and a shift past it (odds of 5e21) would decide a face's
-#: class whatever the models read.
+#: log-probabilities floored at 1e-12 (27.6 nats below certainty), and even a class with no
+#: faces to fit sinks only to about -16; 50 leaves room above both, and a shift past it
+#: (odds of 5e21) would decide a face's class whatever the models read.
 MAX_CLASS_BIAS = 50.0
 
 #: The range of a vote or member temperature. ``train bias`` and ``train mirror`` fit them
-#: from 0.25 to 4; at 0.01 a reading is already one-hot to float32's precision and at 100
-#: nearly flat, so values beyond change nothing but invite underflow (1e-300 gave NaN).
+#: from 0.25 to 4; at 0.01 a class 10 % likelier than another is 14,000 times likelier and
+#: at 100 the two are even to 0.1 %, so values beyond change little but invite under- and
+#: overflow (1e-300 gave NaN).
 TEMPERATURE_RANGE = (0.01, 100.0)
 
 
@@ -149,7 +150,11 @@ def read_manifest(path: Path) -> dict:
 
 def _load_models(manifest_path: Path, manifest: dict, key: str) -> list[ExpressionModel]:
     """The models the manifest lists under ``key``, each with its session; a missing field or
-    model file raises :class:`ManifestError` naming the entry, not a bare ``KeyError``."""
+    model file raises :class:`ManifestError` naming the entry, not a bare ``KeyError``.
+
+    A file named outside the manifest's folder is refused too: the training steps copy and
+    delete the files a manifest names, and must touch none elsewhere.
+    """
     entries = manifest.get(key, [])
     if not isinstance(entries, list):
         raise ManifestError(f'{manifest_path}: "{key}" is not a list of model entries')
