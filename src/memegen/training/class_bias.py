@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from memegen import LABELS
-from memegen.expressions import ExpressionClassifier, shift_priors
+from memegen.expressions import ExpressionClassifier, ManifestError, shift_priors
 from memegen.training.calibration import fit_temperature, temperature_evidence
 from memegen.training.datasets import FaceDataset, require_every_class
 from memegen.training.export import per_label, save_manifest
@@ -125,10 +125,17 @@ def add_class_bias(
     """Fit the biases, then with ``temperature`` the vote's temperature, on ``weighting_set``
     through the exported models; write them into the manifest with their evidence, replacing
     what it had (a temperature fitted for the old biases is dropped). ``weighting_set``
-    must hold faces of every class."""
+    must hold faces of every class, and the vote must read them as numbers: a NaN vote
+    (:class:`ManifestError`) would give NaN biases, and with them NaN for every face.
+    The manifest is replaced whole (``save_manifest``), or not at all."""
     _require_every_class(weighting_set)
     classifier = ExpressionClassifier(manifest_path)
     vote = uncorrected_vote(classifier, weighting_set)
+    if not np.isfinite(vote).all():
+        raise ManifestError(
+            f"train bias: {manifest_path}: its vote reads faces of {weighting_set.name} as NaN "
+            "or infinity (a model answers so), so no class bias can be fitted"
+        )
     labels = weighting_set.labels
     bias, evidence = choose_class_bias(vote, labels)
     weighting = {

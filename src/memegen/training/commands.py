@@ -591,21 +591,55 @@ def _rows_in(path: Path, count: int):
     held-out rows), each below ``count``, or a UserError naming the file."""
     import numpy as np
 
+    with open(path, "rb") as handle:
+        is_npy = handle.read(6) == b"\x93NUMPY"  # numpy's own test is a guess: "pickled data"
+    if not is_npy:
+        raise UserError(f"--indices {path}: not a .npy file of row numbers, so not an indices "
+                        "file (train fit writes one as holdout_indices.npy)")
     try:
         rows = np.load(path, allow_pickle=False)
-    except ValueError as error:  # not a .npy file, or one holding Python objects
-        raise UserError(f"--indices {path}: not a .npy file of row numbers ({error})") from None
+    except ValueError:  # a .npy of Python objects
+        raise UserError(f"--indices {path}: not a .npy file of row numbers: "
+                        "it holds Python objects") from None
     if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
         raise UserError(f"--indices {path}: expected a list of whole row numbers")
-    if len(rows) and not 0 <= rows.min() <= rows.max() < count:
+    if not len(rows):
+        raise UserError(f"--indices {path}: lists no rows, so there are no faces to fit on")
+    if not 0 <= rows.min() <= rows.max() < count:
         raise UserError(f"--indices {path}: row numbers must be from 0 to {count - 1}")
     return rows
+
+
+def _check_runs_held_out(runs: list[Path], indices: Path, images) -> None:
+    """Raise UserError if a run's ``holdout_digests.npy`` lacks a face of the weighting rows
+    (``images``, the ``indices`` rows): it trained on them, and weights fitted on faces a
+    member learned trust it more than it deserves on new ones. Refused, not warned about:
+    the manifest would carry those weights, and their evidence, with nothing to tell."""
+    import numpy as np
+
+    from memegen.training.datasets import image_digests
+
+    weighting = image_digests(images)
+    for run in runs:
+        recorded = run / "holdout_digests.npy"
+        if not recorded.is_file():
+            continue
+        trained_on = int((~np.isin(weighting, np.load(recorded))).sum())
+        if trained_on:
+            raise UserError(
+                f"{run} trained on {trained_on} of the {len(weighting)} weighting faces "
+                f"--indices {indices} picks (its {recorded.name} lacks them); weigh with rows "
+                "every run held out: runs fitted with the same --seed and --holdout, or "
+                "--holdout-from one of them"
+            )
 
 
 def _ensemble(args: argparse.Namespace) -> int:
     from memegen.training.ensemble import build_ensemble
 
     weighting_set = _weighting_set(args)
+    if args.indices is not None:
+        _check_runs_held_out(args.runs, args.indices, weighting_set.images)
     print(build_ensemble(args.runs, weighting_set, args.out, args.crop_margin, args.mirror))
     return 0
 

@@ -30,9 +30,15 @@ import torch
 
 from memegen.expressions import weighted_vote
 from memegen.training.datasets import FaceDataset
-from memegen.training.export import export_onnx, model_entry, unique_names, write_manifest
+from memegen.training.export import (
+    export_onnx,
+    model_entry,
+    staged_into,
+    unique_names,
+    write_manifest,
+)
 from memegen.training.metrics import mean_nll, summarise
-from memegen.training.train import load_trained, predict_probabilities
+from memegen.training.train import RunError, load_trained, predict_probabilities
 
 METHOD = (
     "per-class softmax weights over models fitted by L-BFGS to minimise the validation "
@@ -118,32 +124,44 @@ def build_ensemble(
     crop_margin: float,
     mirror: bool = True,
 ) -> Path:
-    """Export every run to ONNX and write the manifest with fitted weights and their evidence."""
-    names = unique_names(run_dirs)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trained = [load_trained(run_dir) for run_dir in run_dirs]
-    probabilities = np.stack(
-        [
-            predict_probabilities(network, weighting_set.images, cfg, mirror=mirror)
-            for network, cfg in trained
-        ]
-    )
-    weights = fit_weights(probabilities, weighting_set.labels)
-    evidence = voting_evidence(names, probabilities, weighting_set.labels, weights, weighting_set)
-    entries = []
-    for name, (network, config), model_weights in zip(names, trained, weights, strict=True):
-        file_name = f"{name}.onnx"
-        export_onnx(network, 48, out_dir / file_name, mirror)
-        entries.append(
-            model_entry(
-                name,
-                file_name,
-                config,
-                crop_margin,
-                model_weights,
-                {"validation": validation_metrics(evidence, name)},
-                mirror,
-            )
-        )
-    return write_manifest(out_dir, entries, evidence)
+    """Export every run to ONNX and write the manifest with fitted weights and their evidence.
 
+    A run that reads a weighting face as NaN or infinity is refused (:class:`RunError`):
+    weights fitted on such readings are NaN, and so would be every vote.
+    """
+    names = unique_names(run_dirs)
+    with staged_into(out_dir) as staging:
+        trained = [load_trained(run_dir) for run_dir in run_dirs]
+        probabilities = np.stack(
+            [
+                predict_probabilities(network, weighting_set.images, cfg, mirror=mirror)
+                for network, cfg in trained
+            ]
+        )
+        for run_dir, readings in zip(run_dirs, probabilities, strict=True):
+            if not np.isfinite(readings).all():
+                raise RunError(
+                    f"train ensemble: {run_dir} reads faces of {weighting_set.name} as NaN or "
+                    "infinity, so no vote weights can be fitted; leave it out or retrain it"
+                )
+        weights = fit_weights(probabilities, weighting_set.labels)
+        evidence = voting_evidence(
+            names, probabilities, weighting_set.labels, weights, weighting_set
+        )
+        entries = []
+        for name, (network, config), model_weights in zip(names, trained, weights, strict=True):
+            file_name = f"{name}.onnx"
+            export_onnx(network, 48, staging / file_name, mirror)
+            entries.append(
+                model_entry(
+                    name,
+                    file_name,
+                    config,
+                    crop_margin,
+                    model_weights,
+                    {"validation": validation_metrics(evidence, name)},
+                    mirror,
+                )
+            )
+        write_manifest(staging, entries, evidence)
+    return out_dir / "manifest.json"

@@ -9,20 +9,21 @@ an ensemble that must fit a per-face budget can leave it out.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import torch
 
 from memegen import LABELS
 from memegen.errors import UserError
-from memegen.expressions import MANIFEST_FORMAT
+from memegen.expressions import MANIFEST_FORMAT, ManifestError
 from memegen.training.train import ExportedProbabilities, TrainConfig, load_trained
 
 INPUT_NAME, OUTPUT_NAME = "faces", "probabilities"
@@ -94,8 +95,20 @@ def write_manifest(out_dir: Path, models: list[dict], voting_evidence: dict | No
 
 
 def save_manifest(path: Path, manifest: dict) -> Path:
-    """Write ``manifest`` as the JSON file inference reads; every training step writes it so."""
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    """Write ``manifest`` as the JSON file inference reads; every training step writes it so.
+
+    It is written beside ``path`` and then renamed over it, so that a step stopped while
+    writing (``bias`` edits a manifest in place) leaves the old manifest whole, never half
+    of a new one.
+    """
+    partial = path.with_name(f".{path.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        partial.write_text(json.dumps(manifest, indent=2) + "\n")
+        if path.exists():
+            shutil.copymode(path, partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
@@ -117,12 +130,38 @@ def unique_names(run_dirs: Sequence[Path]) -> list[str]:
     return unique
 
 
+def copy_model_file(file_name: str, source_dir: Path, out_dir: Path) -> None:
+    """Copy a model file a manifest names from ``source_dir`` to the same place under
+    ``out_dir`` (a subfolder of it too, as the manifest names it)."""
+    target = Path(out_dir) / file_name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(source_dir) / file_name, target)
+
+
 def carry_photo_models(manifest: dict, source_dir: Path, out_dir: Path) -> None:
     """Copy the photo models' files of ``manifest`` from ``source_dir`` to ``out_dir``, for
     a step that rewrites only the crop members (``quantize``, ``mirror``, ``gate``): the
     photo models are int8 already, read faces found in photos, and are kept as they are."""
     for entry in manifest.get("photo_models", []):
-        shutil.copyfile(Path(source_dir) / entry["file"], Path(out_dir) / entry["file"])
+        copy_model_file(entry["file"], source_dir, out_dir)
+
+
+def refuse_files_outside(manifest: dict, manifest_path: Path) -> None:
+    """Raise :class:`ManifestError` if an entry of ``manifest`` names a model file outside
+    the manifest's folder (an absolute path, or one through ``..``).
+
+    A step copies or replaces each file at the path its entry names, relative to the
+    folder it writes; one outside would be written or deleted outside that folder (or
+    copied onto itself), and inference does not read such a file either.
+    """
+    for key in ("models", "photo_models"):
+        for number, entry in enumerate(manifest.get(key, [])):
+            file_name = PurePath(entry["file"])
+            if file_name.is_absolute() or ".." in file_name.parts:
+                raise ManifestError(
+                    f"{manifest_path}: {key}[{number}]'s file {entry['file']} is outside the "
+                    "manifest's folder; name it relative to that folder, inside it"
+                )
 
 
 def refuse_source_folder(manifest_path: Path, out_dir: Path, what: str) -> None:
@@ -133,19 +172,32 @@ def refuse_source_folder(manifest_path: Path, out_dir: Path, what: str) -> None:
 
 
 @contextmanager
-def staged_into(out_dir: Path) -> Iterator[Path]:
+def staged_into(out_dir: Path, manifest_name: str = "manifest.json") -> Iterator[Path]:
     """A new folder beside ``out_dir`` to write into, whose files are moved into ``out_dir``
-    once the block has written them all, ``manifest.json`` last.
+    once the block has written them all, the manifest (``manifest_name``) last; an
+    ``out_dir`` that is not there yet is the staging folder itself, renamed.
 
-    A step that fails part way, in an ``out_dir`` that holds an ensemble, then leaves that
-    ensemble as it was rather than some of its files replaced and the manifest still the
-    old one; and a manifest is never there before the models it names.
+    A step that fails or is stopped part way, in an ``out_dir`` that holds an ensemble, then
+    leaves that ensemble as it was rather than some of its files replaced and the manifest
+    still the old one; a new ``out_dir`` appears only whole; and a manifest is never there
+    before the models it names. Every step that writes an ensemble writes it through here.
     """
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    out_dir = Path(out_dir).resolve()  # beside the folder itself: one file system, one rename
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(out_dir))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()  # not tempfile.mkdtemp: its mode 0700 would become out_dir's
     try:
         yield staging
-        for path in sorted(staging.iterdir(), key=lambda path: path.name == "manifest.json"):
-            os.replace(path, out_dir / path.name)
+        if not out_dir.exists():
+            staging.rename(out_dir)
+            return
+        files = [path for path in staging.rglob("*") if not path.is_dir()]
+        for path in sorted(files, key=lambda path: path == staging / manifest_name):
+            target = out_dir / path.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -158,10 +210,9 @@ def export_runs(
     Every run is loaded before anything is written (:func:`staged_into` writes the rest).
     """
     names = unique_names(run_dirs)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trained = [load_trained(run_dir) for run_dir in run_dirs]
     entries = []
     with staged_into(out_dir) as staging:
+        trained = [load_trained(run_dir) for run_dir in run_dirs]
         for name, (network, config) in zip(names, trained, strict=True):
             file_name = f"{name}.onnx"
             export_onnx(network, 48, staging / file_name, mirror)

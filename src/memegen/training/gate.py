@@ -25,7 +25,6 @@ import copy
 import dataclasses
 import itertools
 import math
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,7 +42,13 @@ from memegen.expressions import (
 from memegen.facecrop import crop_face
 from memegen.training.class_bias import check_refittable, save_refitting_class_bias
 from memegen.training.datasets import FaceDataset
-from memegen.training.export import carry_photo_models, refuse_source_folder
+from memegen.training.export import (
+    carry_photo_models,
+    copy_model_file,
+    refuse_files_outside,
+    refuse_source_folder,
+    staged_into,
+)
 from memegen.training.metrics import mean_nll
 from memegen.training.report import crop_probabilities
 
@@ -219,7 +224,8 @@ def fit_gate(
     ``choose_gates`` finds.
 
     Class biases (and the temperature fitted with them), if the source had them, are
-    fitted again on ``weighting_set`` for the gated vote.
+    fitted again on ``weighting_set`` for the gated vote. Everything is written beside
+    ``out_dir`` and moved in at the end (:func:`staged_into`).
     """
     manifest_path = Path(manifest_path)
     refuse_source_folder(manifest_path, out_dir, "gated ensemble")
@@ -230,16 +236,14 @@ def fit_gate(
     # Before the minutes of reading every face with every model, not after.
     _check_room_to_gate(gated, len(manifest["models"]))
     classifier = ExpressionClassifier(manifest_path)
+    refuse_files_outside(manifest, manifest_path)
     probabilities = crop_probabilities(classifier, weighting_set)
     ms_a_pass, passes = read_costs(classifier, weighting_set)
     thresholds, evidence = choose_gates(
         classifier, probabilities, weighting_set.labels, ms_a_pass[:, None] * passes,
         gated, max_consulted_share,
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    carry_photo_models(manifest, manifest_path.parent, out_dir)
     for entry in manifest["models"]:
-        shutil.copyfile(manifest_path.parent / entry["file"], out_dir / entry["file"])
         entry.pop("consult_below", None)
     for entry, threshold in zip(manifest["models"][-gated:], thresholds, strict=True):
         if threshold != math.inf:
@@ -252,4 +256,9 @@ def fit_gate(
         "mirrored_shares": {model.name: round(float((faces == 2).mean()), 4)
                             for model, faces in zip(classifier.models, passes, strict=True)},
     } | evidence
-    return save_refitting_class_bias(manifest, out_dir / "manifest.json", weighting_set)
+    with staged_into(out_dir) as staging:
+        carry_photo_models(manifest, manifest_path.parent, staging)
+        for entry in manifest["models"]:
+            copy_model_file(entry["file"], manifest_path.parent, staging)
+        save_refitting_class_bias(manifest, staging / "manifest.json", weighting_set)
+    return out_dir / "manifest.json"

@@ -52,8 +52,10 @@ from memegen.training.export import (
     OUTPUT_NAME,
     carry_photo_models,
     per_label,
+    refuse_files_outside,
     refuse_source_folder,
     save_manifest,
+    staged_into,
 )
 from memegen.training.report import crop_probabilities
 
@@ -201,32 +203,66 @@ def fit_mirror_passes(
     (and, with ``member_temperatures``, its own temperature).
 
     Every model must have a mirror pass in its graph to judge, and none may be gated yet:
-    a manifest that fails either is refused (:class:`ManifestError`) before ``out_dir`` is
-    made. Class biases (and the temperature fitted with them), if the source had them,
-    are fitted again on ``weighting_set`` for the new vote.
+    a manifest that fails either, or whose entries lack the fields this reads, is refused
+    (:class:`ManifestError`) before anything is written. Everything is written beside
+    ``out_dir`` and moved in at the end (:func:`staged_into`). Class biases (and the
+    temperature fitted with them), if the source had them, are fitted again on
+    ``weighting_set`` for the new vote.
     """
     manifest_path = Path(manifest_path)
     refuse_source_folder(manifest_path, out_dir, "new ensemble")
     ExpressionClassifier(manifest_path)  # one the app cannot load is refused, naming why
     manifest = read_manifest(manifest_path)
+    refuse_files_outside(manifest, manifest_path)
     check_refittable(manifest, weighting_set)
     for entry in manifest["models"]:
+        _check_mirror_fields(entry)
         if not entry["input"]["mirror_averaged_in_graph"]:
             raise ManifestError(f"{entry['name']}: its graph has no mirror pass")
         if "consult_below" in entry:
             raise ManifestError(
                 f"{entry['name']}: it is gated; choose mirror passes before the gate"
             )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    carry_photo_models(manifest, manifest_path.parent, out_dir)
-    for entry in manifest["models"]:
-        source = manifest_path.parent / entry["file"]
-        entry["file"] = f"{source.stem}-plain.onnx"
-        write_plain_pass(source, out_dir / entry["file"])
-        entry["input"]["mirror_averaged_in_graph"] = False
-        entry["input"].pop("mirror_below", None)
-        entry.pop("temperature", None)
-    classifier = ExpressionClassifier(save_manifest(out_dir / "manifest.json", manifest))
+    with staged_into(out_dir) as staging:
+        carry_photo_models(manifest, manifest_path.parent, staging)
+        for entry in manifest["models"]:
+            source = manifest_path.parent / entry["file"]
+            entry["file"] = f"{source.stem}-plain.onnx"
+            write_plain_pass(source, staging / entry["file"])
+            entry["input"]["mirror_averaged_in_graph"] = False
+            entry["input"].pop("mirror_below", None)
+            entry.pop("temperature", None)
+        classifier = ExpressionClassifier(save_manifest(staging / "manifest.json", manifest))
+        _choose(classifier, manifest, weighting_set, member_temperatures)
+        save_refitting_class_bias(manifest, staging / "manifest.json", weighting_set)
+    return out_dir / "manifest.json"
+
+
+def _check_mirror_fields(entry: dict) -> None:
+    """Raise :class:`ManifestError` if ``entry`` lacks what ``fit_mirror_passes`` reads and
+    rewrites: whether its graph has a mirror pass, and its metrics (a ``validation`` is
+    written into them), so that such a manifest is one line, not a ``KeyError``."""
+    if "mirror_averaged_in_graph" not in entry["input"]:
+        raise ManifestError(
+            f"{entry['name']}: its entry lacks input.mirror_averaged_in_graph, so whether its "
+            "graph has a mirror pass is not known"
+        )
+    if not isinstance(entry.get("metrics"), dict):
+        raise ManifestError(
+            f"{entry['name']}: its entry lacks metrics (an object, as train export writes it), "
+            "where the weighting set's numbers go"
+        )
+
+
+def _choose(
+    classifier: ExpressionClassifier,
+    manifest: dict,
+    weighting_set: FaceDataset,
+    member_temperatures: bool,
+) -> None:
+    """Read the weighting set with ``classifier`` (the plain graphs) and its mirror images,
+    and write into ``manifest`` each model's mirror pass, temperature and vote weights
+    with the evidence they rest on."""
     plain = crop_probabilities(classifier, weighting_set)
     mirror_images = dataclasses.replace(weighting_set, images=weighting_set.images[:, :, ::-1])
     flipped = crop_probabilities(classifier, mirror_images)
@@ -262,4 +298,3 @@ def fit_mirror_passes(
     }
     if member_temperatures:
         manifest["mirror_pass_evidence"]["temperatures"] = TEMPERATURE_METHOD
-    return save_refitting_class_bias(manifest, out_dir / "manifest.json", weighting_set)

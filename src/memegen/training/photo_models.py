@@ -25,14 +25,14 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from memegen import LABELS
-from memegen.expressions import ExpressionClassifier, normalise, read_manifest
+from memegen.expressions import ExpressionClassifier, ManifestError, normalise, read_manifest
 from memegen.facecrop import crop_face
 from memegen.training.architectures import last_layer, pooled_features
 from memegen.training.datasets import (
@@ -41,7 +41,14 @@ from memegen.training.datasets import (
     folds_by_group,
     require_every_class,
 )
-from memegen.training.export import export_onnx, model_entry, save_manifest, unique_names
+from memegen.training.export import (
+    export_onnx,
+    model_entry,
+    refuse_files_outside,
+    save_manifest,
+    staged_into,
+    unique_names,
+)
 from memegen.training.metrics import mean_nll
 from memegen.training.quantize import quantize_model
 from memegen.training.report import match_photos
@@ -189,7 +196,9 @@ def add_photo_models(
     them in it with their evidence (replacing any photo models it had).
 
     Photos that are not ExpW-style, or too few of whose faces are found to be folded by
-    photo, are the user's to replace (:class:`DatasetError`).
+    photo, are the user's to replace (:class:`DatasetError`). The new files and manifest
+    are written beside the folder and moved in at the end (:func:`staged_into`), the
+    replaced files deleted only after: a step that fails leaves the folder as it was.
     """
     spec = DatasetSpec.parse(photos_text)
     if spec.kind != "expw":
@@ -198,6 +207,8 @@ def add_photo_models(
     names = unique_names([Path(run_dir) for run_dir in run_dirs])
     manifest = read_manifest(manifest_path)
     classifier = ExpressionClassifier(manifest_path)
+    refuse_files_outside(manifest, manifest_path)
+    _refuse_crop_member_files(manifest, run_dirs, names)
     margin = classifier.models[0].crop_margin
     found = find_faces(classifier, spec, iou_threshold, margin)
     if len(np.unique(found.photos)) < FOLDS:
@@ -206,47 +217,72 @@ def add_photo_models(
     require_every_class(found.labels, f"the faces found in {photos_text!r}",
                         "a photo model's last-layer bias")
     entries, predictions = [], []
-    for run_dir, run_name in zip(run_dirs, names, strict=True):
-        network, config = load_trained(Path(run_dir))
-        views = both_views(network, config, found.crops)
-        prediction, evidence = refit_last_layer(network, views, found.labels, found.photos)
-        predictions.append(prediction)
-        name = f"{run_name}-photo"
-        file_name = f"{name}-int8.onnx"
-        with tempfile.TemporaryDirectory() as scratch:
-            float_graph = Path(scratch) / "float.onnx"
-            export_onnx(network, 48, float_graph, mirror=True)
-            quantize_model(float_graph, manifest_path.parent / file_name,
-                           normalise(found.crops, config.mean, config.std))
-        entry = model_entry(name, file_name, config, margin)
-        entry["refitted_from"] = str(run_dir)
-        entry["photo_fit"] = evidence
-        entries.append(entry)
-    _remove_replaced(manifest, entries, manifest_path.parent)
-    manifest["photo_models"] = entries
-    manifest["photo_models_evidence"] = {
-        "method": METHOD,
-        "photos": {
-            "spec": photos_text,
-            "photos": len(np.unique(found.photos)),
-            "labelled_faces": found.labelled,
-            "faces_found": len(found.labels),
-            "iou_threshold": iou_threshold,
-            "class_counts": {
-                label: int(count) for label, count in
-                zip(LABELS, np.bincount(found.labels, minlength=len(LABELS)), strict=True)
+    with staged_into(manifest_path.parent, manifest_path.name) as staging:
+        for run_dir, run_name in zip(run_dirs, names, strict=True):
+            network, config = load_trained(Path(run_dir))
+            views = both_views(network, config, found.crops)
+            prediction, evidence = refit_last_layer(network, views, found.labels, found.photos)
+            predictions.append(prediction)
+            name = f"{run_name}-photo"
+            file_name = _photo_file(run_name)
+            with tempfile.TemporaryDirectory() as scratch:
+                float_graph = Path(scratch) / "float.onnx"
+                export_onnx(network, 48, float_graph, mirror=True)
+                quantize_model(float_graph, staging / file_name,
+                               normalise(found.crops, config.mean, config.std))
+            entry = model_entry(name, file_name, config, margin)
+            entry["refitted_from"] = str(run_dir)
+            entry["photo_fit"] = evidence
+            entries.append(entry)
+        replaced = manifest.get("photo_models", [])
+        manifest["photo_models"] = entries
+        manifest["photo_models_evidence"] = {
+            "method": METHOD,
+            "photos": {
+                "spec": photos_text,
+                "photos": len(np.unique(found.photos)),
+                "labelled_faces": found.labelled,
+                "faces_found": len(found.labels),
+                "iou_threshold": iou_threshold,
+                "class_counts": {
+                    label: int(count) for label, count in
+                    zip(LABELS, np.bincount(found.labels, minlength=len(LABELS)), strict=True)
+                },
             },
-        },
-        "photo_vote_out_of_fold": _scores(np.mean(predictions, axis=0), found.labels),
-        "crop_vote": _scores(found.crop_vote, found.labels),
-    }
-    return save_manifest(manifest_path, manifest)
+            "photo_vote_out_of_fold": _scores(np.mean(predictions, axis=0), found.labels),
+            "crop_vote": _scores(found.crop_vote, found.labels),
+        }
+        save_manifest(staging / manifest_path.name, manifest)
+    _remove_replaced(replaced, manifest, manifest_path.parent)
+    return manifest_path
 
 
-def _remove_replaced(manifest: dict, entries: list[dict], folder: Path) -> None:
-    """Delete the files of the photo models being replaced that nothing still lists, so a
-    shipped model folder holds only what its manifest reads."""
-    kept = {entry["file"] for entry in [*manifest["models"], *entries]}
-    for entry in manifest.get("photo_models", []):
+def _photo_file(run_name: str) -> str:
+    """The file of the photo model refitted from the run named ``run_name``."""
+    return f"{run_name}-photo-int8.onnx"
+
+
+def _refuse_crop_member_files(
+    manifest: dict, run_dirs: Sequence[Path], names: Sequence[str]
+) -> None:
+    """Raise :class:`ManifestError` if a run's photo model would be written over a crop
+    member's file (a member named ``x-photo``, quantized, has the file of run ``x``'s
+    photo model): the member would read faces with the photo model's weights."""
+    members = {PurePath(entry["file"]): entry["name"] for entry in manifest["models"]}
+    for run_dir, run_name in zip(run_dirs, names, strict=True):
+        member = members.get(PurePath(_photo_file(run_name)))
+        if member is not None:
+            raise ManifestError(
+                f"{run_dir}: its photo model's file {_photo_file(run_name)} is the crop "
+                f"member {member}'s; give the run a folder of another name"
+            )
+
+
+def _remove_replaced(replaced: list[dict], manifest: dict, folder: Path) -> None:
+    """Delete the files of the ``replaced`` photo models that ``manifest`` no longer lists,
+    so a shipped model folder holds only what its manifest reads; ``add_photo_models``
+    has refused manifests that name files outside ``folder``, so none outside is touched."""
+    kept = {entry["file"] for entry in [*manifest["models"], *manifest["photo_models"]]}
+    for entry in replaced:
         if entry["file"] not in kept:
             (folder / entry["file"]).unlink(missing_ok=True)

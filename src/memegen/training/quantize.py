@@ -34,13 +34,15 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from memegen.expressions import ExpressionClassifier, normalise, read_manifest
+from memegen.expressions import ExpressionClassifier, ManifestError, normalise, read_manifest
 from memegen.training.datasets import FaceDataset
 from memegen.training.export import (
     INPUT_NAME,
     carry_photo_models,
+    refuse_files_outside,
     refuse_source_folder,
     save_manifest,
+    staged_into,
 )
 
 PERCENTILE = 99.999
@@ -94,28 +96,38 @@ def quantize_ensemble(
 
     Calibration crops should come from the models' training data: they only set
     activation ranges, and measuring data must stay unseen. ``out_dir`` must not be the
-    source's folder, whose float manifest the int8 one would replace.
+    source's folder, whose float manifest the int8 one would replace; a manifest whose
+    models are int8 already (their entries record a ``quantization``) is refused
+    (:class:`ManifestError`), as its graphs have no float layers left to quantize.
     """
     refuse_source_folder(manifest_path, out_dir, "int8 copies")
     ExpressionClassifier(manifest_path)  # one the app cannot load is refused, naming why
     manifest = read_manifest(Path(manifest_path))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    carry_photo_models(manifest, Path(manifest_path).parent, out_dir)
-    crops = calibration_faces(calibration, count, seed)
+    refuse_files_outside(manifest, manifest_path)
     for entry in manifest["models"]:
-        faces = normalise(crops, entry["input"]["mean"], entry["input"]["std"])
-        file_name = f"{Path(entry['file']).stem}-int8.onnx"
-        quantize_model(Path(manifest_path).parent / entry["file"], out_dir / file_name, faces)
-        entry["quantization"] = {
-            "from": entry["file"],
-            "weights": "int8 per channel, 7-bit range",
-            "activations": "uint8",
-            "calibration": {
-                "dataset": calibration.name,
-                "examples": len(crops),
-                "seed": seed,
-                "method": f"percentile {PERCENTILE}",
-            },
-        }
-        entry["file"] = file_name
-    return save_manifest(out_dir / "manifest.json", manifest)
+        if "quantization" in entry:
+            raise ManifestError(
+                f"{manifest_path}: {entry['name']} is int8 already (its entry records a "
+                "quantization); quantize the float ensemble it came from instead"
+            )
+    crops = calibration_faces(calibration, count, seed)
+    with staged_into(out_dir) as staging:
+        carry_photo_models(manifest, Path(manifest_path).parent, staging)
+        for entry in manifest["models"]:
+            faces = normalise(crops, entry["input"]["mean"], entry["input"]["std"])
+            file_name = f"{Path(entry['file']).stem}-int8.onnx"
+            quantize_model(Path(manifest_path).parent / entry["file"], staging / file_name, faces)
+            entry["quantization"] = {
+                "from": entry["file"],
+                "weights": "int8 per channel, 7-bit range",
+                "activations": "uint8",
+                "calibration": {
+                    "dataset": calibration.name,
+                    "examples": len(crops),
+                    "seed": seed,
+                    "method": f"percentile {PERCENTILE}",
+                },
+            }
+            entry["file"] = file_name
+        save_manifest(staging / "manifest.json", manifest)
+    return out_dir / "manifest.json"
