@@ -12,12 +12,15 @@ import pytest
 
 pytest.importorskip("torch")
 
+import torch
+
 from memegen.cli import main
 from memegen.expressions import shift_priors
 from memegen.training.class_bias import choose_class_bias, fit_class_bias, paired_accuracy_change
+from memegen.training.export import export_onnx
 
 from tiny_datasets import write_class_folders
-from tiny_networks import write_float_ensemble
+from tiny_networks import trained_vgg, write_float_ensemble
 
 
 def _prior_only_vote(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -129,3 +132,42 @@ def test_steps_that_refit_class_biases_refuse_such_a_set_before_writing(
                  "--out", str(out)]) == 2
     assert "has no faces of fear:" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_vote_that_reads_faces_as_nan_gets_no_class_bias(tmp_path: Path, capsys):
+    source = write_float_ensemble(tmp_path / "float")
+    broken = trained_vgg(1)
+    with torch.no_grad():
+        for values in broken.parameters():
+            values.fill_(float("nan"))
+    export_onnx(broken, 48, source.parent / "net1.onnx")
+    before = source.read_text()
+    data = write_class_folders(tmp_path / "faces", {"val": 1})
+    assert main(["train", "bias", str(source), "--val-data", str(data)]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith(f"memegen: train bias: {source}: its vote reads faces of ")
+    assert error.endswith(" as NaN or infinity (a model answers so), so no class bias can be "
+                          "fitted")
+    assert source.read_text() == before
+
+
+def test_bias_stopped_while_writing_leaves_the_manifest_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The manifest is edited in place: a half-written one is no ensemble at all."""
+    source = write_float_ensemble(tmp_path / "float")
+    before = source.read_text()
+    data = write_class_folders(tmp_path / "faces", {"val": 1})
+    write_text = Path.write_text
+
+    def disk_full_half_way(path: Path, text: str) -> int:
+        write_text(path, text[: len(text) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full_half_way)
+    with pytest.raises(OSError, match="No space left"):
+        main(["train", "bias", str(source), "--val-data", str(data)])
+    monkeypatch.undo()
+    assert source.read_text() == before
+    assert sorted(path.name for path in source.parent.iterdir()) == [
+        "manifest.json", "net0.onnx", "net1.onnx"]

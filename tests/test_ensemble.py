@@ -18,7 +18,7 @@ from memegen.cli import main
 from memegen.errors import UserError
 from memegen.expressions import weighted_vote
 from memegen.training import export
-from memegen.training.datasets import FaceDataset
+from memegen.training.datasets import FaceDataset, image_digests, load_split
 from memegen.training.ensemble import (
     fit_weights,
     vote_nll,
@@ -28,6 +28,7 @@ from memegen.training.export import unique_names
 from memegen.training.metrics import summarise
 from memegen.training.train import build_model
 
+from tiny_datasets import write_class_folders
 from tiny_networks import TINY_VGG
 
 
@@ -180,3 +181,42 @@ def test_an_export_that_fails_leaves_the_ensemble_in_its_folder_as_it_was(
     after = {path.name: path.read_bytes() for path in out.iterdir() if path.name != "notes.txt"}
     assert after == before and (out / "notes.txt").read_text() == "mine"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a", "b", "new", "out"]
+
+
+def test_a_member_that_reads_faces_as_nan_is_refused_naming_it(tmp_path: Path, capsys):
+    runs = [_run_folder(tmp_path / "a", 0), _run_folder(tmp_path / "b", 1)]
+    checkpoint = torch.load(runs[1] / "best.pt")
+    for values in checkpoint["model"].values():
+        if values.is_floating_point():
+            values.fill_(float("nan"))
+    torch.save(checkpoint, runs[1] / "best.pt")
+    data = write_class_folders(tmp_path / "faces", {"val": 1})
+    out = tmp_path / "out"
+    assert main(["train", "ensemble", *map(str, runs), "--val-data", str(data),
+                 "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"memegen: train ensemble: {runs[1]} reads faces of {data.name}/val as NaN or "
+        "infinity, so no vote weights can be fitted; leave it out or retrain it"
+    )
+    assert not out.exists()
+
+
+def test_a_member_that_trained_on_the_weighting_rows_is_refused(tmp_path: Path, capsys):
+    """Weights fitted on faces a member learned trust it more than it earns on new faces."""
+    data = write_class_folders(tmp_path / "faces", {"train": 2})
+    train = load_split(str(data), "train")
+    runs = [_run_folder(tmp_path / "a", 0), _run_folder(tmp_path / "e", 1)]
+    rows = np.arange(0, len(train), 2)
+    np.save(runs[0] / "holdout_indices.npy", rows)
+    np.save(runs[0] / "holdout_digests.npy", image_digests(train.images[rows]))
+    np.save(runs[1] / "holdout_digests.npy", image_digests(train.images[rows[:3]]))
+    argv = ["train", "ensemble", *map(str, runs), "--val-data", str(data),
+            "--indices", str(runs[0] / "holdout_indices.npy"), "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"memegen: {runs[1]} trained on 4 of the 7 weighting faces --indices "
+        f"{runs[0] / 'holdout_indices.npy'} picks (its holdout_digests.npy lacks them); weigh "
+        "with rows every run held out: runs fitted with the same --seed and --holdout, or "
+        "--holdout-from one of them"
+    )
+    assert not (tmp_path / "out").exists()

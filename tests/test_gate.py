@@ -283,3 +283,38 @@ def test_mirror_refuses_a_gated_ensemble_and_gate_its_own_folder_or_the_first_mo
                  "--out", str(tmp_path / "every-model-gated")]) == 2
     assert not (tmp_path / "every-model-gated").exists()
     assert source.read_text() == before
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent"])
+def test_steps_refuse_a_model_file_outside_the_manifests_folder(
+    tmp_path: Path, capsys, where: str
+):
+    """Gate copied it onto itself (absolute) or wrote it outside --out (``..``)."""
+    source = write_float_ensemble(tmp_path / "float")
+    manifest = json.loads(source.read_text())
+    (tmp_path / "net0.onnx").write_bytes((source.parent / "net0.onnx").read_bytes())
+    named = str(tmp_path / "net0.onnx") if where == "absolute" else "../net0.onnx"
+    manifest["models"][0]["file"] = named
+    source.write_text(json.dumps(manifest))
+    data = write_class_folders(tmp_path / "faces", {"val": 1})
+    out = tmp_path / "gated" / "out"
+    assert main(["train", "gate", str(source), "--val-data", str(data), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith("memegen: ") and named in error
+    assert not out.exists() and not (tmp_path / "gated" / "net0.onnx").exists()
+
+
+def test_gate_copies_a_model_in_a_subfolder_to_the_same_place_in_out(tmp_path: Path):
+    source = write_float_ensemble(tmp_path / "float")
+    manifest = json.loads(source.read_text())
+    (source.parent / "sub").mkdir()
+    (source.parent / "net0.onnx").rename(source.parent / "sub" / "net0.onnx")
+    manifest["models"][0]["file"] = "sub/net0.onnx"
+    source.write_text(json.dumps(manifest))
+    data = write_class_folders(tmp_path / "faces", {"val": 1})
+    out = tmp_path / "gated"
+    assert main(["train", "gate", str(source), "--val-data", str(data), "--out", str(out)]) == 0
+    assert [model.name for model in ExpressionClassifier(out / "manifest.json").models] == [
+        "net0", "net1"]
+    assert (out / "sub" / "net0.onnx").read_bytes() == (
+        source.parent / "sub" / "net0.onnx").read_bytes()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +14,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from memegen import LABELS  # noqa: E402
+from memegen.cli import main  # noqa: E402
+from memegen.training import photo_models  # noqa: E402
 from memegen.training.architectures import (  # noqa: E402
     FAMILIES,
     HEADS,
@@ -24,6 +30,10 @@ from memegen.training.photo_models import (  # noqa: E402
     read,
     refit_last_layer,
 )
+from memegen.training.quantize import quantize_model  # noqa: E402
+
+from tiny_datasets import faces_of_every_class  # noqa: E402
+from tiny_networks import TINY_VGG, trained_vgg, write_float_ensemble  # noqa: E402
 
 ANGRY, SURPRISE = LABELS.index("angry"), LABELS.index("surprise")
 
@@ -98,3 +108,91 @@ def test_the_refit_keeps_the_strength_with_the_lowest_out_of_fold_loss_in_the_ne
     weight, bias = fit_last_layer(views, labels, best["C"], own)
     torch.testing.assert_close(last_layer(network).weight, weight.float())
     torch.testing.assert_close(last_layer(network).bias, bias.float())
+
+
+def _run_folder(path: Path, seed: int) -> Path:
+    """A run folder as ``train fit`` leaves it: ``best.pt`` of a tiny trained VGG."""
+    path.mkdir(parents=True)
+    torch.save({"model": trained_vgg(seed).state_dict(), "config": asdict(TINY_VGG)},
+               path / "best.pt")
+    return path
+
+
+def _found_faces(classifier, spec, iou_threshold, margin) -> photo_models.FoundFaces:
+    """Faces of every class in four photos, as ``find_faces`` would find them."""
+    return photo_models.FoundFaces(
+        crops=faces_of_every_class(28, seed=4), labels=np.arange(28) % len(LABELS),
+        photos=np.array([f"photo-{number % 4}" for number in range(28)]), labelled=28,
+        crop_vote=np.full((28, len(LABELS)), 1 / len(LABELS)),
+    )
+
+
+def _photo_entry(source: Path, file_name: str) -> dict:
+    """A photo model's manifest entry: the first crop member's, under another file."""
+    return json.loads(source.read_text())["models"][0] | {"name": "old-photo", "file": file_name}
+
+
+def _with_photo_model(source: Path, file_name: str) -> None:
+    manifest = json.loads(source.read_text())
+    manifest["photo_models"] = [_photo_entry(source, file_name)]
+    source.write_text(json.dumps(manifest))
+
+
+def test_photo_models_that_fail_part_way_leave_the_model_folder_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    source = write_float_ensemble(tmp_path / "models")
+    shutil.copyfile(source.parent / "net1.onnx", source.parent / "a-photo-int8.onnx")
+    _with_photo_model(source, "a-photo-int8.onnx")
+    runs = [_run_folder(tmp_path / "runs" / "a", 0), _run_folder(tmp_path / "runs" / "b", 1)]
+    before = {path.name: path.read_bytes() for path in source.parent.iterdir()}
+    monkeypatch.setattr(photo_models, "find_faces", _found_faces)
+    quantized = []
+
+    def disk_full_on_the_second(source_graph, target, faces):
+        if quantized:
+            raise OSError(28, "No space left on device")
+        quantized.append(target)
+        quantize_model(source_graph, target, faces)
+
+    monkeypatch.setattr(photo_models, "quantize_model", disk_full_on_the_second)
+    with pytest.raises(OSError, match="No space left"):
+        main(["train", "photo-models", str(source), *map(str, runs),
+              "--photos", f"expw:{tmp_path}"])
+    assert {path.name: path.read_bytes() for path in source.parent.iterdir()} == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["models", "runs"]
+
+
+def test_photo_models_never_delete_a_replaced_file_outside_the_model_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    source = write_float_ensemble(tmp_path / "models")
+    shutil.copyfile(source.parent / "net1.onnx", tmp_path / "elsewhere.onnx")
+    _with_photo_model(source, "../elsewhere.onnx")
+    run = _run_folder(tmp_path / "runs" / "a", 0)
+    monkeypatch.setattr(photo_models, "find_faces", _found_faces)
+    assert main(["train", "photo-models", str(source), str(run),
+                 "--photos", f"expw:{tmp_path}"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"memegen: {source}: photo_models[0]'s file ../elsewhere.onnx is outside the "
+        "manifest's folder; name it relative to that folder, inside it"
+    )
+    assert (tmp_path / "elsewhere.onnx").is_file()
+
+
+def test_a_photo_model_is_never_written_over_a_crop_members_file(tmp_path: Path, capsys):
+    """A member named x-photo, quantized, has the file run x's photo model would get."""
+    source = write_float_ensemble(tmp_path / "models")
+    manifest = json.loads(source.read_text())
+    (source.parent / "net0.onnx").rename(source.parent / "x-photo-int8.onnx")
+    manifest["models"][0] |= {"name": "x-photo", "file": "x-photo-int8.onnx"}
+    source.write_text(json.dumps(manifest))
+    before = (source.parent / "x-photo-int8.onnx").read_bytes()
+    run = _run_folder(tmp_path / "runs" / "x", 0)
+    assert main(["train", "photo-models", str(source), str(run),
+                 "--photos", f"expw:{tmp_path}"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"memegen: {run}: its photo model's file x-photo-int8.onnx is the crop member "
+        "x-photo's; give the run a folder of another name"
+    )
+    assert (source.parent / "x-photo-int8.onnx").read_bytes() == before

@@ -158,6 +158,18 @@ def _one_model(manifest: dict) -> None:
     del manifest["models"][1:]
 
 
+def _no_mirror_field(manifest: dict) -> None:
+    del manifest["models"][0]["input"]["mirror_averaged_in_graph"]
+
+
+def _no_metrics(manifest: dict) -> None:
+    del manifest["models"][1]["metrics"]
+
+
+def _quantized(manifest: dict) -> None:
+    manifest["models"][0]["quantization"] = {"from": "net0-float.onnx"}
+
+
 @pytest.mark.parametrize(("edit", "command", "message"), [
     (_resnet_first, ["rebuild", "{manifest}", "net0", "--data", "{data}", "--out", "{out}"],
      "only the vgg family is rebuilt: its layers map one to one"),
@@ -165,7 +177,17 @@ def _one_model(manifest: dict) -> None:
      "net0: its graph has no mirror pass"),
     (_one_model, ["gate", "{manifest}", "--val-data", "{data}", "--out", "{out}"],
      "{manifest}: a gate needs at least two models"),
-], ids=["rebuild-resnet", "mirror-without-mirror-pass", "gate-one-model"])
+    (_no_mirror_field, ["mirror", "{manifest}", "--val-data", "{data}", "--out", "{out}"],
+     "net0: its entry lacks input.mirror_averaged_in_graph, so whether its graph has a "
+     "mirror pass is not known"),
+    (_no_metrics, ["mirror", "{manifest}", "--val-data", "{data}", "--out", "{out}"],
+     "net1: its entry lacks metrics (an object, as train export writes it), where the "
+     "weighting set's numbers go"),
+    (_quantized, ["quantize", "{manifest}", "--calibration-data", "{data}", "--out", "{out}"],
+     "{manifest}: net0 is int8 already (its entry records a quantization); quantize the "
+     "float ensemble it came from instead"),
+], ids=["rebuild-resnet", "mirror-without-mirror-pass", "gate-one-model",
+        "mirror-without-mirror-field", "mirror-without-metrics", "quantize-int8"])
 def test_an_ensemble_the_step_cannot_use_is_one_line_and_writes_nothing(
     float_ensemble: Path, files: dict[str, Path], capsys,
     edit: Callable[[dict], None], command: list[str], message: str,
@@ -198,12 +220,15 @@ def test_a_step_that_fails_keeps_an_out_folder_that_was_there(files: dict[str, P
 
 
 @pytest.mark.parametrize(("rows", "message"), [
-    (None, "not a .npy file of row numbers"),
-    (np.array([0, "a"], dtype=object), "not a .npy file of row numbers"),
+    (None, "not a .npy file of row numbers, so not an indices file (train fit writes one "
+     "as holdout_indices.npy)"),
+    (np.array([0, "a"], dtype=object), "not a .npy file of row numbers: it holds Python "
+     "objects"),
     (np.array([0.5, 1.5]), "expected a list of whole row numbers"),
     (np.array([0, 99]), "row numbers must be from 0 to"),
-], ids=["text", "pickled", "fractions", "out-of-range"])
-@pytest.mark.parametrize("command", ["mirror", "gate"])
+    (np.array([], dtype=np.int64), "lists no rows, so there are no faces to fit on"),
+], ids=["text", "pickled", "fractions", "out-of-range", "empty"])
+@pytest.mark.parametrize("command", ["mirror", "gate", "ensemble"])
 def test_indices_that_are_not_row_numbers_of_the_data_are_one_line_naming_the_file(
     float_ensemble: Path, files: dict[str, Path], capsys, command: str, rows, message: str,
 ):
@@ -212,11 +237,13 @@ def test_indices_that_are_not_row_numbers_of_the_data_are_one_line_naming_the_fi
         indices.write_text("0\n1\n")
     else:
         np.save(indices, rows, allow_pickle=True)
-    argv = [command, str(float_ensemble), "--val-data", "{data}", "--indices", str(indices),
+    source = str(files["run"]) if command == "ensemble" else str(float_ensemble)
+    argv = [command, source, "--val-data", "{data}", "--indices", str(indices),
             "--out", "{out}"]
     assert main(_argv(argv, files)) == 2
     error = _error_line(capsys.readouterr().err)
     assert error.startswith(f"memegen: --indices {indices}: {message}")
+    assert "pickled" not in error
     assert not files["out"].exists()
 
 
@@ -295,3 +322,47 @@ def test_a_manifest_that_lists_no_models_is_one_line_and_writes_nothing(
     assert main(_argv(command, files)) == 2
     assert _error_line(capsys.readouterr().err) == f"memegen: {files['manifest']}: lists no models"
     assert not files["out"].exists()
+
+
+def _break_on_call(monkeypatch: pytest.MonkeyPatch, target: str, failing_call: int) -> None:
+    """Make ``target`` (a step's function that writes a file) fail as a full disk does on
+    its ``failing_call``-th call, after the step wrote some of its files."""
+    module, name = target.rsplit(".", 1)
+    written = getattr(__import__(module, fromlist=[name]), name)
+    calls = []
+
+    def fail_once_called_enough(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == failing_call:
+            raise OSError(28, "No space left on device")
+        return written(*args, **kwargs)
+
+    monkeypatch.setattr(target, fail_once_called_enough)
+
+
+@pytest.mark.parametrize(("command", "breaks", "failing_call"), [
+    (["mirror", "{manifest}", "--val-data", "{data}", "--out", "{out}"],
+     "memegen.training.mirror.save_manifest", 1),
+    (["gate", "{manifest}", "--val-data", "{data}", "--out", "{out}"],
+     "memegen.training.gate.save_refitting_class_bias", 1),
+    (["quantize", "{manifest}", "--calibration-data", "{data}", "--count", "7",
+      "--out", "{out}"],
+     "memegen.training.quantize.quantize_model", 2),
+], ids=["mirror", "gate", "quantize"])
+def test_a_step_that_fails_part_way_leaves_the_ensemble_in_its_out_folder_as_it_was(
+    float_ensemble: Path, files: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+    command: list[str], breaks: str, failing_call: int,
+):
+    """README's training steps write into the shipped model folder: a step that stopped
+    after writing some files left a manifest naming models it had replaced, or none."""
+    files["manifest"] = float_ensemble
+    shutil.copytree(float_ensemble.parent, files["out"])
+    for name in ("net0.onnx", "net1.onnx", "net0-plain.onnx", "net0-int8.onnx"):
+        (files["out"] / name).write_bytes(b"an older model")
+    before = {path.name: path.read_bytes() for path in files["out"].iterdir()}
+    _break_on_call(monkeypatch, breaks, failing_call)
+    with pytest.raises(OSError, match="No space left"):
+        main(_argv(command, files))
+    assert {path.name: path.read_bytes() for path in files["out"].iterdir()} == before
+    assert sorted(path.name for path in files["out"].parent.iterdir()) == [
+        "faces", "manifest.json", "out", "run"]
