@@ -173,9 +173,9 @@ def test_photo_models_never_delete_a_replaced_file_outside_the_model_folder(
     monkeypatch.setattr(photo_models, "find_faces", _found_faces)
     assert main(["train", "photo-models", str(source), str(run),
                  "--photos", f"expw:{tmp_path}"]) == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        f"memegen: {source}: photo_models[0]'s file ../elsewhere.onnx is outside the "
-        "manifest's folder; name it relative to that folder, inside it"
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        f"memegen: {source}: photo_models[0]: the model file '../elsewhere.onnx' is not "
+        "inside the manifest's folder"
     )
     assert (tmp_path / "elsewhere.onnx").is_file()
 

@@ -16,14 +16,14 @@ import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from memegen import LABELS
 from memegen.errors import UserError
-from memegen.expressions import MANIFEST_FORMAT, ManifestError
+from memegen.expressions import MANIFEST_FORMAT
 from memegen.training.train import ExportedProbabilities, TrainConfig, load_trained
 
 INPUT_NAME, OUTPUT_NAME = "faces", "probabilities"
@@ -144,24 +144,6 @@ def carry_photo_models(manifest: dict, source_dir: Path, out_dir: Path) -> None:
     photo models are int8 already, read faces found in photos, and are kept as they are."""
     for entry in manifest.get("photo_models", []):
         copy_model_file(entry["file"], source_dir, out_dir)
-
-
-def refuse_files_outside(manifest: dict, manifest_path: Path) -> None:
-    """Raise :class:`ManifestError` if an entry of ``manifest`` names a model file outside
-    the manifest's folder (an absolute path, or one through ``..``).
-
-    A step copies or replaces each file at the path its entry names, relative to the
-    folder it writes; one outside would be written or deleted outside that folder (or
-    copied onto itself), and inference does not read such a file either.
-    """
-    for key in ("models", "photo_models"):
-        for number, entry in enumerate(manifest.get(key, [])):
-            file_name = PurePath(entry["file"])
-            if file_name.is_absolute() or ".." in file_name.parts:
-                raise ManifestError(
-                    f"{manifest_path}: {key}[{number}]'s file {entry['file']} is outside the "
-                    "manifest's folder; name it relative to that folder, inside it"
-                )
 
 
 def refuse_source_folder(manifest_path: Path, out_dir: Path, what: str) -> None:

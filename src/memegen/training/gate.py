@@ -45,7 +45,6 @@ from memegen.training.datasets import FaceDataset
 from memegen.training.export import (
     carry_photo_models,
     copy_model_file,
-    refuse_files_outside,
     refuse_source_folder,
     staged_into,
 )
@@ -236,7 +235,6 @@ def fit_gate(
     # Before the minutes of reading every face with every model, not after.
     _check_room_to_gate(gated, len(manifest["models"]))
     classifier = ExpressionClassifier(manifest_path)
-    refuse_files_outside(manifest, manifest_path)
     probabilities = crop_probabilities(classifier, weighting_set)
     ms_a_pass, passes = read_costs(classifier, weighting_set)
     thresholds, evidence = choose_gates(

@@ -52,7 +52,6 @@ from memegen.training.export import (
     OUTPUT_NAME,
     carry_photo_models,
     per_label,
-    refuse_files_outside,
     refuse_source_folder,
     save_manifest,
     staged_into,
@@ -213,7 +212,6 @@ def fit_mirror_passes(
     refuse_source_folder(manifest_path, out_dir, "new ensemble")
     ExpressionClassifier(manifest_path)  # one the app cannot load is refused, naming why
     manifest = read_manifest(manifest_path)
-    refuse_files_outside(manifest, manifest_path)
     check_refittable(manifest, weighting_set)
     for entry in manifest["models"]:
         _check_mirror_fields(entry)

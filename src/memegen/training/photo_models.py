@@ -44,7 +44,6 @@ from memegen.training.datasets import (
 from memegen.training.export import (
     export_onnx,
     model_entry,
-    refuse_files_outside,
     save_manifest,
     staged_into,
     unique_names,
@@ -207,7 +206,6 @@ def add_photo_models(
     names = unique_names([Path(run_dir) for run_dir in run_dirs])
     manifest = read_manifest(manifest_path)
     classifier = ExpressionClassifier(manifest_path)
-    refuse_files_outside(manifest, manifest_path)
     _refuse_crop_member_files(manifest, run_dirs, names)
     margin = classifier.models[0].crop_margin
     found = find_faces(classifier, spec, iou_threshold, margin)

@@ -39,7 +39,6 @@ from memegen.training.datasets import FaceDataset
 from memegen.training.export import (
     INPUT_NAME,
     carry_photo_models,
-    refuse_files_outside,
     refuse_source_folder,
     save_manifest,
     staged_into,
@@ -103,7 +102,6 @@ def quantize_ensemble(
     refuse_source_folder(manifest_path, out_dir, "int8 copies")
     ExpressionClassifier(manifest_path)  # one the app cannot load is refused, naming why
     manifest = read_manifest(Path(manifest_path))
-    refuse_files_outside(manifest, manifest_path)
     for entry in manifest["models"]:
         if "quantization" in entry:
             raise ManifestError(
