@@ -15,7 +15,7 @@ pytest.importorskip("torch")
 import torch
 
 from memegen.cli import main
-from memegen.expressions import shift_priors
+from memegen.expressions import ExpressionClassifier, shift_priors
 from memegen.training.class_bias import choose_class_bias, fit_class_bias, paired_accuracy_change
 from memegen.training.export import export_onnx
 
@@ -149,6 +149,19 @@ def test_a_vote_that_reads_faces_as_nan_gets_no_class_bias(tmp_path: Path, capsy
     assert error.endswith(" as NaN or infinity (a model answers so), so no class bias can be "
                           "fitted")
     assert source.read_text() == before
+
+
+def test_a_graph_that_answers_nan_still_gives_an_answer_json_can_carry(tmp_path: Path):
+    """Inference's last guard: the face reads as uniform, not as NaN."""
+    source = write_float_ensemble(tmp_path / "float")
+    broken = trained_vgg(1)
+    with torch.no_grad():
+        for values in broken.parameters():
+            values.fill_(float("nan"))
+    export_onnx(broken, 48, source.parent / "net1.onnx")
+    faces = np.full((48, 48), 128, dtype=np.uint8)
+    scores = ExpressionClassifier(source).classify(faces, [(0, 0, 48, 48)], precropped=True)
+    np.testing.assert_allclose(scores, np.full((1, 7), 1 / 7), rtol=1e-6)
 
 
 def test_bias_stopped_while_writing_leaves_the_manifest_as_it_was(

@@ -313,10 +313,12 @@ class ExpressionClassifier:
         if not boxes:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
         if precropped or not self.photo_models:
-            return self.vote(
+            return _uniform_where_not_finite(self.vote(
                 self.model_probabilities(image, boxes, precropped=precropped, gated=True)
-            )
-        return self.photo_vote(self.photo_model_probabilities(image, boxes))
+            ))
+        return _uniform_where_not_finite(
+            self.photo_vote(self.photo_model_probabilities(image, boxes))
+        )
 
     def photo_vote(self, photo_model_probabilities: np.ndarray) -> np.ndarray:
         """The photo models' vote (faces × labels) from their probabilities (photo models ×
@@ -460,15 +462,16 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _rows_summing_to_one(scores: np.ndarray) -> np.ndarray:
-    """Scores over each row's total; a row with no positive finite total is uniform.
+    return (scores / scores.sum(axis=1, keepdims=True)).astype(np.float32)
 
-    The manifest's checks keep every vote's rows summable; this is the last guard that
-    keeps a NaN (which JSON cannot carry) out of an answer whatever a graph returns.
-    """
-    totals = scores.sum(axis=1, keepdims=True)
-    summable = np.isfinite(totals) & (totals > 0)
-    rows = np.where(summable, scores / np.where(summable, totals, 1.0), 1.0 / scores.shape[1])
-    return rows.astype(np.float32)
+
+def _uniform_where_not_finite(rows: np.ndarray) -> np.ndarray:
+    """``rows`` with any face whose scores are not all finite read as uniform: the last
+    guard of an answer, since JSON cannot carry a NaN. The manifest's checks at load keep
+    every vote finite for graphs that answer in numbers; the training steps read the votes
+    before this guard, so a graph that answers NaN is still refused there."""
+    finite = np.isfinite(rows).all(axis=1, keepdims=True)
+    return np.where(finite, rows, np.float32(1.0 / rows.shape[1])).astype(np.float32)
 
 
 @lru_cache(maxsize=4)
