@@ -134,13 +134,19 @@ def test_steps_that_refit_class_biases_refuse_such_a_set_before_writing(
     assert not out.exists()
 
 
-def test_a_vote_that_reads_faces_as_nan_gets_no_class_bias(tmp_path: Path, capsys):
+def ensemble_with_a_member_answering_nan(tmp_path: Path) -> Path:
+    """A float ensemble whose second member's weights are all NaN; its manifest's path."""
     source = write_float_ensemble(tmp_path / "float")
     broken = trained_vgg(1)
     with torch.no_grad():
         for values in broken.parameters():
             values.fill_(float("nan"))
     export_onnx(broken, 48, source.parent / "net1.onnx")
+    return source
+
+
+def test_a_vote_that_reads_faces_as_nan_gets_no_class_bias(tmp_path: Path, capsys):
+    source = ensemble_with_a_member_answering_nan(tmp_path)
     before = source.read_text()
     data = write_class_folders(tmp_path / "faces", {"val": 1})
     assert main(["train", "bias", str(source), "--val-data", str(data)]) == 2
@@ -153,12 +159,7 @@ def test_a_vote_that_reads_faces_as_nan_gets_no_class_bias(tmp_path: Path, capsy
 
 def test_a_graph_that_answers_nan_still_gives_an_answer_json_can_carry(tmp_path: Path):
     """Inference's last guard: the face reads as uniform, not as NaN."""
-    source = write_float_ensemble(tmp_path / "float")
-    broken = trained_vgg(1)
-    with torch.no_grad():
-        for values in broken.parameters():
-            values.fill_(float("nan"))
-    export_onnx(broken, 48, source.parent / "net1.onnx")
+    source = ensemble_with_a_member_answering_nan(tmp_path)
     faces = np.full((48, 48), 128, dtype=np.uint8)
     scores = ExpressionClassifier(source).classify(faces, [(0, 0, 48, 48)], precropped=True)
     np.testing.assert_allclose(scores, np.full((1, 7), 1 / 7), rtol=1e-6)
