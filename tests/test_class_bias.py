@@ -14,6 +14,7 @@ pytest.importorskip("torch")
 
 import torch
 
+from memegen import files
 from memegen.cli import main
 from memegen.expressions import ExpressionClassifier, shift_priors
 from memegen.training.class_bias import choose_class_bias, fit_class_bias, paired_accuracy_change
@@ -172,13 +173,11 @@ def test_bias_stopped_while_writing_leaves_the_manifest_as_it_was(
     source = write_float_ensemble(tmp_path / "float")
     before = source.read_text()
     data = write_class_folders(tmp_path / "faces", {"val": 1})
-    write_text = Path.write_text
 
-    def disk_full_half_way(path: Path, text: str) -> int:
-        write_text(path, text[: len(text) // 2])
+    def disk_full_before_the_rename(partial: str, target: Path) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Path, "write_text", disk_full_half_way)
+    monkeypatch.setattr(files.os, "replace", disk_full_before_the_rename)
     with pytest.raises(OSError, match="No space left"):
         main(["train", "bias", str(source), "--val-data", str(data)])
     monkeypatch.undo()

@@ -336,6 +336,13 @@ def _folders_with_a_broken_png(root: Path) -> str:
     return str(root)
 
 
+def assert_summary_refused_in_one_line(spec: str, capsys, message: str) -> None:
+    assert main(["train", "summary", "--data", spec]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("memegen: ") and err.count("\n") == 1, err
+    assert message in err
+
+
 @pytest.mark.parametrize(("write", "message"), [
     (lambda tmp: _fer2013_csv_with(tmp / "fer.csv", "0,1 2 3,Training"),
      "fer.csv:3: pixels must be 2304 values from 0 to 255"),
@@ -370,10 +377,7 @@ def _folders_with_a_broken_png(root: Path) -> str:
 def test_a_malformed_row_or_picture_is_one_line_naming_where(
     tmp_path: Path, capsys, write, message: str
 ):
-    assert main(["train", "summary", "--data", write(tmp_path)]) == 2
-    out, err = capsys.readouterr()
-    assert out == "" and err.startswith("memegen: ") and err.count("\n") == 1, err
-    assert message in err
+    assert_summary_refused_in_one_line(write(tmp_path), capsys, message)
 
 
 def _with_byte_order_mark(path: Path) -> None:
@@ -445,10 +449,7 @@ def _expw_header_only(root: Path) -> str:
 def test_a_dataset_left_with_no_faces_is_refused_naming_it(
     tmp_path: Path, capsys, write, message: str
 ):
-    assert main(["train", "summary", "--data", write(tmp_path)]) == 2
-    out, err = capsys.readouterr()
-    assert out == "" and err.startswith("memegen: ") and err.count("\n") == 1, err
-    assert message.format(tmp=tmp_path) in err
+    assert_summary_refused_in_one_line(write(tmp_path), capsys, message.format(tmp=tmp_path))
 
 
 def test_fit_refuses_a_dataset_with_no_faces_before_making_its_run(tmp_path: Path, capsys):

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -18,6 +17,7 @@ from typing import NoReturn
 from memegen import __version__
 from memegen.config import whole_number
 from memegen.errors import UserError
+from memegen.files import write_whole
 
 IMAGE_SUFFIXES = {
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff",
@@ -229,7 +229,7 @@ def _make(args: argparse.Namespace) -> int:
         print(f"memegen: {_shown(args.image)}: {_describe(error)}", file=sys.stderr)
         return 2
     try:
-        _write_whole(output, meme.encode(fmt))
+        write_whole(output, meme.encode(fmt))
     except OSError as error:  # the checks above cannot foresee a full disk or a read-only one
         print(f"memegen: cannot write {_shown(output)}: {error.strerror or error}",
               file=sys.stderr)
@@ -239,37 +239,6 @@ def _make(args: argparse.Namespace) -> int:
           file=sys.stderr)
     _print_out(os.fsencode(output))  # its very bytes, for scripts
     return 0
-
-
-def _write_whole(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file beside ``path``, then rename it over ``path``: a full
-    disk, a file-size limit or Ctrl-C leave either the old file (which may be the photo
-    itself, with ``-o`` naming it) or the whole new one, never half of one. A link is
-    followed, so it keeps pointing at the meme; a device or a pipe is written to as it is."""
-    target = Path(os.path.realpath(path))
-    if target.exists() and not target.is_file():
-        with target.open("wb") as device:
-            device.write(data)
-        return
-    # The mode a plain write would leave: the old file's, or what the umask lets a new one.
-    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
-    handle, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part",
-                                       dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.chmod(partial, mode)
-        os.replace(partial, target)
-    except BaseException:
-        os.unlink(partial)
-        raise
-
-
-def _umask() -> int:
-    """The process's umask (only readable by setting it), for the mode a plain write gives."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _walk(paths: list[Path]) -> Iterator[tuple[Path, OSError | None]]:

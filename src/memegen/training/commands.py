@@ -617,17 +617,16 @@ def _check_runs_held_out(runs: list[Path], indices: Path, images) -> None:
     the manifest would carry those weights, and their evidence, with nothing to tell."""
     import numpy as np
 
-    from memegen.training.datasets import image_digests
+    from memegen.training.datasets import split_by_digests
 
-    weighting = image_digests(images)
     for run in runs:
         recorded = run / "holdout_digests.npy"
         if not recorded.is_file():
             continue
-        trained_on = int((~np.isin(weighting, np.load(recorded))).sum())
+        trained_on = len(split_by_digests(images, np.load(recorded))[0])
         if trained_on:
             raise UserError(
-                f"{run} trained on {trained_on} of the {len(weighting)} weighting faces "
+                f"{run} trained on {trained_on} of the {len(images)} weighting faces "
                 f"--indices {indices} picks (its {recorded.name} lacks them); weigh with rows "
                 "every run held out: runs fitted with the same --seed and --holdout, or "
                 "--holdout-from one of them"

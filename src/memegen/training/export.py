@@ -24,6 +24,7 @@ import torch
 from memegen import LABELS
 from memegen.errors import UserError
 from memegen.expressions import MANIFEST_FORMAT
+from memegen.files import write_whole
 from memegen.training.train import ExportedProbabilities, TrainConfig, load_trained
 
 INPUT_NAME, OUTPUT_NAME = "faces", "probabilities"
@@ -95,20 +96,9 @@ def write_manifest(out_dir: Path, models: list[dict], voting_evidence: dict | No
 
 
 def save_manifest(path: Path, manifest: dict) -> Path:
-    """Write ``manifest`` as the JSON file inference reads; every training step writes it so.
-
-    It is written beside ``path`` and then renamed over it, so that a step stopped while
-    writing (``bias`` edits a manifest in place) leaves the old manifest whole, never half
-    of a new one.
-    """
-    partial = path.with_name(f".{path.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        partial.write_text(json.dumps(manifest, indent=2) + "\n")
-        if path.exists():
-            shutil.copymode(path, partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    """Write ``manifest`` as the JSON file inference reads; every training step writes it
+    so, whole or not at all (``bias`` edits a manifest in place)."""
+    write_whole(path, (json.dumps(manifest, indent=2) + "\n").encode())
     return path
 
 

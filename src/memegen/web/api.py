@@ -8,7 +8,6 @@ meme goes to the store. Anything that goes wrong becomes an error from
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -155,26 +154,22 @@ def get_meme(meme_id: str, ext: str) -> Response:
     store = app_state.store
     fmt = forms.FORMAT_BY_EXTENSION.get(ext.lower())
     stored = store.get(meme_id) if fmt else None
-    data = store.read(stored) if stored else None
-    if fmt is None or stored is None or data is None:
-        raise ApiError(
-            404,
-            "meme_not_found",
-            "There is no such meme, or it has expired "
-            f"(memes are kept {describe_duration(store.ttl_seconds)}).",
-        )
-    # The tag names the stored bytes and the format asked for, so a client that has the
-    # meme already gets 304 before anything is converted.
-    etag = f"{hashlib.sha256(data).hexdigest()[:32]}.{EXTENSIONS[fmt]}"
+    if fmt is None or stored is None:
+        raise _no_such_meme()
+    # The bytes behind an id never change, so the id and the format asked for tag them: a
+    # client that has the meme already gets 304 before it is read, let alone converted.
+    etag = f"{stored.id}.{EXTENSIONS[fmt]}"
     headers = {
-        # The bytes behind an id never change and the id is the secret: cache privately,
-        # for exactly as long as the meme lives.
+        # The id is the secret: cache privately, for exactly as long as the meme lives.
         "Cache-Control": f"private, max-age={store.seconds_left(stored)}, immutable",
     }
     if request.if_none_match.contains_weak(etag):
         not_modified = Response(status=304, headers=headers)
         not_modified.set_etag(etag)
         return not_modified
+    data = store.read(stored)
+    if data is None:  # the sweeper removed it since
+        raise _no_such_meme()
     if forms.FORMAT_BY_EXTENSION.get(stored.suffix) != fmt:
         data = app_state.conversions.get(stored.id, fmt, partial(_convert, data, fmt))
     response = Response(data, mimetype=FORMATS[fmt], headers=headers)
@@ -184,6 +179,15 @@ def get_meme(meme_id: str, ext: str) -> Response:
         )
     response.set_etag(etag)
     return response.make_conditional(request)
+
+
+def _no_such_meme() -> ApiError:
+    return ApiError(
+        404,
+        "meme_not_found",
+        "There is no such meme, or it has expired "
+        f"(memes are kept {describe_duration(state().store.ttl_seconds)}).",
+    )
 
 
 def _convert(data: bytes, fmt: str) -> bytes:

@@ -3,9 +3,9 @@
 A meme is stored once, in the format it was made in; ``GET /memes/<id>.<ext>`` with
 another extension converts it. For an animation that is every frame re-encoded (about
 2 s for 60 frames as WebP). A client revalidating its copy is answered 304 before any
-conversion (the ETag is of the stored bytes and the format), but a first download of
-each format converts, so the last few conversions are kept in memory. Nothing here decides whether a
-meme is still alive: the handler asks the store first, so an expired meme's conversion
+conversion (the ETag is the meme's id and the format), but a first download of each
+format converts, so the last few conversions are kept in memory. Nothing here decides
+whether a meme is still alive: the handler asks the store first, so an expired meme's conversion
 is never served, and it drops out as newer ones come in.
 """
 
